@@ -1,0 +1,31 @@
+"""jaxrnn: functional recurrent networks for JAX.
+
+A cell is a NamedTuple of pure functions over a params dict; `unroll` runs it
+over a sequence with `jax.lax.scan`.
+"""
+
+from jaxrnn import interop
+from jaxrnn.cells import Carry as Carry
+from jaxrnn.cells import Cell as Cell
+from jaxrnn.cells import Initializer as Initializer
+from jaxrnn.cells import Params as Params
+from jaxrnn.cells import gru as gru
+from jaxrnn.cells import lstm as lstm
+from jaxrnn.cells import rnn as rnn
+from jaxrnn.unroll import default_hoist as default_hoist
+from jaxrnn.unroll import unroll as unroll
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Carry",
+    "Cell",
+    "Initializer",
+    "Params",
+    "default_hoist",
+    "gru",
+    "interop",
+    "lstm",
+    "rnn",
+    "unroll",
+]

@@ -1,0 +1,203 @@
+"""Run a cell over a sequence with `jax.lax.scan`."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn.cells import Carry, Cell, Params
+
+Array = jax.Array
+
+
+def default_hoist() -> bool:
+    """Whether `unroll` projects all inputs before the scan on the current backend.
+
+    On CPU the input matmul runs inside the loop, one step at a time: hoisting it
+    out as one large GEMM measured slower with XLA:CPU (see the benchmarks page).
+    On GPU and TPU it is hoisted, as cuDNN does.
+    """
+    return jax.default_backend() != "cpu"
+
+
+def unroll(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Carry | None = None,
+    *,
+    lengths: Array | None = None,
+    reverse: bool = False,
+    time_axis: int = 0,
+    unroll: int | bool = 1,
+    remat: bool = False,
+    hoist: bool | None = None,
+    grad: str = "autodiff",
+) -> tuple[Carry, Array]:
+    """Run `cell` over the time axis of `xs`.
+
+    Without `lengths` it is this loop, compiled as one `jax.lax.scan`:
+
+    ```python
+    hs = []
+    for t in (reversed(range(T)) if reverse else range(T)):
+        carry, h = cell.step(params, carry, xs[t])
+        hs.append(h)               # stored at position t
+    return carry, stack(hs)
+    ```
+
+    Shapes use `T` for time, `*batch` for any number of batch dims (including
+    none), `I` for `input_size` and `H` for `cell.hidden_size`.
+
+    With `lengths`, sequence `b` is valid for steps `0 .. lengths[b] - 1`. Steps
+    at or past its length leave the carry unchanged and emit zeros, so the
+    returned carry is each sequence's carry after its own last valid step
+    (the initial carry when its length is 0). Padded inputs are replaced by
+    zeros before the cell sees them, so padding may hold anything, even NaN,
+    without reaching values or gradients; the gradient with respect to a
+    padded input is exactly zero. With `reverse=True` each sequence runs from
+    its last valid step down to step 0; outputs stay aligned with the inputs
+    and padding stays at the end, so a backward direction over a padded batch
+    needs no flipping by hand.
+
+    Concrete `lengths` outside `[0, T]` raise a `ValueError`. Under `jax.jit`
+    the values cannot be checked: a length above `T` then behaves as `T` and a
+    negative length as 0.
+
+    Args:
+      cell: a `Cell`, e.g. `jaxrnn.lstm(256)`.
+      params: the cell's params, as `cell.init` returned them.
+      xs: inputs `(T, *batch, I)`, or with time on `time_axis`. Must share the
+        params' floating dtype.
+      carry: initial state as `cell.initial_carry(batch_shape)` gives it
+        (default: zeros).
+      lengths: optional integer array `(*batch,)`, the number of valid steps of
+        each sequence.
+      reverse: run from the last (valid) step to the first.
+      time_axis: the axis of `xs` (and of the returned `hs`) that is time. Any
+        axis but the last, which holds the features.
+      unroll: how many steps each scan iteration runs (`lax.scan`'s `unroll`);
+        `True` unrolls fully. Changes speed and compile time, never values.
+      remat: recompute each step's activations in the backward pass instead of
+        storing them (`jax.checkpoint`), trading compute for memory.
+      hoist: project all inputs with one large matmul before the scan (`True`)
+        or inside each step (`False`). `None` uses `default_hoist()`: inside
+        the loop on CPU, where it measured faster, hoisted on GPU and TPU.
+      grad: how reverse-mode gradients are computed: `"autodiff"` (JAX
+        differentiates the scan) or `"bptt"` (the cell's hand-derived backprop
+        through time, `cell.bptt`; `unroll`, `remat` and `hoist` do not apply).
+        Both give the same gradients up to round-off.
+
+    Returns:
+      `(carry, hs)`: the final carry, and `hs` of shape `(T, *batch, H)` (with
+      time on `time_axis`).
+
+    Raises:
+      TypeError: `xs`, `carry` or `lengths` has the wrong dtype, or an option
+        has the wrong type.
+      ValueError: shapes disagree with each other or with `params`, or an option
+        has an unknown value.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn as jr
+      >>> cell = jr.lstm(hidden_size=16)
+      >>> params = cell.init(jax.random.key(0), input_size=4)
+      >>> xs = jnp.ones((10, 2, 4))                       # (T, batch, I)
+      >>> (h, c), hs = jr.unroll(cell, params, xs, lengths=jnp.array([10, 3]))
+      >>> hs.shape, h.shape
+      ((10, 2, 16), (2, 16))
+      >>> bool(jnp.all(hs[3:, 1] == 0))                    # padding emits zeros
+      True
+    """
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), got {type(cell)}")
+    xs = _checks.float_array(xs, "xs")
+    if xs.ndim < 2:
+        raise ValueError(
+            f"xs must have at least 2 dims, (T, *batch, input_size) with time on time_axis; "
+            f"got shape {_checks.shape_str(xs.shape)}. For a single sequence without batch "
+            f"use shape (T, input_size)."
+        )
+    if isinstance(time_axis, bool) or not isinstance(time_axis, int):
+        raise TypeError(f"time_axis must be an int, got {time_axis!r}")
+    if not -xs.ndim <= time_axis < xs.ndim or time_axis % xs.ndim == xs.ndim - 1:
+        raise ValueError(
+            f"time_axis must be an axis of xs other than the last (features); xs has "
+            f"{xs.ndim} dims so time_axis must lie in [{-xs.ndim}, {xs.ndim - 2}], "
+            f"got {time_axis}"
+        )
+    time_axis %= xs.ndim
+    reverse = _checks.boolean(reverse, "reverse")
+    remat = _checks.boolean(remat, "remat")
+    if not isinstance(unroll, bool):
+        unroll = _checks.positive_int(unroll, "unroll")
+    if hoist is None:
+        hoist = default_hoist()
+    hoist = _checks.boolean(hoist, "hoist")
+    _checks.one_of(grad, "grad", ("autodiff", "bptt"))
+    if grad == "bptt" and cell.bptt is None:
+        raise ValueError(
+            f"grad='bptt' needs a cell with a hand-derived backward; {cell.name!r} has none"
+        )
+
+    xs = jnp.moveaxis(xs, time_axis, 0)
+    num_steps, batch_shape, input_size = xs.shape[0], xs.shape[1:-1], xs.shape[-1]
+    _checks.check_params(cell, params, input_size, xs.dtype, source="xs")
+    if carry is None:
+        carry = cell.initial_carry(batch_shape, xs.dtype)
+    else:
+        carry = _checks.check_carry(cell, carry, batch_shape, xs.dtype)
+    if lengths is not None:
+        lengths = _checks.check_lengths(lengths, batch_shape, num_steps)
+
+    if grad == "bptt":
+        carry, hs = cell.bptt(params, xs, carry, lengths, reverse)
+    else:
+        carry, hs = _scan(cell, params, xs, carry, lengths, reverse, unroll, remat, hoist)
+    return carry, jnp.moveaxis(hs, 0, time_axis)
+
+
+def _hold_where_invalid(valid: Array, new: Array, old: Array) -> Array:
+    valid = valid.reshape(valid.shape + (1,) * (new.ndim - valid.ndim))
+    return jnp.where(valid, new, old)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 8))
+def _scan(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Carry,
+    lengths: Array | None,
+    reverse: bool,
+    unroll: int | bool,
+    remat: bool,
+    hoist: bool,
+) -> tuple[Carry, Array]:
+    valid = None
+    if lengths is not None:
+        steps = jnp.arange(xs.shape[0], dtype=lengths.dtype)
+        valid = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
+        # Zero the padding before the cell: holding the carry with `where` alone
+        # still lets NaN padding turn the parameter gradients into NaN.
+        xs = _hold_where_invalid(valid, xs, jnp.zeros((), xs.dtype))
+    inputs = cell.project(params, xs) if hoist else xs
+
+    def body(carry: Carry, step_inputs: tuple[Array, Any]) -> tuple[Carry, Array]:
+        x, is_valid = step_inputs
+        projected = x if hoist else cell.project(params, x)
+        new_carry, h = cell.recur(params, carry, projected)
+        if is_valid is not None:
+            new_carry = jax.tree.map(
+                functools.partial(_hold_where_invalid, is_valid), new_carry, carry
+            )
+            h = _hold_where_invalid(is_valid, h, jnp.zeros((), h.dtype))
+        return new_carry, h
+
+    if remat:
+        body = jax.checkpoint(body)
+    return jax.lax.scan(body, carry, (inputs, valid), reverse=reverse, unroll=unroll)
