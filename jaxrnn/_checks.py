@@ -162,7 +162,7 @@ def _inferred_input_size(
     this = param_template(cell, input_size, dtype)
     other = param_template(cell, input_size + 1, dtype)
     for name in this:
-        for axis, (a, b) in enumerate(zip(this[name].shape, other[name].shape)):
+        for axis, (a, b) in enumerate(zip(this[name].shape, other[name].shape, strict=True)):
             shape = params[name].shape
             if a != b and len(shape) == len(this[name].shape):
                 return int(shape[axis]) - (a - input_size)
@@ -193,7 +193,7 @@ def check_carry(cell: Cell, carry: Any, batch_shape: tuple[int, ...], dtype: jnp
     leaves, _ = jax.tree_util.tree_flatten_with_path(carry)
     want_leaves = jax.tree_util.tree_leaves(expected)
     checked = []
-    for (path, leaf), want in zip(leaves, want_leaves):
+    for (path, leaf), want in zip(leaves, want_leaves, strict=True):
         name = "carry" + jax.tree_util.keystr(path)
         arr = float_array(leaf, name)
         if arr.shape != want.shape:

@@ -189,7 +189,7 @@ def _make_cell(
     def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
         x = _checks.float_array(x, "x")
         if x.ndim < 1:
-            raise ValueError(f"x must have shape (*batch, input_size), got a scalar")
+            raise ValueError("x must have shape (*batch, input_size), got a scalar")
         _checks.check_params(cell, params, x.shape[-1], x.dtype, source="x")
         carry = _checks.check_carry(cell, carry, x.shape[:-1], x.dtype)
         return recur(params, carry, _fused_project(params, x))
