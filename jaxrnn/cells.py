@@ -179,8 +179,13 @@ def _batch_shape(batch_shape: Any) -> tuple[int, ...]:
     return dims
 
 
+def _add_bias(y: Array, bias: Array) -> Array:
+    # Explicit reshape: users may run with jax_numpy_rank_promotion="raise".
+    return y + bias.reshape((1,) * (y.ndim - 1) + bias.shape)
+
+
 def _fused_project(params: Params, x: Array) -> Array:
-    return x @ params["w_x"] + params["b"]
+    return _add_bias(x @ params["w_x"], params["b"])
 
 
 def _make_cell(
@@ -392,7 +397,7 @@ def gru(
             u = h @ params["w_h"]
             r = jax.nn.sigmoid(projected[..., :H] + u[..., :H])
             z = jax.nn.sigmoid(projected[..., H : 2 * H] + u[..., H : 2 * H])
-            n = jnp.tanh(projected[..., 2 * H :] + r * (u[..., 2 * H :] + params["b_hn"]))
+            n = jnp.tanh(projected[..., 2 * H :] + r * _add_bias(u[..., 2 * H :], params["b_hn"]))
             h = n + z * (h - n)
             return h, h
 
