@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
+from jaxrnn import bptt as _bptt
 
 Array = jax.Array
 Params = dict[str, Array]
@@ -189,7 +190,12 @@ def _fused_project(params: Params, x: Array) -> Array:
 
 
 def _make_cell(
-    name: str, hidden_size: int, init: InitFn, initial_carry: InitialCarryFn, recur: RecurFn
+    name: str,
+    hidden_size: int,
+    init: InitFn,
+    initial_carry: InitialCarryFn,
+    recur: RecurFn,
+    bptt: BpttFn | None = None,
 ) -> Cell:
     def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
         x = _checks.float_array(x, "x")
@@ -207,6 +213,7 @@ def _make_cell(
         step=step,
         hidden_size=hidden_size,
         name=name,
+        bptt=bptt,
     )
     return cell
 
@@ -261,7 +268,14 @@ def rnn(
         recurrent_init or default_recurrent_init(),
         lambda dtype: jnp.zeros((hidden_size,), dtype),
     )
-    return _make_cell(f"rnn_{nonlinearity}", hidden_size, init, _zeros_carry(hidden_size, 1), recur)
+    return _make_cell(
+        f"rnn_{nonlinearity}",
+        hidden_size,
+        init,
+        _zeros_carry(hidden_size, 1),
+        recur,
+        bptt=_bptt.rnn(nonlinearity),
+    )
 
 
 def lstm(
@@ -325,7 +339,7 @@ def lstm(
     init = _fused_init(
         H, 4, input_init or default_input_init(), recurrent_init or default_recurrent_init(), bias
     )
-    return _make_cell("lstm", H, init, _zeros_carry(H, 2), recur)
+    return _make_cell("lstm", H, init, _zeros_carry(H, 2), recur, bptt=_bptt.lstm())
 
 
 def gru(
@@ -401,7 +415,7 @@ def gru(
             h = n + z * (h - n)
             return h, h
 
-        return _make_cell("gru", H, init, _zeros_carry(H, 1), recur)
+        return _make_cell("gru", H, init, _zeros_carry(H, 1), recur, bptt=_bptt.gru())
 
     def recur_original(params: Params, h: Array, projected: Array) -> tuple[Array, Array]:
         w_h = params["w_h"]
@@ -412,4 +426,11 @@ def gru(
         h = n + z * (h - n)
         return h, h
 
-    return _make_cell("gru_original", H, fused_init, _zeros_carry(H, 1), recur_original)
+    return _make_cell(
+        "gru_original",
+        H,
+        fused_init,
+        _zeros_carry(H, 1),
+        recur_original,
+        bptt=_bptt.gru(reset_after=False),
+    )
