@@ -1,0 +1,142 @@
+"""The examples in the documentation run and show what they claim.
+
+- Every `>>>` example in the docstrings of every public module of `jaxrnn`,
+  found with `pkgutil.walk_packages` so that a new module is covered without
+  editing this file.
+- The README's python code blocks, in order, as one program.
+- The python code blocks of every page under `docs/`, each page in order as one
+  program. Only blocks fenced as ```python run; shell commands and signatures
+  use other fences (```bash, ```text).
+
+Everything runs under the suite's strict dtype and rank promotion (conftest.py),
+so an example that only works thanks to silent promotion fails here.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import jaxrnn
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PYTHON_BLOCK = re.compile(r"^```python[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def public_modules() -> list[str]:
+    """`jaxrnn` and its submodules whose dotted path has no part starting with `_`."""
+    names = ["jaxrnn"]
+    for info in pkgutil.walk_packages(jaxrnn.__path__, prefix="jaxrnn."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return sorted(names)
+
+
+def docstring_examples() -> list[doctest.DocTest]:
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    tests = []
+    for name in public_modules():
+        module = importlib.import_module(name)
+        tests.extend(test for test in finder.find(module) if test.examples)
+    return sorted(tests, key=lambda test: test.name)
+
+
+DOCTESTS = docstring_examples()
+
+
+def test_public_modules_are_found():
+    # Guards the discovery itself: an empty walk would make the doctests pass vacuously.
+    modules = public_modules()
+    assert {"jaxrnn", "jaxrnn.cells", "jaxrnn.unroll"} <= set(modules)
+    documented = {test.name.rsplit(".", 1)[0] for test in DOCTESTS}
+    assert {"jaxrnn.cells", "jaxrnn.unroll"} <= documented
+
+
+@pytest.mark.parametrize("test", DOCTESTS, ids=[test.name for test in DOCTESTS])
+def test_docstring_examples(test: doctest.DocTest):
+    runner = doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
+    output: list[str] = []
+    result = runner.run(test, out=output.append, clear_globs=True)
+    assert result.attempted > 0
+    assert result.failed == 0, "".join(output)
+
+
+def python_blocks(path: Path) -> str:
+    """The python blocks of a markdown file as one program, each at its own line numbers.
+
+    Padding with blank lines makes a traceback point at the line in the file.
+    """
+    text = path.read_text(encoding="utf-8")
+    program = []
+    for match in PYTHON_BLOCK.finditer(text):
+        first_line = text.count("\n", 0, match.start(1))
+        program.append("\n" * (first_line - sum(part.count("\n") for part in program)))
+        program.append(match.group(1))
+    return "".join(program)
+
+
+def run_markdown(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    program = python_blocks(path)
+    assert program.strip(), f"{path.name} has no ```python block"
+    if re.search(r"^\s*import torch\b", program, re.MULTILINE):
+        pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    exec(compile(program, str(path), "exec"), {"__name__": f"docs_{path.stem}"})
+
+
+def test_readme_quick_start(tmp_path, monkeypatch):
+    run_markdown(README, tmp_path, monkeypatch)
+
+
+def test_readme_opens_with_the_setup_commands():
+    text = README.read_text(encoding="utf-8")
+    commands = re.findall(r"^```bash\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+    assert commands[:2] == [
+        'pip install -e ".[examples]" && python examples/char_lm.py\n',
+        'pip install -e ".[test]" && pytest\n',
+    ]
+
+
+DOC_PAGES = sorted(path for path in DOCS.rglob("*.md") if PYTHON_BLOCK.search(path.read_text()))
+
+
+def test_doc_pages_are_found():
+    names = {path.relative_to(DOCS).as_posix() for path in DOC_PAGES}
+    assert {"getting-started.md", "cells.md", "unroll.md"} <= names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "page", DOC_PAGES, ids=[path.relative_to(DOCS).as_posix() for path in DOC_PAGES]
+)
+def test_doc_page_examples(page: Path, tmp_path, monkeypatch):
+    run_markdown(page, tmp_path, monkeypatch)
+
+
+def test_every_public_module_has_an_api_page():
+    for name in public_modules():
+        page = DOCS / "api" / f"{name.rsplit('.', 1)[-1]}.md"
+        assert page.exists(), f"{name} has no API reference page; add {page.relative_to(ROOT)}"
+        directive = re.search(rf"^::: {re.escape(name)}$", page.read_text(), re.MULTILINE)
+        assert directive, f"{page.relative_to(ROOT)} must render the module with '::: {name}'"
+        nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+        assert f"api/{page.name}" in nav, f"add {page.relative_to(DOCS)} to the nav in mkdocs.yml"
+
+
+def test_api_index_lists_every_public_name():
+    index = (DOCS / "api" / "jaxrnn.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| \[`jr\.(\w+)`\]", index, re.MULTILINE))
+    public = set(jaxrnn.__all__)
+    assert listed == public, (
+        "docs/api/jaxrnn.md must list exactly jaxrnn.__all__: "
+        f"missing {sorted(public - listed)}, extra {sorted(listed - public)}"
+    )
