@@ -228,7 +228,10 @@ def check_lengths(lengths: Any, batch_shape: tuple[int, ...], num_steps: int) ->
             f"{shape_str(batch_shape)} (xs.shape without the time and feature axes)"
         )
     if not isinstance(arr, jax.core.Tracer) and arr.size:
-        low, high = int(arr.min()), int(arr.max())
+        values = np.asarray(
+            arr
+        )  # NumPy, so that a concrete array closed over by jit stays concrete
+        low, high = int(values.min()), int(values.max())
         if low < 0 or high > num_steps:
             raise ValueError(
                 f"lengths must lie in [0, T] with T={num_steps} steps in xs; "
