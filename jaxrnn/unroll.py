@@ -157,7 +157,11 @@ def unroll(
     if grad == "bptt":
         carry, hs = cell.bptt(params, xs, carry, lengths, reverse)
     else:
-        carry, hs = _scan(cell, params, xs, carry, lengths, reverse, unroll, remat, hoist)
+        # Eager calls go through a jitted scan, cached on the cell, so that a second call
+        # does not trace again. Inside a transformation the scan is traced in place, so a
+        # cell may close over traced values (a dropout mask, a hypernetwork's output).
+        scan = _scan if _is_traced(params, xs, carry, lengths) else _jitted_scan
+        carry, hs = scan(cell, params, xs, carry, lengths, reverse, unroll, remat, hoist)
     return carry, jnp.moveaxis(hs, 0, time_axis)
 
 
@@ -166,7 +170,10 @@ def _hold_where_invalid(valid: Array, new: Array, old: Array) -> Array:
     return jnp.where(valid, new, old)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 8))
+def _is_traced(*trees: Any) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
+
+
 def _scan(
     cell: Cell,
     params: Params,
@@ -201,3 +208,6 @@ def _scan(
     if remat:
         body = jax.checkpoint(body)
     return jax.lax.scan(body, carry, (inputs, valid), reverse=reverse, unroll=unroll)
+
+
+_jitted_scan = jax.jit(_scan, static_argnums=(0, 5, 6, 7, 8))

@@ -485,3 +485,18 @@ def test_rejects_bad_params_and_cells(lstm_setup):
         ValueError, match=r"params\['w_h'\] has shape \(7, 16\) .* expects \(4, 16\)"
     ):
         jr.unroll(cell, {**params, "w_h": jnp.zeros((7, 16))}, xs)
+
+
+def test_a_cell_may_close_over_traced_values():
+    """Research code builds cells inside jit, e.g. with a dropout mask or a generated weight."""
+    base, params, carry, xs = setup("rnn_tanh", (3,))
+
+    @jax.jit
+    def run(scale):
+        def recur(params, h, projected):
+            return base.recur(params, h * scale, projected)
+
+        return jr.unroll(base._replace(recur=recur), params, xs, carry)[1]
+
+    np.testing.assert_allclose(run(jnp.float32(1.0)), jr.unroll(base, params, xs, carry)[1], 1e-6)
+    assert not np.allclose(run(jnp.float32(0.5)), run(jnp.float32(1.0)))
