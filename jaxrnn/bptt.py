@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from jaxrnn.cells import BpttFn, Carry, Params
 
 Array = jax.Array
-Acts = tuple[Array, ...]
+_Acts = tuple[Array, ...]
 """What one step saves for the backward pass, each `(*rows, hidden_size)`."""
 
 
@@ -78,9 +78,9 @@ class _Rule(NamedTuple):
     gradients from all steps at once, each argument stacked `(T, rows, ...)`.
     """
 
-    forward: Callable[[Params, Array, Carry], tuple[Carry, Array, Acts]]
-    back: Callable[[Params, Acts, Carry, Carry], tuple[Any, Carry]]
-    grads: Callable[[Params, Array, Carry, Acts, Any], tuple[Params, Array]]
+    forward: Callable[[Params, Array, Carry], tuple[Carry, Array, _Acts]]
+    back: Callable[[Params, _Acts, Carry, Carry], tuple[Any, Carry]]
+    grads: Callable[[Params, Array, Carry, _Acts, Any], tuple[Params, Array]]
 
 
 def _add_bias(y: Array, bias: Array) -> Array:
@@ -117,11 +117,11 @@ def _sigmoid_grad(s: Array) -> Array:
 def _rnn_rule(nonlinearity: str) -> _Rule:
     activation = {"tanh": jnp.tanh, "relu": jax.nn.relu}[nonlinearity]
 
-    def forward(params: Params, projected: Array, h: Array) -> tuple[Array, Array, Acts]:
+    def forward(params: Params, projected: Array, h: Array) -> tuple[Array, Array, _Acts]:
         h = activation(projected + h @ params["w_h"])
         return h, h, (h,)
 
-    def back(params: Params, acts: Acts, h_prev: Array, dh: Array) -> tuple[Array, Array]:
+    def back(params: Params, acts: _Acts, h_prev: Array, dh: Array) -> tuple[Array, Array]:
         (h,) = acts
         if nonlinearity == "tanh":
             dz = dh * (1 - h * h)
@@ -130,7 +130,7 @@ def _rnn_rule(nonlinearity: str) -> _Rule:
         return dz, dz @ params["w_h"].T
 
     def grads(
-        params: Params, xs: Array, h_prev: Array, acts: Acts, dz: Array
+        params: Params, xs: Array, h_prev: Array, acts: _Acts, dz: Array
     ) -> tuple[Params, Array]:
         dw_x, db, dxs = _input_grads(params, xs, dz)
         return {"w_x": dw_x, "w_h": _outer(h_prev, dz), "b": db}, dxs
@@ -143,7 +143,7 @@ def _rnn_rule(nonlinearity: str) -> _Rule:
 
 def _lstm_forward(
     params: Params, projected: Array, carry: tuple[Array, Array]
-) -> tuple[tuple[Array, Array], Array, Acts]:
+) -> tuple[tuple[Array, Array], Array, _Acts]:
     h, c = carry
     z = projected + h @ params["w_h"]
     i, f, g, o = jnp.split(z, 4, axis=-1)
@@ -155,7 +155,7 @@ def _lstm_forward(
 
 
 def _lstm_back(
-    params: Params, acts: Acts, prev: tuple[Array, Array], dnew: tuple[Array, Array]
+    params: Params, acts: _Acts, prev: tuple[Array, Array], dnew: tuple[Array, Array]
 ) -> tuple[Array, tuple[Array, Array]]:
     i, f, g, o, tanh_c = acts
     _, c_prev = prev
@@ -174,7 +174,7 @@ def _lstm_back(
 
 
 def _lstm_grads(
-    params: Params, xs: Array, prev: tuple[Array, Array], acts: Acts, dz: Array
+    params: Params, xs: Array, prev: tuple[Array, Array], acts: _Acts, dz: Array
 ) -> tuple[Params, Array]:
     dw_x, db, dxs = _input_grads(params, xs, dz)
     return {"w_x": dw_x, "w_h": _outer(prev[0], dz), "b": db}, dxs
@@ -183,7 +183,7 @@ def _lstm_grads(
 # GRU, reset gate after the recurrent matmul (PyTorch, cuDNN).
 
 
-def _gru_forward(params: Params, projected: Array, h: Array) -> tuple[Array, Array, Acts]:
+def _gru_forward(params: Params, projected: Array, h: Array) -> tuple[Array, Array, _Acts]:
     H = h.shape[-1]
     u = h @ params["w_h"]
     r = jax.nn.sigmoid(projected[..., :H] + u[..., :H])
@@ -195,7 +195,7 @@ def _gru_forward(params: Params, projected: Array, h: Array) -> tuple[Array, Arr
 
 
 def _gru_back(
-    params: Params, acts: Acts, h_prev: Array, dh: Array
+    params: Params, acts: _Acts, h_prev: Array, dh: Array
 ) -> tuple[tuple[Array, Array], Array]:
     r, z, n, u_n = acts
     da_n = dh * (1 - z) * (1 - n * n)
@@ -206,7 +206,7 @@ def _gru_back(
 
 
 def _gru_grads(
-    params: Params, xs: Array, h_prev: Array, acts: Acts, emitted: tuple[Array, Array]
+    params: Params, xs: Array, h_prev: Array, acts: _Acts, emitted: tuple[Array, Array]
 ) -> tuple[Params, Array]:
     du, da_n = emitted
     H = da_n.shape[-1]
@@ -225,7 +225,7 @@ def _gru_grads(
 # GRU, reset gate before the recurrent matmul (the original formulation).
 
 
-def _gru_original_forward(params: Params, projected: Array, h: Array) -> tuple[Array, Array, Acts]:
+def _gru_original_forward(params: Params, projected: Array, h: Array) -> tuple[Array, Array, _Acts]:
     H = h.shape[-1]
     w_h = params["w_h"]
     u = h @ w_h[:, : 2 * H]
@@ -236,7 +236,9 @@ def _gru_original_forward(params: Params, projected: Array, h: Array) -> tuple[A
     return h, h, (r, z, n)
 
 
-def _gru_original_back(params: Params, acts: Acts, h_prev: Array, dh: Array) -> tuple[Array, Array]:
+def _gru_original_back(
+    params: Params, acts: _Acts, h_prev: Array, dh: Array
+) -> tuple[Array, Array]:
     r, z, n = acts
     H = h_prev.shape[-1]
     w_h = params["w_h"]
@@ -250,7 +252,7 @@ def _gru_original_back(params: Params, acts: Acts, h_prev: Array, dh: Array) -> 
 
 
 def _gru_original_grads(
-    params: Params, xs: Array, h_prev: Array, acts: Acts, da: Array
+    params: Params, xs: Array, h_prev: Array, acts: _Acts, da: Array
 ) -> tuple[Params, Array]:
     r = acts[0]
     H = r.shape[-1]
