@@ -238,3 +238,18 @@ def check_lengths(lengths: Any, batch_shape: tuple[int, ...], num_steps: int) ->
                 f"got values from {low} to {high}"
             )
     return arr
+
+
+def step_flags(flags: Any, name: str, time_axis: int, shape: tuple[int, ...]) -> jax.Array:
+    """A boolean per step and sequence, moved to time-major `shape` = `(T, *batch)`."""
+    arr = jnp.asarray(flags)
+    if arr.dtype != jnp.bool_:
+        raise TypeError(f"{name} must be a boolean array, got dtype {arr.dtype}")
+    expected = list(shape[1:])
+    expected.insert(time_axis, shape[0])
+    if arr.shape != tuple(expected):
+        raise ValueError(
+            f"{name} has shape {shape_str(arr.shape)} but must have the shape of xs without "
+            f"its feature axis, {shape_str(expected)}"
+        )
+    return jnp.moveaxis(arr, time_axis, 0)

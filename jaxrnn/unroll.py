@@ -31,6 +31,8 @@ def unroll(
     carry: Carry | None = None,
     *,
     lengths: Array | None = None,
+    mask: Array | None = None,
+    resets: Array | None = None,
     reverse: bool = False,
     time_axis: int = 0,
     unroll: int | bool = 1,
@@ -64,6 +66,16 @@ def unroll(
     and padding stays at the end, so a backward direction over a padded batch
     needs no flipping by hand.
 
+    `mask` generalises `lengths` to steps skipped anywhere in a sequence: a
+    step whose mask is `False` holds the carry and emits zeros, exactly like
+    padding. `resets` restarts the carry from the initial carry (the `carry`
+    argument) at flagged steps: several short sequences packed into one row,
+    or episode boundaries in reinforcement learning. `resets[t]` marks the
+    first step of a new segment; with `reverse=True` each segment runs from
+    its own last step back to its first, so the reversed pass never crosses
+    a boundary either. Resets flagged at masked steps still restart the
+    carry; resets past a sequence's length change nothing.
+
     Concrete `lengths` outside `[0, T]` raise a `ValueError`. Under `jax.jit`
     the values cannot be checked: a length above `T` then behaves as `T` and a
     negative length as 0.
@@ -77,6 +89,10 @@ def unroll(
         (default: zeros).
       lengths: optional integer array `(*batch,)`, the number of valid steps of
         each sequence.
+      mask: optional boolean array `(T, *batch)` (time on `time_axis`); `False`
+        skips a step. Combines with `lengths`.
+      resets: optional boolean array `(T, *batch)` (time on `time_axis`); `True`
+        restarts the carry from the initial carry before that step.
       reverse: run from the last (valid) step to the first.
       time_axis: the axis of `xs` (and of the returned `hs`) that is time. Any
         axis but the last, which holds the features.
@@ -153,21 +169,38 @@ def unroll(
         carry = _checks.check_carry(cell, carry, batch_shape, xs.dtype)
     if lengths is not None:
         lengths = _checks.check_lengths(lengths, batch_shape, num_steps)
+    flags_shape = (num_steps, *batch_shape)
+    if mask is not None:
+        mask = _checks.step_flags(mask, "mask", time_axis, flags_shape)
+    if resets is not None:
+        resets = _checks.step_flags(resets, "resets", time_axis, flags_shape)
 
     if grad == "bptt":
+        if mask is not None or resets is not None:
+            raise ValueError(
+                "grad='bptt' supports lengths but not mask or resets; use grad='autodiff'"
+            )
         carry, hs = cell.bptt(params, xs, carry, lengths, reverse)
     else:
         # Eager calls go through a jitted scan, cached on the cell, so that a second call
         # does not trace again. Inside a transformation the scan is traced in place, so a
         # cell may close over traced values (a dropout mask, a hypernetwork's output).
-        scan = _scan if _is_traced(params, xs, carry, lengths) else _jitted_scan
-        carry, hs = scan(cell, params, xs, carry, lengths, reverse, unroll, remat, hoist)
+        scan = _scan if _is_traced(params, xs, carry, lengths, mask, resets) else _jitted_scan
+        carry, hs = scan(
+            cell, params, xs, carry, lengths, mask, resets, reverse, unroll, remat, hoist
+        )
     return carry, jnp.moveaxis(hs, 0, time_axis)
 
 
 def _hold_where_invalid(valid: Array, new: Array, old: Array) -> Array:
     valid = valid.reshape(valid.shape + (1,) * (new.ndim - valid.ndim))
     return jnp.where(valid, new, old)
+
+
+def _both(a: Array | None, b: Array | None) -> Array | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return a & b
 
 
 def _is_traced(*trees: Any) -> bool:
@@ -180,22 +213,38 @@ def _scan(
     xs: Array,
     carry: Carry,
     lengths: Array | None,
+    mask: Array | None,
+    resets: Array | None,
     reverse: bool,
     unroll: int | bool,
     remat: bool,
     hoist: bool,
 ) -> tuple[Carry, Array]:
-    valid = None
+    in_range = None
     if lengths is not None:
         steps = jnp.arange(xs.shape[0], dtype=lengths.dtype)
-        valid = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
+        in_range = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
+    valid = _both(in_range, mask)
+    if valid is not None:
         # Zero the padding before the cell: holding the carry with `where` alone
         # still lets NaN padding turn the parameter gradients into NaN.
         xs = _hold_where_invalid(valid, xs, jnp.zeros((), xs.dtype))
+    if resets is not None:
+        resets = _both(resets, in_range)
+        if reverse:
+            # A segment starting at step t ends there when running backwards: restart
+            # the carry after step t, that is before step t - 1.
+            resets = jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])])
     inputs = cell.project(params, xs) if hoist else xs
 
-    def body(carry: Carry, step_inputs: tuple[Array, Any]) -> tuple[Carry, Array]:
-        x, is_valid = step_inputs
+    initial_carry = carry
+
+    def body(carry: Carry, step_inputs: tuple[Array, Any, Any]) -> tuple[Carry, Array]:
+        x, is_valid, reset = step_inputs
+        if reset is not None:
+            carry = jax.tree.map(
+                functools.partial(_hold_where_invalid, reset), initial_carry, carry
+            )
         projected = x if hoist else cell.project(params, x)
         new_carry, h = cell.recur(params, carry, projected)
         if is_valid is not None:
@@ -207,7 +256,7 @@ def _scan(
 
     if remat:
         body = jax.checkpoint(body)
-    return jax.lax.scan(body, carry, (inputs, valid), reverse=reverse, unroll=unroll)
+    return jax.lax.scan(body, carry, (inputs, valid, resets), reverse=reverse, unroll=unroll)
 
 
-_jitted_scan = jax.jit(_scan, static_argnums=(0, 5, 6, 7, 8))
+_jitted_scan = jax.jit(_scan, static_argnums=(0, 7, 8, 9, 10))

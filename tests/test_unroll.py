@@ -500,3 +500,117 @@ def test_a_cell_may_close_over_traced_values():
 
     np.testing.assert_allclose(run(jnp.float32(1.0)), jr.unroll(base, params, xs, carry)[1], 1e-6)
     assert not np.allclose(run(jnp.float32(0.5)), run(jnp.float32(1.0)))
+
+
+# Masks and resets.
+
+
+def run_segments(cell, params, xs_b, carry_b, bounds, reverse=False):
+    """Run each segment [start, stop) of one sequence alone, from the same initial carry."""
+    outputs, final = [], carry_b
+    for start, stop in bounds:
+        final, hs = jr.unroll(cell, params, xs_b[start:stop], carry_b, reverse=reverse)
+        outputs.append(hs)
+    return final, jnp.concatenate(outputs)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_mask_equals_running_the_kept_steps_alone(name, x64):
+    cell, params, carry, xs = setup(name, (2,), jnp.float64)
+    keep = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0], [1, 1]], bool)
+    final, hs = jr.unroll(cell, params, xs, carry, mask=jnp.asarray(keep))
+    for b in range(2):
+        steps = np.flatnonzero(keep[:, b])
+        c = jax.tree.map(lambda x, b=b: x[b : b + 1], carry)
+        alone_final, alone_hs = jr.unroll(cell, params, xs[steps, b : b + 1], c)
+        np.testing.assert_allclose(hs[steps, b], alone_hs[:, 0], rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(hs[~keep[:, b], b], 0.0)
+        assert_trees_close(
+            jax.tree.map(lambda x, b=b: x[b : b + 1], final), alone_final, rtol=1e-12
+        )
+
+
+def test_mask_matching_lengths_equals_lengths():
+    cell, params, carry, xs = setup("lstm", (3,))
+    lengths = jnp.array([6, 2, 0])
+    mask = jnp.arange(T)[:, None] < lengths[None]
+    for reverse in (False, True):
+        assert_trees_close(
+            jr.unroll(cell, params, xs, carry, mask=mask, reverse=reverse),
+            jr.unroll(cell, params, xs, carry, lengths=lengths, reverse=reverse),
+            rtol=1e-6,
+            atol=1e-6,
+        )
+
+
+def test_nan_at_masked_steps_never_leaks():
+    cell, params, carry, xs = setup("gru", (2,))
+    mask = jnp.asarray(np.array([[1, 0], [0, 1], [1, 1], [0, 1], [1, 0], [1, 1]], bool))
+    dirty = jnp.where(mask[..., None], xs, jnp.nan)
+    clean = jnp.where(mask[..., None], xs, 0.0)
+    loss = value_and_grads(sequence_loss(cell, mask=mask))
+    (value, grads), (want_value, want_grads) = (
+        loss(params, dirty, carry),
+        loss(params, clean, carry),
+    )
+    assert np.isfinite(value) and value == want_value
+    assert_trees_equal(grads, want_grads)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru"])
+def test_resets_equal_running_each_segment_alone(name, reverse, x64):
+    cell, params, carry, xs = setup(name, (2,), jnp.float64)
+    resets = np.zeros((T, 2), bool)
+    resets[[2, 3], 0] = True  # row 0 packs segments [0, 2), [2, 3), [3, 6)
+    resets[0, 1] = True  # a reset at step 0 changes nothing
+    final, hs = jr.unroll(cell, params, xs, carry, resets=jnp.asarray(resets), reverse=reverse)
+    for b, bounds in enumerate([[(0, 2), (2, 3), (3, 6)], [(0, 6)]]):
+        c = jax.tree.map(lambda x, b=b: x[b], carry)
+        seg_final, seg_hs = run_segments(cell, params, xs[:, b], c, bounds, reverse)
+        if reverse:  # the last segment processed backwards is the first one
+            seg_final, _ = jr.unroll(cell, params, xs[slice(*bounds[0]), b], c, reverse=True)
+        np.testing.assert_allclose(hs[:, b], seg_hs, rtol=1e-12, atol=1e-12)
+        assert_trees_close(jax.tree.map(lambda x, b=b: x[b], final), seg_final, rtol=1e-12)
+
+
+def test_resets_past_a_sequence_length_change_nothing():
+    cell, params, carry, xs = setup("lstm", (2,))
+    lengths = jnp.array([4, 6])
+    resets = jnp.zeros((T, 2), bool).at[5, 0].set(True)
+    for reverse in (False, True):
+        assert_trees_equal(
+            jr.unroll(cell, params, xs, carry, lengths=lengths, resets=resets, reverse=reverse),
+            jr.unroll(
+                cell, params, xs, carry, lengths=lengths, resets=resets & False, reverse=reverse
+            ),
+        )
+
+
+def test_gradients_through_resets_match_finite_differences(x64):
+    cell, params, carry, xs = setup("lstm", (2,), jnp.float64, num_steps=5)
+    resets = jnp.zeros((5, 2), bool).at[2, 0].set(True)
+    mask = jnp.ones((5, 2), bool).at[3, 1].set(False)
+    loss = sequence_loss(cell, resets=resets, mask=mask, lengths=jnp.array([5, 4]))
+    check_grads(loss, (params, xs, carry), order=1, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-6)
+
+
+def test_mask_and_resets_follow_time_axis():
+    cell, params, carry, xs = setup("gru", (2,))
+    mask = jnp.asarray(np.random.default_rng(0).random((T, 2)) < 0.7)
+    resets = jnp.zeros((T, 2), bool).at[3].set(True)
+    want = jr.unroll(cell, params, xs, carry, mask=mask, resets=resets)
+    final, hs = jr.unroll(
+        cell, params, jnp.swapaxes(xs, 0, 1), carry, mask=mask.T, resets=resets.T, time_axis=1
+    )
+    assert_trees_equal((final, jnp.swapaxes(hs, 0, 1)), want)
+
+
+def test_rejects_bad_mask_and_resets(lstm_setup):
+    cell, params, _, xs = lstm_setup
+    with pytest.raises(TypeError, match=r"mask must be a boolean array, got dtype int32"):
+        jr.unroll(cell, params, xs, mask=jnp.ones((T, 2), jnp.int32))
+    with pytest.raises(ValueError, match=r"resets has shape \(7, 2\) but must have .* \(6, 2\)"):
+        jr.unroll(cell, params, xs, resets=jnp.ones((7, 2), bool))
+    with pytest.raises(ValueError, match=r"grad='bptt' supports lengths but not mask or resets"):
+        jr.unroll(cell, params, xs, mask=jnp.ones((T, 2), bool), grad="bptt")
