@@ -20,6 +20,14 @@ def default_hoist() -> bool:
     On CPU the input matmul runs inside the loop, one step at a time: hoisting it
     out as one large GEMM measured slower with XLA:CPU (see the benchmarks page).
     On GPU and TPU it is hoisted, as cuDNN does.
+
+    Returns:
+      `False` on CPU, `True` on GPU and TPU (read from `jax.default_backend()`).
+
+    Example:
+      >>> import jax, jaxrnn as jr
+      >>> jr.default_hoist() == (jax.default_backend() != "cpu")
+      True
     """
     return jax.default_backend() != "cpu"
 
