@@ -16,7 +16,6 @@ between the two libraries by a transpose.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -144,21 +143,16 @@ def _fused_init(
     recurrent_init: Initializer,
     bias: Callable[[Any], Array],
 ) -> InitFn:
-    # Compiled once per (input_size, dtype): op-by-op, the per-gate QR decompositions
-    # of the orthogonal init take seconds.
-    @functools.partial(jax.jit, static_argnums=(1, 2))
-    def draw(key: Array, input_size: int, dtype: Any) -> Params:
+    def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> Params:
+        key = _checks.prng_key(key)
+        input_size = _checks.positive_int(input_size, "input_size")
+        dtype = _checks.floating_dtype(dtype)
         key_x, key_h = jax.random.split(key)
         return {
             "w_x": _gate_blocks(input_init, key_x, input_size, hidden_size, gates, dtype),
             "w_h": _gate_blocks(recurrent_init, key_h, hidden_size, hidden_size, gates, dtype),
             "b": bias(dtype),
         }
-
-    def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> Params:
-        key = _checks.prng_key(key)
-        input_size = _checks.positive_int(input_size, "input_size")
-        return draw(key, input_size, _checks.floating_dtype(dtype))
 
     return init
 
