@@ -4,7 +4,7 @@ A cell is a NamedTuple of pure functions over a params dict; `unroll` runs it
 over a sequence with `jax.lax.scan`.
 """
 
-from jaxrnn import interop
+from jaxrnn import course, interop
 from jaxrnn.cells import Carry as Carry
 from jaxrnn.cells import Cell as Cell
 from jaxrnn.cells import Initializer as Initializer
@@ -12,6 +12,8 @@ from jaxrnn.cells import Params as Params
 from jaxrnn.cells import gru as gru
 from jaxrnn.cells import lstm as lstm
 from jaxrnn.cells import rnn as rnn
+from jaxrnn.gradcheck import GradcheckResult as GradcheckResult
+from jaxrnn.gradcheck import gradcheck as gradcheck
 from jaxrnn.unroll import default_hoist as default_hoist
 from jaxrnn.unroll import unroll as unroll
 
@@ -20,9 +22,12 @@ __version__ = "0.1.0"
 __all__ = [
     "Carry",
     "Cell",
+    "GradcheckResult",
     "Initializer",
     "Params",
+    "course",
     "default_hoist",
+    "gradcheck",
     "gru",
     "interop",
     "lstm",

@@ -20,9 +20,12 @@ import jaxrnn
 PUBLIC_API = [
     "Carry",
     "Cell",
+    "GradcheckResult",
     "Initializer",
     "Params",
+    "course",
     "default_hoist",
+    "gradcheck",
     "gru",
     "interop",
     "lstm",
