@@ -1,0 +1,363 @@
+"""Losses over padded batches of sequences, averaged over valid steps only.
+
+Every function here takes per-step values of shape `(T, *batch, ...)` (time on
+`time_axis`) and optional `lengths (*batch,)`, with the same meaning as in
+`jaxrnn.unroll`: sequence `b` is valid for steps `0 .. lengths[b] - 1`. Padded
+steps are replaced before any arithmetic, so they may hold anything (NaN, inf,
+out-of-range labels) without reaching the value or the gradient; the gradient
+with respect to a padded step is exactly zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrnn import _checks
+
+Array = jax.Array
+
+REDUCTIONS = ("mean", "sum", "mean_per_sequence", "none")
+"""The accepted values of `reduction`."""
+
+
+def sequence_softmax_cross_entropy(
+    logits: Array,
+    labels: Array,
+    lengths: Array | None = None,
+    *,
+    time_axis: int = 0,
+    reduction: str = "mean",
+) -> Array:
+    """Softmax cross-entropy of integer labels at every valid step of padded sequences.
+
+    The loss at step `t` of sequence `b` is `-log_softmax(logits[t, b])[labels[t, b]]`,
+    computed as a log-softmax (the maximum logit is subtracted first), so logits of
+    1e4 stay finite and classes with logit `-inf` (masked out of the vocabulary) get
+    probability zero; only a label whose own logit is `-inf` gives an infinite loss.
+    Steps at or past `lengths[b]` are padding: their logits and labels are replaced
+    before the log-softmax, so NaN logits or out-of-range labels there (e.g. `-1` or
+    `-100` as a padding marker) reach neither the value nor the gradient.
+
+    `reduction` says how the per-step losses are combined:
+
+    - `"mean"`: the mean over all valid steps of the batch (`sum / number of valid
+      steps`); 0 when no step is valid.
+    - `"sum"`: the sum over all valid steps.
+    - `"mean_per_sequence"`: the mean over each sequence's valid steps, then the
+      mean over the sequences, so that short and long sequences weigh the same. A
+      sequence of length 0 contributes nothing: it is left out of the batch mean,
+      as if it were not in the batch (0 when every sequence is empty).
+    - `"none"`: the per-step losses `(T, *batch)` (time on `time_axis`), exactly 0
+      at padded steps.
+
+    Half-precision logits (bfloat16, float16) are upcast to float32 for the
+    log-softmax and the reduction; the result has the logits' dtype.
+
+    Args:
+      logits: unnormalised log-probabilities `(T, *batch, C)` with time on
+        `time_axis` and the `C` classes on the last axis.
+      labels: integer class ids `(T, *batch)` (the shape of `logits` without the
+        class axis), in `[0, C)` at valid steps.
+      lengths: optional integer array `(*batch,)`, the number of valid steps of
+        each sequence, in `[0, T]`. `None` means every step is valid.
+      time_axis: the axis of `logits` and `labels` that is time; any axis of
+        `logits` but the last.
+      reduction: `"mean"`, `"sum"`, `"mean_per_sequence"` or `"none"`.
+
+    Returns:
+      A scalar in the dtype of `logits`, or for `reduction="none"` the per-step
+      losses `(T, *batch)`.
+
+    Raises:
+      TypeError: `logits` is not floating, `labels` or `lengths` is not integer, or
+        `time_axis` is not an int.
+      ValueError: shapes disagree, `time_axis` is out of range, `reduction` is
+        unknown, or concrete `lengths` lie outside `[0, T]` or concrete labels at
+        valid steps outside `[0, C)`. Under `jax.jit` values cannot be checked: an
+        out-of-range label at a valid step then gives a NaN loss.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxrnn as jr
+      >>> logits = jnp.zeros((4, 2, 3))                   # (T, batch, C): uniform
+      >>> labels = jnp.array([[0, 1], [2, 0], [1, -1], [0, -1]])  # -1 pads
+      >>> loss = jr.sequence_softmax_cross_entropy(logits, labels, jnp.array([4, 2]))
+      >>> round(float(loss), 4), round(float(jnp.log(3.0)), 4)
+      (1.0986, 1.0986)
+      >>> jr.sequence_softmax_cross_entropy(
+      ...     logits, labels, jnp.array([4, 2]), reduction="none"
+      ... )[:, 1]
+      Array([1.0986123, 1.0986123, 0.       , 0.       ], dtype=float32)
+    """
+    logits = _checks.float_array(logits, "logits")
+    if logits.ndim < 2:
+        raise ValueError(
+            f"logits must have at least 2 dims, (T, *batch, C) with time on time_axis and "
+            f"classes last; got shape {_checks.shape_str(logits.shape)}"
+        )
+    time_axis = _time_axis(time_axis, logits.ndim, "logits")
+    _checks.one_of(reduction, "reduction", REDUCTIONS)
+    labels = _integer_array(labels, "labels", "class ids")
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"labels must have the shape of logits without the class axis, "
+            f"{_checks.shape_str(logits.shape[:-1])}; got {_checks.shape_str(labels.shape)} "
+            f"(logits has shape {_checks.shape_str(logits.shape)})"
+        )
+    logits = jnp.moveaxis(logits, time_axis, 0)
+    labels = jnp.moveaxis(labels, time_axis, 0)
+    num_steps, num_classes = logits.shape[0], logits.shape[-1]
+    lengths = _check_lengths(lengths, logits.shape[1:-1], num_steps, "logits")
+    _check_label_values(labels, lengths, num_classes)
+
+    valid = _valid_steps(lengths, labels.shape)
+    dtype = logits.dtype
+    logits = logits.astype(_compute_dtype(dtype))
+    # Replace the padding before any arithmetic: `where` on the loss alone would
+    # still send NaN gradients back through NaN logits.
+    logits = jnp.where(valid[..., None], logits, jnp.zeros((), logits.dtype))
+    labels = jnp.where(valid, labels, jnp.zeros((), labels.dtype))
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    in_range = (labels >= 0) & (labels < num_classes)
+    safe_labels = jnp.where(in_range, labels, 0)
+    picked = jnp.take_along_axis(log_probs, safe_labels[..., None], axis=-1)[..., 0]
+    losses = jnp.where(in_range, -picked, jnp.full((), jnp.nan, picked.dtype))
+    losses = jnp.where(valid, losses, jnp.zeros((), losses.dtype))
+    return _reduce(losses, valid, reduction, time_axis).astype(dtype)
+
+
+def sequence_mse(
+    predictions: Array,
+    targets: Array,
+    lengths: Array | None = None,
+    *,
+    time_axis: int = 0,
+    reduction: str = "mean",
+) -> Array:
+    """Mean squared error at every valid step of padded sequences.
+
+    The loss at step `t` of sequence `b` is the mean over the `F` features of
+    `(predictions[t, b] - targets[t, b]) ** 2`. With the default
+    `reduction="mean"` the result is therefore the mean over all valid steps and
+    all features. Padded steps (at or past `lengths[b]`) are replaced before the
+    subtraction, so NaN or inf there reaches neither the value nor the gradient.
+
+    `reduction` works as in `sequence_softmax_cross_entropy` on the per-step
+    losses: `"mean"` over all valid steps (0 when none is valid), `"sum"` of the
+    per-step losses, `"mean_per_sequence"` (each sequence's mean, then the mean
+    over sequences with at least one valid step; a length-0 sequence is left
+    out), or `"none"` for the per-step losses `(T, *batch)`, 0 at padding.
+
+    Half-precision inputs are reduced in float32; the result has their dtype.
+
+    Args:
+      predictions: floating array `(T, *batch, F)` with time on `time_axis` and
+        features last.
+      targets: the same shape and dtype as `predictions`.
+      lengths: optional integer array `(*batch,)`, the number of valid steps of
+        each sequence, in `[0, T]`. `None` means every step is valid.
+      time_axis: the axis that is time; any axis but the last.
+      reduction: `"mean"`, `"sum"`, `"mean_per_sequence"` or `"none"`.
+
+    Returns:
+      A scalar, or for `reduction="none"` the per-step losses `(T, *batch)`, in the
+      dtype of `predictions`.
+
+    Raises:
+      TypeError: an argument has the wrong dtype, or `predictions` and `targets`
+        have different dtypes.
+      ValueError: shapes disagree, `time_axis` is out of range, `reduction` is
+        unknown, or concrete `lengths` lie outside `[0, T]`.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxrnn as jr
+      >>> predictions = jnp.ones((3, 2, 4))                # (T, batch, F)
+      >>> targets = jnp.zeros((3, 2, 4)).at[2, 1].set(jnp.nan)  # NaN in the padding
+      >>> float(jr.sequence_mse(predictions, targets, jnp.array([3, 2])))
+      1.0
+    """
+    predictions = _checks.float_array(predictions, "predictions")
+    targets = _checks.float_array(targets, "targets")
+    if predictions.ndim < 2:
+        raise ValueError(
+            f"predictions must have at least 2 dims, (T, *batch, F) with time on time_axis "
+            f"and features last; got shape {_checks.shape_str(predictions.shape)}"
+        )
+    if targets.shape != predictions.shape:
+        raise ValueError(
+            f"targets must have the shape of predictions, "
+            f"{_checks.shape_str(predictions.shape)}; got {_checks.shape_str(targets.shape)}"
+        )
+    if targets.dtype != predictions.dtype:
+        raise TypeError(
+            f"targets has dtype {targets.dtype} but predictions has dtype "
+            f"{predictions.dtype}; cast one of them explicitly"
+        )
+    time_axis = _time_axis(time_axis, predictions.ndim, "predictions")
+    _checks.one_of(reduction, "reduction", REDUCTIONS)
+    predictions = jnp.moveaxis(predictions, time_axis, 0)
+    targets = jnp.moveaxis(targets, time_axis, 0)
+    lengths = _check_lengths(lengths, predictions.shape[1:-1], predictions.shape[0], "predictions")
+
+    valid = _valid_steps(lengths, predictions.shape[:-1])
+    dtype = predictions.dtype
+    zero = jnp.zeros((), _compute_dtype(dtype))
+    predictions = jnp.where(valid[..., None], predictions.astype(zero.dtype), zero)
+    targets = jnp.where(valid[..., None], targets.astype(zero.dtype), zero)
+    losses = jnp.mean(jnp.square(predictions - targets), axis=-1)
+    return _reduce(losses, valid, reduction, time_axis).astype(dtype)
+
+
+def last_valid(hs: Array, lengths: Array, *, time_axis: int = 0) -> Array:
+    """Each sequence's output at its last valid step, `hs[lengths[b] - 1, b]`.
+
+    For many-to-one models: after `jaxrnn.unroll` (or a stack of layers and a
+    dense head applied to every step), it picks for every sequence the output
+    of its step `lengths[b] - 1`. A sequence of length 0 has no valid step and
+    gets zeros. Only the picked steps reach the result and the gradient, so the
+    other steps may hold anything, NaN included; their gradient is exactly zero.
+
+    For a forward `unroll` with the same `lengths`, `last_valid(hs, lengths)`
+    equals the `h` of the returned carry (zeros rather than the initial carry for
+    a length-0 sequence). For a `reverse=True` unroll the output that has read
+    the whole sequence is at step 0, `hs[0]`.
+
+    Concrete `lengths` outside `[0, T]` raise a `ValueError`. Under `jax.jit` a
+    length above `T` behaves as `T` and a negative one as 0, as in `unroll`.
+
+    Args:
+      hs: per-step outputs `(T, *batch, H)` with time on `time_axis`.
+      lengths: integer array `(*batch,)`, the number of valid steps of each
+        sequence.
+      time_axis: the axis of `hs` that is time; any axis but the last.
+
+    Returns:
+      `(*batch, H)`, in the dtype of `hs`.
+
+    Raises:
+      TypeError: `hs` is not floating, `lengths` is not integer, or `time_axis`
+        is not an int.
+      ValueError: `lengths` does not have the batch shape of `hs`, `time_axis` is
+        out of range, or concrete `lengths` lie outside `[0, T]`.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxrnn as jr
+      >>> hs = jnp.arange(8.0).reshape(4, 2, 1)           # (T, batch, H)
+      >>> jr.last_valid(hs, jnp.array([4, 2]))[:, 0]      # hs[3, 0] and hs[1, 1]
+      Array([6., 3.], dtype=float32)
+      >>> jr.last_valid(hs, jnp.array([1, 0]))[:, 0]      # length 0 gives zeros
+      Array([0., 0.], dtype=float32)
+    """
+    hs = _checks.float_array(hs, "hs")
+    if hs.ndim < 2:
+        raise ValueError(
+            f"hs must have at least 2 dims, (T, *batch, H) with time on time_axis; "
+            f"got shape {_checks.shape_str(hs.shape)}"
+        )
+    time_axis = _time_axis(time_axis, hs.ndim, "hs")
+    hs = jnp.moveaxis(hs, time_axis, 0)
+    if lengths is None:
+        raise TypeError("lengths must be an integer array (*batch,), got None")
+    lengths = _check_lengths(lengths, hs.shape[1:-1], hs.shape[0], "hs")
+    out_shape = hs.shape[1:]
+    if hs.shape[0] == 0:
+        return jnp.zeros(out_shape, hs.dtype)
+    index = jnp.clip(lengths - 1, 0, hs.shape[0] - 1)
+    picked = jnp.take_along_axis(hs, index[None, ..., None], axis=0)[0]
+    return jnp.where((lengths > 0)[..., None], picked, jnp.zeros((), hs.dtype))
+
+
+def _compute_dtype(dtype: Any) -> Any:
+    # Sums of many half-precision losses lose whole digits; reduce in float32.
+    return jnp.float32 if jnp.dtype(dtype).itemsize < 4 else dtype
+
+
+def _time_axis(time_axis: Any, ndim: int, name: str) -> int:
+    if isinstance(time_axis, bool) or not isinstance(time_axis, (int, np.integer)):
+        raise TypeError(f"time_axis must be an int, got {type(time_axis).__name__} {time_axis!r}")
+    if not -ndim <= time_axis < ndim or time_axis % ndim == ndim - 1:
+        raise ValueError(
+            f"time_axis must be an axis of {name} other than the last; {name} has {ndim} "
+            f"dims so time_axis must lie in [{-ndim}, {ndim - 2}], got {time_axis}"
+        )
+    return int(time_axis) % ndim
+
+
+def _integer_array(x: Any, name: str, what: str) -> Array:
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be an integer array of {what}, got {type(x).__name__}")
+    arr = jnp.asarray(x)
+    if not jnp.issubdtype(arr.dtype, jnp.integer):
+        raise TypeError(
+            f"{name} must have an integer dtype (e.g. int32) since it holds {what}; got {arr.dtype}"
+        )
+    return arr
+
+
+def _is_concrete(x: Array) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_lengths(
+    lengths: Any, batch_shape: tuple[int, ...], num_steps: int, source: str
+) -> Array | None:
+    if lengths is None:
+        return None
+    arr = _integer_array(lengths, "lengths", "the number of valid steps of each sequence")
+    if arr.shape != tuple(batch_shape):
+        raise ValueError(
+            f"lengths has shape {_checks.shape_str(arr.shape)} but must have the batch shape "
+            f"of {source}, {_checks.shape_str(batch_shape)} ({source}.shape without the time "
+            f"and last axes)"
+        )
+    if _is_concrete(arr) and arr.size:
+        values = np.asarray(arr)
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high > num_steps:
+            raise ValueError(
+                f"lengths must lie in [0, T] with T={num_steps} steps in {source}; "
+                f"got values from {low} to {high}"
+            )
+    return arr
+
+
+def _check_label_values(labels: Array, lengths: Array | None, num_classes: int) -> None:
+    """Raise if a concrete label at a valid step is outside `[0, num_classes)`."""
+    if not _is_concrete(labels) or (lengths is not None and not _is_concrete(lengths)):
+        return
+    values = np.asarray(labels)
+    if lengths is not None:
+        steps = np.arange(values.shape[0]).reshape((-1,) + (1,) * lengths.ndim)
+        values = values[steps < np.asarray(lengths)[None]]
+    if values.size:
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(
+                f"labels at valid steps must lie in [0, C) with C={num_classes} classes "
+                f"(logits.shape[-1]); got values from {low} to {high}"
+            )
+
+
+def _valid_steps(lengths: Array | None, shape: tuple[int, ...]) -> Array:
+    """Boolean `(T, *batch)`: whether step `t` of sequence `b` is before its length."""
+    if lengths is None:
+        return jnp.ones(shape, jnp.bool_)
+    steps = jnp.arange(shape[0], dtype=lengths.dtype).reshape((-1,) + (1,) * lengths.ndim)
+    return steps < lengths[None]
+
+
+def _reduce(losses: Array, valid: Array, reduction: str, time_axis: int) -> Array:
+    """Combine per-step losses `(T, *batch)`, already 0 at padding, as `reduction` says."""
+    if reduction == "none":
+        return jnp.moveaxis(losses, 0, time_axis)
+    if reduction == "sum":
+        return jnp.sum(losses)
+    counts = jnp.sum(valid, axis=0, dtype=losses.dtype)  # valid steps per sequence, (*batch,)
+    if reduction == "mean":
+        return jnp.sum(losses) / jnp.maximum(jnp.sum(counts), 1)
+    per_sequence = jnp.sum(losses, axis=0) / jnp.maximum(counts, 1)
+    nonempty = jnp.sum(counts > 0, dtype=losses.dtype)
+    return jnp.sum(per_sequence) / jnp.maximum(nonempty, 1)
