@@ -12,8 +12,14 @@ from jaxrnn.cells import Params as Params
 from jaxrnn.cells import gru as gru
 from jaxrnn.cells import lstm as lstm
 from jaxrnn.cells import rnn as rnn
+from jaxrnn.generate import generate as generate
+from jaxrnn.generate import rollout as rollout
+from jaxrnn.generate import shift_right as shift_right
 from jaxrnn.gradcheck import GradcheckResult as GradcheckResult
 from jaxrnn.gradcheck import gradcheck as gradcheck
+from jaxrnn.losses import last_valid as last_valid
+from jaxrnn.losses import sequence_mse as sequence_mse
+from jaxrnn.losses import sequence_softmax_cross_entropy as sequence_softmax_cross_entropy
 from jaxrnn.unroll import default_hoist as default_hoist
 from jaxrnn.unroll import unroll as unroll
 
@@ -27,10 +33,16 @@ __all__ = [
     "Params",
     "course",
     "default_hoist",
+    "generate",
     "gradcheck",
     "gru",
     "interop",
+    "last_valid",
     "lstm",
     "rnn",
+    "rollout",
+    "sequence_mse",
+    "sequence_softmax_cross_entropy",
+    "shift_right",
     "unroll",
 ]

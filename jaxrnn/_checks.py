@@ -178,7 +178,9 @@ def _describe(tree: Any) -> str:
     return f"a {type(tree).__name__}"
 
 
-def check_carry(cell: Cell, carry: Any, batch_shape: tuple[int, ...], dtype: jnp.dtype) -> Any:
+def check_carry(
+    cell: Cell, carry: Any, batch_shape: tuple[int, ...], dtype: jnp.dtype, source: str = "xs"
+) -> Any:
     """`carry` with every leaf as an array, or an error if it does not match the cell."""
     expected = jax.eval_shape(
         functools.partial(cell.initial_carry, batch_shape=batch_shape, dtype=dtype)
@@ -199,12 +201,12 @@ def check_carry(cell: Cell, carry: Any, batch_shape: tuple[int, ...], dtype: jnp
         if arr.shape != want.shape:
             raise ValueError(
                 f"{name} has shape {shape_str(arr.shape)} but expected {shape_str(want.shape)}: "
-                f"batch shape {shape_str(batch_shape)} from xs, then the state size of "
+                f"batch shape {shape_str(batch_shape)} from {source}, then the state size of "
                 f"cell {cell.name!r} (hidden_size={cell.hidden_size})"
             )
         if arr.dtype != want.dtype:
             raise TypeError(
-                f"{name} has dtype {arr.dtype} but xs and params have dtype {want.dtype}; "
+                f"{name} has dtype {arr.dtype} but {source} and params have dtype {want.dtype}; "
                 f"cast the carry explicitly"
             )
         checked.append(arr)

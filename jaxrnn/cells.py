@@ -202,7 +202,7 @@ def _make_cell(
         if x.ndim < 1:
             raise ValueError("x must have shape (*batch, input_size), got a scalar")
         _checks.check_params(cell, params, x.shape[-1], x.dtype, source="x")
-        carry = _checks.check_carry(cell, carry, x.shape[:-1], x.dtype)
+        carry = _checks.check_carry(cell, carry, x.shape[:-1], x.dtype, source="x")
         return recur(params, carry, _fused_project(params, x))
 
     cell = Cell(

@@ -330,7 +330,7 @@ def _common(
     if carry is None:
         carry = cell.initial_carry(batch_shape, dtype)
     else:
-        carry = _checks.check_carry(cell, carry, batch_shape, dtype)
+        carry = _checks.check_carry(cell, carry, batch_shape, dtype, source="first_input")
         carry = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype), carry)
     return first_input, carry, int(num_steps)
 

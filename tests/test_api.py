@@ -25,11 +25,17 @@ PUBLIC_API = [
     "Params",
     "course",
     "default_hoist",
+    "generate",
     "gradcheck",
     "gru",
     "interop",
+    "last_valid",
     "lstm",
     "rnn",
+    "rollout",
+    "sequence_mse",
+    "sequence_softmax_cross_entropy",
+    "shift_right",
     "unroll",
 ]
 
