@@ -4,7 +4,7 @@ A cell is a NamedTuple of pure functions over a params dict; `unroll` runs it
 over a sequence with `jax.lax.scan`.
 """
 
-from jaxrnn import course, interop
+from jaxrnn import checkpoint, course, interop
 from jaxrnn.cells import Carry as Carry
 from jaxrnn.cells import Cell as Cell
 from jaxrnn.cells import Initializer as Initializer
@@ -31,6 +31,7 @@ __all__ = [
     "GradcheckResult",
     "Initializer",
     "Params",
+    "checkpoint",
     "course",
     "default_hoist",
     "generate",

@@ -23,6 +23,7 @@ PUBLIC_API = [
     "GradcheckResult",
     "Initializer",
     "Params",
+    "checkpoint",
     "course",
     "default_hoist",
     "generate",
