@@ -41,9 +41,10 @@ def median_ms(fn, *args, repeats: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def measure(name: str, repeats: int) -> dict[str, float]:
+def measure(name: str, repeats: int, scale: float = 1.0) -> dict[str, float]:
     make_cell, batch, steps, inputs, _ = WORKLOADS[name]
     cell = make_cell()
+    batch, steps, inputs = (max(1, int(n * scale)) for n in (batch, steps, inputs))
     params = cell.init(jax.random.key(0), inputs)
     xs = jax.random.normal(jax.random.key(1), (steps, batch, inputs))
     result = {}
@@ -66,16 +67,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=9, help="timed runs after one warm-up")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes, 2 runs: a smoke test, not a measurement"
+    )
     args = parser.parse_args(argv)
+    scale, repeats = (1 / 16, 2) if args.quick else (1.0, args.repeats)
 
     print(
         f"jax {jax.__version__}, backend {jax.default_backend()}, "
-        f"{platform.processor() or platform.machine()}; medians of {args.repeats} runs, ms\n"
+        f"{platform.processor() or platform.machine()}; medians of {repeats} runs, ms\n"
     )
     print("| workload | infer in-loop | infer hoisted | train in-loop | train hoisted |")
     print("|---|---|---|---|---|")
     for name in args.workloads:
-        r = measure(name, args.repeats)
+        r = measure(name, repeats, scale)
         print(
             f"| {name} | {r['infer in-loop']:.1f} | {r['infer hoisted']:.1f} "
             f"| {r['train in-loop']:.1f} | {r['train hoisted']:.1f} |",
