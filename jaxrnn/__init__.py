@@ -17,6 +17,11 @@ from jaxrnn.generate import rollout as rollout
 from jaxrnn.generate import shift_right as shift_right
 from jaxrnn.gradcheck import GradcheckResult as GradcheckResult
 from jaxrnn.gradcheck import gradcheck as gradcheck
+from jaxrnn.layers import Bidirectional as Bidirectional
+from jaxrnn.layers import Layer as Layer
+from jaxrnn.layers import Stack as Stack
+from jaxrnn.layers import bidirectional as bidirectional
+from jaxrnn.layers import stack as stack
 from jaxrnn.losses import last_valid as last_valid
 from jaxrnn.losses import sequence_mse as sequence_mse
 from jaxrnn.losses import sequence_softmax_cross_entropy as sequence_softmax_cross_entropy
@@ -26,11 +31,15 @@ from jaxrnn.unroll import unroll as unroll
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bidirectional",
     "Carry",
     "Cell",
     "GradcheckResult",
     "Initializer",
+    "Layer",
     "Params",
+    "Stack",
+    "bidirectional",
     "checkpoint",
     "course",
     "default_hoist",
@@ -45,5 +54,6 @@ __all__ = [
     "sequence_mse",
     "sequence_softmax_cross_entropy",
     "shift_right",
+    "stack",
     "unroll",
 ]

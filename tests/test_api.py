@@ -18,11 +18,15 @@ import pytest
 import jaxrnn
 
 PUBLIC_API = [
+    "Bidirectional",
     "Carry",
     "Cell",
     "GradcheckResult",
     "Initializer",
+    "Layer",
     "Params",
+    "Stack",
+    "bidirectional",
     "checkpoint",
     "course",
     "default_hoist",
@@ -37,6 +41,7 @@ PUBLIC_API = [
     "sequence_mse",
     "sequence_softmax_cross_entropy",
     "shift_right",
+    "stack",
     "unroll",
 ]
 
