@@ -233,32 +233,91 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--min-len", type=_positive_int, default=10, metavar="N",
-                      help="shortest sequence, at least 2 (default: %(default)s)")  # fmt: skip
-    data.add_argument("--max-len", type=_positive_int, default=60, metavar="N",
-                      help="longest sequence, the padded length (default: %(default)s)")  # fmt: skip
-    data.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
-                      help="sequences per step (default: %(default)s)")  # fmt: skip
-    data.add_argument("--test-size", type=_positive_int, default=2000, metavar="N",
-                      help="held-out sequences (default: %(default)s)")  # fmt: skip
+    data.add_argument(
+        "--min-len",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="shortest sequence, at least 2 (default: %(default)s)",
+    )
+    data.add_argument(
+        "--max-len",
+        type=_positive_int,
+        default=60,
+        metavar="N",
+        help="longest sequence, the padded length (default: %(default)s)",
+    )
+    data.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="sequences per step (default: %(default)s)",
+    )
+    data.add_argument(
+        "--test-size",
+        type=_positive_int,
+        default=2000,
+        metavar="N",
+        help="held-out sequences (default: %(default)s)",
+    )
     model = parser.add_argument_group("model")
-    model.add_argument("--cell", choices=("lstm", "gru"), default="lstm",
-                       help="recurrent cell (default: %(default)s)")  # fmt: skip
-    model.add_argument("--hidden", type=_positive_int, default=64, metavar="N",
-                       help="hidden size (default: %(default)s)")  # fmt: skip
+    model.add_argument(
+        "--cell",
+        choices=("lstm", "gru"),
+        default="lstm",
+        help="recurrent cell (default: %(default)s)",
+    )
+    model.add_argument(
+        "--hidden",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="hidden size (default: %(default)s)",
+    )
     train = parser.add_argument_group("training")
-    train.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
-                       help="optimizer steps (default: %(default)s)")  # fmt: skip
-    train.add_argument("--lr", type=_positive_float, default=3e-3, metavar="X",
-                       help="Adam learning rate (default: %(default)s)")  # fmt: skip
-    train.add_argument("--clip", type=_positive_float, default=1.0, metavar="X",
-                       help="clip gradients to this global norm (default: %(default)s)")  # fmt: skip
-    train.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
-                       help="seed of every PRNG key (default: %(default)s)")  # fmt: skip
-    train.add_argument("--log-every", type=_positive_int, default=100, metavar="N",
-                       help="log and evaluate every N steps (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="write metrics.json and loss_curve.png here")  # fmt: skip
+    train.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=2000,
+        metavar="N",
+        help="optimizer steps (default: %(default)s)",
+    )
+    train.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=3e-3,
+        metavar="X",
+        help="Adam learning rate (default: %(default)s)",
+    )
+    train.add_argument(
+        "--clip",
+        type=_positive_float,
+        default=1.0,
+        metavar="X",
+        help="clip gradients to this global norm (default: %(default)s)",
+    )
+    train.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="seed of every PRNG key (default: %(default)s)",
+    )
+    train.add_argument(
+        "--log-every",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="log and evaluate every N steps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write metrics.json and loss_curve.png here",
+    )
     return parser
 
 
@@ -283,8 +342,9 @@ def save_loss_curve(path: Path, losses: np.ndarray, history: list[dict[str, Any]
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.plot(np.arange(1, len(losses) + 1), losses, alpha=0.4, lw=0.8, label="train MSE")
-    ax.plot([h["step"] for h in history], [h["test_mse"] for h in history], "o-",
-            label="held-out MSE")  # fmt: skip
+    ax.plot(
+        [h["step"] for h in history], [h["test_mse"] for h in history], "o-", label="held-out MSE"
+    )
     ax.axhline(history[-1]["baseline_mse"], color="gray", ls="--", label="predict 1 (baseline)")
     ax.set_yscale("log")
     ax.set_xlabel("step")
