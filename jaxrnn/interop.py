@@ -1,4 +1,11 @@
-"""Move weights between jaxrnn cells and PyTorch's `nn.RNN`, `nn.LSTM` and `nn.GRU`.
+"""Move weights between jaxrnn cells and PyTorch, Flax and Equinox recurrent cells.
+
+Each library has a `from_*` function that returns params for a jaxrnn cell and a
+`to_*` function that lays them out for the other library, so a trained model
+moves in either direction and gives the same outputs. `from_x(cell, to_x(cell,
+params))` gives back `params` bit for bit.
+
+## PyTorch
 
 PyTorch stores one layer direction of a recurrent module under four names that
 end in a suffix, `_l{layer}` or `_l{layer}_reverse`:
@@ -23,12 +30,54 @@ Everything here works on NumPy arrays, so torch is not needed to convert:
 (tensors are converted with `.detach().cpu().numpy()` without importing torch).
 A multi-layer or bidirectional module is one cell per layer and direction;
 `jaxrnn.unroll(..., reverse=True)` runs the `_reverse` half.
+
+## Flax
+
+Flax's cells keep one `Dense` (linen) or `Linear` (nnx) layer per gate or per
+side, each a dict with a `kernel` laid out for `x @ kernel` and, for some, a
+`bias`, with jaxrnn's gate order. Writing `[a, b]` for a concatenation along
+the last axis and `a.kernel` for `flax_params["a"]["kernel"]`:
+
+- `linen.LSTMCell` and `linen.OptimizedLSTMCell` (one layout) to `lstm(H)`:
+  `w_x = [ii, if, ig, io].kernel`, `w_h = [hi, hf, hg, ho].kernel`,
+  `b = [hi, hf, hg, ho].bias`; `nnx.LSTMCell` the same with `if_` for `if`.
+- `nnx.OptimizedLSTMCell` to `lstm(H)`: `w_x = dense_i.kernel`,
+  `w_h = dense_h.kernel`, `b = dense_h.bias`.
+- `linen.GRUCell` to `gru(H)`: `w_x = [ir, iz, in].kernel`,
+  `b = [ir, iz, in].bias`, `w_h = [hr, hz, hn].kernel`, `b_hn = hn.bias`.
+- `nnx.GRUCell` to `gru(H)`: `w_x = dense_i.kernel`, `b = dense_i.bias`,
+  `w_h = dense_h.kernel`, `b_hn = 0` (it has no recurrent candidate bias).
+- `linen.SimpleCell` to `rnn(H)`: `w_x = i.kernel`, `b = i.bias`,
+  `w_h = h.kernel`; `nnx.SimpleCell`: `dense_i` for `i`, `dense_h` for `h`.
+
+Every entry is a copy or a slice, so nothing is rounded. Flax's LSTM carry is
+`(c, h)` where jaxrnn's is `(h, c)`: `from_flax_carry` and `to_flax_carry` swap
+them. Flax's GRU is jaxrnn's `gru(H)` (`reset_after=True`); `nnx.GRUCell` has no
+`b_hn`, so only params whose `b_hn` is zero go back to it. The defaults
+`gate_fn=sigmoid` and `activation_fn=tanh` are assumed (a `SimpleCell` with
+`activation_fn=relu` is `rnn(H, "relu")`); they are not part of the params, so
+they cannot be checked. `linen.MGUCell`, `ConvLSTMCell` and `SimpleCell(residual=True)`
+have no jaxrnn counterpart.
+
+## Equinox
+
+`equinox.nn.LSTMCell` and `equinox.nn.GRUCell` store weights for `W @ x`, with
+jaxrnn's gate order and carry order `(h, c)`: `w_x = weight_ih.T`,
+`w_h = weight_hh.T`, `b = bias` and for the GRU `b_hn = bias_n`, whose maths is
+jaxrnn's `gru(H)`. A cell built with `use_bias=False` has zero biases.
+
+Neither flax nor equinox is imported here: Flax params are nested dicts of
+arrays, and an Equinox cell is read by attribute (`to_equinox` uses the
+`equinox` module that made the cell it is given). The Flax and Equinox
+converters use only `jax.numpy` slices, concatenations and transposes, so they
+also run under `jax.jit` and `jax.grad`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -38,7 +87,16 @@ import numpy as np
 from jaxrnn import _checks
 from jaxrnn.cells import Cell, Params
 
-__all__ = ["from_torch", "to_torch"]
+__all__ = [
+    "from_equinox",
+    "from_flax",
+    "from_flax_carry",
+    "from_torch",
+    "to_equinox",
+    "to_flax",
+    "to_flax_carry",
+    "to_torch",
+]
 
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 _TORCH_CLASS = {1: "nn.RNN", 3: "nn.GRU", 4: "nn.LSTM"}
@@ -269,15 +327,18 @@ def from_torch(
     return {key: jnp.asarray(value) for key, value in params.items()}
 
 
-def _check_params(cell: Cell, params: Any) -> dict[str, np.ndarray]:
-    """`params` as NumPy arrays, or an error if they do not fit `cell`."""
+def _check_params(
+    cell: Cell, params: Any, as_array: Callable[[Any, str], Any] = _to_numpy
+) -> dict[str, Any]:
+    """`params` as `as_array` makes them (NumPy arrays by default), or an error if they
+    do not fit `cell`."""
     if not isinstance(params, Mapping):
         raise TypeError(
             f"params must be the dict that {cell.name}.init returns, got {type(params).__name__}"
         )
     if "w_x" not in params:
         raise ValueError(f"params has no key 'w_x'; keys present: {sorted(map(str, params))}")
-    w_x = _to_numpy(params["w_x"], "params['w_x']")
+    w_x = as_array(params["w_x"], "params['w_x']")
     if w_x.ndim != 2 or w_x.shape[0] < 1:
         raise ValueError(
             f"params['w_x'] has shape {_checks.shape_str(w_x.shape)} but must be "
@@ -292,7 +353,7 @@ def _check_params(cell: Cell, params: Any) -> dict[str, np.ndarray]:
             f"params do not match {context}: missing keys {missing}, unexpected keys {extra}; "
             f"expected keys {sorted(expected)}"
         )
-    arrays = {key: _to_numpy(params[key], f"params[{key!r}]") for key in expected}
+    arrays = {key: as_array(params[key], f"params[{key!r}]") for key in expected}
     for key, want in expected.items():
         got = arrays[key]
         if got.shape != want.shape:
@@ -371,3 +432,698 @@ def to_torch(cell: Cell, params: Params, suffix: str = "_l0") -> dict[str, np.nd
         f"bias_ih{suffix}": np.array(arrays["b"]),
         f"bias_hh{suffix}": bias_hh,
     }
+
+
+# --- shared by Flax and Equinox ---------------------------------------------------------------
+
+
+def _as_jax(value: Any, name: str) -> jax.Array:
+    """`value` as a JAX array with a real floating dtype; JAX arrays (and tracers) pass as is."""
+    if isinstance(value, jax.Array):
+        if not jnp.issubdtype(value.dtype, jnp.floating):
+            raise TypeError(
+                f"{name} must have a real floating dtype (float32, float64, bfloat16, float16), "
+                f"got {value.dtype}"
+            )
+        return value
+    arr = _to_numpy(value, name)
+    _check_jax_can_hold(arr.dtype, f"the dtype of {name}")
+    return jnp.asarray(arr)
+
+
+def _same_dtype(arrays: Mapping[str, Any]) -> Any:
+    """The one dtype of `arrays` (name -> array), or an error naming two that differ."""
+    (first, reference), *rest = arrays.items()
+    for name, arr in rest:
+        if arr.dtype != reference.dtype:
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} but {first} has dtype {reference.dtype}; all "
+                f"arrays of one cell must share a dtype"
+            )
+    return reference.dtype
+
+
+def _target_dtype(dtype: Any, found: Any) -> Any:
+    if dtype is None:
+        return found
+    _checks.floating_dtype(dtype)
+    target = np.dtype(jnp.dtype(dtype))
+    _check_jax_can_hold(target, "dtype")
+    return target
+
+
+def _require_zero(value: jax.Array, name: str, why: str) -> None:
+    try:
+        values = np.asarray(value)
+    except jax.errors.TracerArrayConversionError as e:
+        raise ValueError(
+            f"{why}, so {name} must be zero; that cannot be checked on a traced value: "
+            f"convert outside jax.jit"
+        ) from e
+    if np.any(values != 0):
+        raise ValueError(f"{name} has nonzero values, but {why}")
+
+
+def _check_built_in(cell: Any, function: str, supported: Mapping[str, str], library: str) -> None:
+    if not isinstance(cell, Cell):
+        raise TypeError(
+            f"cell must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), got {type(cell).__name__}"
+        )
+    if cell.name == "gru_original":
+        raise ValueError(
+            f"{function} cannot convert cell 'gru_original' (jaxrnn.gru(H, reset_after=False)): "
+            f"{library}'s GRU applies the reset gate after the recurrent matmul, "
+            f"n = tanh(x W_in + b_in + r * (h W_hn + b_hn)); use jaxrnn.gru(H) (reset_after=True)"
+        )
+    if cell.name not in supported:
+        kinds = ", ".join(f"{name!r} ({cls})" for name, cls in supported.items())
+        raise ValueError(
+            f"{function} supports the built-in cells whose cell.name is one of {kinds}; "
+            f"got cell.name {cell.name!r}"
+        )
+
+
+# --- Flax -------------------------------------------------------------------------------------
+
+# One entry per array of a Flax cell: (module, leaf, jaxrnn param, gate). A gate index
+# is the block of `hidden_size` columns (or bias entries) of the fused param it fills;
+# None means the array is the whole param.
+_FlaxEntry = tuple[str, str, str, "int | None"]
+
+
+def _per_gate(modules: Sequence[str], leaf: str, param: str) -> tuple[_FlaxEntry, ...]:
+    return tuple((module, leaf, param, gate) for gate, module in enumerate(modules))
+
+
+def _linen_lstm(forget: str) -> tuple[_FlaxEntry, ...]:
+    return (
+        *_per_gate(("ii", forget, "ig", "io"), "kernel", "w_x"),
+        *_per_gate(("hi", "hf", "hg", "ho"), "kernel", "w_h"),
+        *_per_gate(("hi", "hf", "hg", "ho"), "bias", "b"),
+    )
+
+
+_NNX_FUSED: tuple[_FlaxEntry, ...] = (
+    ("dense_i", "kernel", "w_x", None),
+    ("dense_i", "bias", "b", None),
+    ("dense_h", "kernel", "w_h", None),
+)
+
+_FLAX_LAYOUTS: dict[str, tuple[_FlaxEntry, ...]] = {
+    "linen.LSTMCell": _linen_lstm("if"),
+    "linen.OptimizedLSTMCell": _linen_lstm("if"),
+    "nnx.LSTMCell": _linen_lstm("if_"),
+    "nnx.OptimizedLSTMCell": (
+        ("dense_i", "kernel", "w_x", None),
+        ("dense_h", "kernel", "w_h", None),
+        ("dense_h", "bias", "b", None),
+    ),
+    "linen.GRUCell": (
+        *_per_gate(("ir", "iz", "in"), "kernel", "w_x"),
+        *_per_gate(("ir", "iz", "in"), "bias", "b"),
+        *_per_gate(("hr", "hz", "hn"), "kernel", "w_h"),
+        ("hn", "bias", "b_hn", None),
+    ),
+    "nnx.GRUCell": _NNX_FUSED,  # no b_hn: its candidate has no recurrent bias
+    "linen.SimpleCell": (
+        ("i", "kernel", "w_x", None),
+        ("i", "bias", "b", None),
+        ("h", "kernel", "w_h", None),
+    ),
+    "nnx.SimpleCell": _NNX_FUSED,
+}
+
+_FLAX_KINDS: dict[str, tuple[str, ...]] = {  # the default (linen) first
+    "lstm": ("linen.LSTMCell", "linen.OptimizedLSTMCell", "nnx.LSTMCell", "nnx.OptimizedLSTMCell"),
+    "gru": ("linen.GRUCell", "nnx.GRUCell"),
+    "rnn_tanh": ("linen.SimpleCell", "nnx.SimpleCell"),
+    "rnn_relu": ("linen.SimpleCell", "nnx.SimpleCell"),
+}
+_PARAM_ORDER = ["w_x", "w_h", "b", "b_hn"]  # as cell.init writes them
+_JAXRNN_FOR = {
+    "lstm": "jaxrnn.lstm(H)",
+    "gru": "jaxrnn.gru(H)",
+    "rnn_tanh": "jaxrnn.rnn(H)",
+    "rnn_relu": 'jaxrnn.rnn(H, "relu")',
+}
+
+# Flax cells whose maths no jaxrnn cell has, recognised by their param names.
+_FLAX_FOREIGN = {
+    frozenset({"if", "in", "hf", "hn"}): (
+        "flax.linen.MGUCell, which has one gate fewer than a GRU and no jaxrnn counterpart"
+    ),
+    frozenset({"ih", "hh"}): (
+        "flax.linen.ConvLSTMCell, whose kernels are convolutions: no jaxrnn counterpart"
+    ),
+}
+
+
+def _flax_kinds(cell: Any, function: str) -> tuple[str, ...]:
+    supported = {
+        "lstm": "flax LSTMCell, OptimizedLSTMCell",
+        "gru": "flax GRUCell",
+        "rnn_tanh": "flax SimpleCell",
+        "rnn_relu": "flax SimpleCell(activation_fn=relu)",
+    }
+    _check_built_in(cell, function, supported, "Flax")
+    return _FLAX_KINDS[cell.name]
+
+
+def _entries(layout: Sequence[_FlaxEntry]) -> set[tuple[str, str]]:
+    return {(module, leaf) for module, leaf, _, _ in layout}
+
+
+def _paths(entries: set[tuple[str, str]]) -> list[str]:
+    return [f"[{module!r}][{leaf!r}]" for module, leaf in sorted(entries)]
+
+
+def _unwrap_flax(flax_params: Any) -> tuple[Mapping[str, Any], str]:
+    """The cell's own params dict out of Flax variables, and the path that reached it."""
+    if not isinstance(flax_params, Mapping):
+        raise TypeError(
+            f"flax_params must be a dict of a Flax cell's params (variables['params']), "
+            f"got {type(flax_params).__name__}"
+        )
+    tree, path = flax_params, "flax_params"
+    for wrapper in ("params", "cell"):  # cell.init(...) and nn.RNN(cell).init(...) wrap them
+        if set(tree) == {wrapper} and isinstance(tree[wrapper], Mapping):
+            tree, path = tree[wrapper], f"{path}[{wrapper!r}]"
+    for module, sub in tree.items():
+        if not isinstance(sub, Mapping):
+            raise TypeError(
+                f"{path}[{module!r}] must be a dict of arrays such as {{'kernel': ...}} (one "
+                f"Dense layer of a Flax cell), got {type(sub).__name__}"
+            )
+    return tree, path
+
+
+def _match_flax_layout(cell: Cell, tree: Mapping[str, Any], path: str) -> str:
+    """The Flax cell kind whose param names `tree` has, or an error saying what differs."""
+    kinds = _FLAX_KINDS[cell.name]
+    got = {(str(module), str(leaf)) for module, sub in tree.items() for leaf in sub}
+    for kind in kinds:
+        if _entries(_FLAX_LAYOUTS[kind]) == got:
+            return kind
+    closest = max(kinds, key=lambda kind: len(_entries(_FLAX_LAYOUTS[kind]) & got))
+    want = _entries(_FLAX_LAYOUTS[closest])
+    hint = ""
+    others: dict[str, str] = {}  # Flax class -> the jaxrnn cell it converts to
+    for name, other in _FLAX_KINDS.items():
+        for kind in other:
+            if name != cell.name and _entries(_FLAX_LAYOUTS[kind]) == got:
+                others.setdefault(kind, _JAXRNN_FOR[name])
+    if others:
+        which = " or ".join(
+            f"a flax.{kind}, which converts with {to}" for kind, to in others.items()
+        )
+        hint = f"; these are the params of {which}"
+    foreign = _FLAX_FOREIGN.get(frozenset(module for module, _ in got))
+    if foreign:
+        hint = f"; these look like the params of a {foreign}"
+    names = " or ".join(f"flax.{kind}" for kind in dict.fromkeys(kinds))
+    raise ValueError(
+        f"{path} does not have the params of a {names} for cell {cell.name!r}: compared with "
+        f"flax.{closest}, missing {_paths(want - got)}, unexpected {_paths(got - want)}{hint}"
+    )
+
+
+def from_flax(cell: Cell, flax_params: Mapping[str, Any], *, dtype: Any = None) -> Params:
+    """Params for `cell` from the params of a Flax recurrent cell.
+
+    Reads a `flax.linen` or `flax.nnx` `LSTMCell`, `OptimizedLSTMCell`, `GRUCell`
+    or `SimpleCell` (which of them is told by the names in `flax_params`) and
+    concatenates its per-gate kernels and biases into jaxrnn's fused params, in
+    the same gate order (see the module docstring for the table). Nothing is
+    summed or rounded, and only `jax.numpy` concatenations are used, so this
+    also runs under `jax.jit` and `jax.grad`. The carry converts separately,
+    with `from_flax_carry`.
+
+    The Flax cell must use its default `gate_fn` (sigmoid) and `activation_fn`
+    (tanh, or relu for `jaxrnn.rnn(H, "relu")`) and, for `SimpleCell`,
+    `residual=False`: these are not in the params, so they cannot be checked.
+
+    With `H = cell.hidden_size` and `I` the input size, read off the kernels.
+
+    Args:
+      cell: `jaxrnn.lstm(H)` (Flax `LSTMCell` or `OptimizedLSTMCell`),
+        `jaxrnn.gru(H)` (`GRUCell`) or `jaxrnn.rnn(H, "tanh" | "relu")` (`SimpleCell`),
+        with `H` the Flax cell's `features` (linen) or `hidden_features` (nnx).
+      flax_params: the cell's params as nested dicts of arrays: linen's
+        `variables["params"]`, the variables themselves (`{"params": ...}`), the
+        variables of `nn.RNN(cell)` (`{"params": {"cell": ...}}`), or nnx's
+        `nnx.state(cell, nnx.Param).to_pure_dict()`. Linen `LSTMCell`:
+        `ii, if, ig, io` each `{"kernel": (I, H)}` and `hi, hf, hg, ho` each
+        `{"kernel": (H, H), "bias": (H,)}`. Linen `GRUCell`: `ir, iz, in` each
+        `{"kernel": (I, H), "bias": (H,)}`, `hr, hz` each `{"kernel": (H, H)}`,
+        `hn` `{"kernel": (H, H), "bias": (H,)}`. Linen `SimpleCell`:
+        `i` `{"kernel": (I, H), "bias": (H,)}`, `h` `{"kernel": (H, H)}`. nnx's
+        fused cells: `dense_i` `{"kernel": (I, G * H)}` and `dense_h`
+        `{"kernel": (H, G * H)}`, the bias on `dense_h` (`OptimizedLSTMCell`) or
+        `dense_i` (`GRUCell`, `SimpleCell`). All arrays share one floating dtype.
+      dtype: the dtype of the returned params; `None` keeps the arrays' dtype.
+
+    Returns:
+      A params dict for `cell`: `w_x (I, G * H)`, `w_h (H, G * H)`, `b (G * H,)`,
+      and for `gru` also `b_hn (H,)` (zeros from an `nnx.GRUCell`), as JAX arrays.
+
+    Raises:
+      TypeError: `cell` is not a `Cell`, `flax_params` is not a dict of dicts of
+        floating arrays, the arrays' dtypes differ, or a dtype needs `jax_enable_x64`.
+      ValueError: `cell` has no Flax counterpart, the names in `flax_params` are
+        not those of a matching Flax cell (the message says what is missing and
+        extra, and which Flax cell the params belong to when it can tell), or a
+        shape disagrees with `cell.hidden_size`.
+
+    Example:
+      >>> import numpy as np, jaxrnn as jr
+      >>> H, I = 4, 3
+      >>> rng = np.random.default_rng(0)
+      >>> def dense(rows, bias):
+      ...     layer = {"kernel": rng.standard_normal((rows, H), dtype=np.float32)}
+      ...     if bias:
+      ...         layer["bias"] = rng.standard_normal(H, dtype=np.float32)
+      ...     return layer
+      >>> flax_params = {                  # flax.linen.GRUCell(features=H), variables["params"]
+      ...     "ir": dense(I, True), "iz": dense(I, True), "in": dense(I, True),
+      ...     "hr": dense(H, False), "hz": dense(H, False), "hn": dense(H, True),
+      ... }
+      >>> params = jr.interop.from_flax(jr.gru(H), flax_params)
+      >>> {k: v.shape for k, v in params.items()}
+      {'w_x': (3, 12), 'w_h': (4, 12), 'b': (12,), 'b_hn': (4,)}
+      >>> bool(np.all(params["w_x"][:, H : 2 * H] == flax_params["iz"]["kernel"]))
+      True
+    """
+    _flax_kinds(cell, "from_flax")
+    tree, path = _unwrap_flax(flax_params)
+    kind = _match_flax_layout(cell, tree, path)
+    layout = _FLAX_LAYOUTS[kind]
+    names = {(m, leaf): f"{path}[{m!r}][{leaf!r}]" for m, leaf, _, _ in layout}
+    arrays = {key: _as_jax(tree[key[0]][key[1]], names[key]) for key in names}
+    found = _same_dtype({names[key]: arr for key, arr in arrays.items()})
+
+    H = cell.hidden_size
+    first = layout[0][:2]  # always a piece of w_x
+    x_kernel = arrays[first]
+    if x_kernel.ndim != 2 or x_kernel.shape[0] < 1:
+        raise ValueError(
+            f"{names[first]} has shape {_checks.shape_str(x_kernel.shape)} but must be "
+            f"(input_size, {'hidden_size' if layout[0][3] is not None else 'gates * hidden_size'})"
+        )
+    input_size = int(x_kernel.shape[0])
+    template = _checks.param_template(cell, input_size, jnp.dtype(jnp.float32))
+    context = f"cell {cell.name!r} (hidden_size={H}) read as a flax.{kind}"
+    for module, leaf, param, gate in layout:
+        want = tuple(template[param].shape)
+        if gate is not None:
+            want = (*want[:-1], H)
+        got = arrays[module, leaf].shape
+        if tuple(got) != want:
+            raise ValueError(
+                f"{names[module, leaf]} has shape {_checks.shape_str(got)} but {context} with "
+                f"input_size={input_size} (from {names[first]}.shape[0]) expects "
+                f"{_checks.shape_str(want)}"
+            )
+
+    target = _target_dtype(dtype, found)
+    pieces: dict[str, dict[int | None, jax.Array]] = {}
+    for module, leaf, param, gate in layout:
+        pieces.setdefault(param, {})[gate] = arrays[module, leaf].astype(target)
+    params = {}
+    for param in sorted(template, key=_PARAM_ORDER.index):
+        want = template[param]
+        parts = pieces.get(param)
+        if parts is None:  # b_hn of an nnx.GRUCell, whose candidate has no recurrent bias
+            params[param] = jnp.zeros(want.shape, target)
+        elif None in parts:
+            params[param] = parts[None]
+        else:
+            params[param] = jnp.concatenate([parts[g] for g in sorted(parts)], axis=-1)
+    return params
+
+
+def _flax_kind(cell: Cell, kind: Any) -> str:
+    kinds = _FLAX_KINDS[cell.name]
+    if kind is None:
+        return kinds[0]
+    if not isinstance(kind, str):
+        raise TypeError(
+            f"kind must be a str naming a Flax cell class such as 'linen.GRUCell' or "
+            f"'nnx.GRUCell', got {type(kind).__name__} {kind!r}"
+        )
+    name = kind.removeprefix("flax.")
+    if name not in kinds:
+        options = ", ".join(repr(k) for k in kinds)
+        raise ValueError(
+            f"kind must name a Flax cell class that cell {cell.name!r} converts to, one of "
+            f"{options}; got {kind!r}"
+        )
+    return name
+
+
+def to_flax(cell: Cell, params: Params, kind: str | None = None) -> dict[str, dict[str, jax.Array]]:
+    """The params of a Flax recurrent cell, from a jaxrnn cell's params.
+
+    The inverse of `from_flax`: slices the fused `w_x`, `w_h`, `b` (and `b_hn`)
+    into the per-gate layers of the Flax cell named by `kind`.
+    `from_flax(cell, to_flax(cell, params, kind))` equals `params` bit for bit,
+    and so does `to_flax(cell, from_flax(cell, flax_params), kind)` with
+    `flax_params`. Only `jax.numpy` slices are used, so this also runs under
+    `jax.jit` and `jax.grad`.
+
+    The result is the cell's own params dict. For linen, wrap it as the cell's
+    variables, `{"params": flax_params}`, or as the variables of
+    `nn.RNN(flax_cell)`, `{"params": {"cell": flax_params}}`. For nnx, write it
+    into a module with `nnx.replace_by_pure_dict` and `nnx.update`. The carry
+    converts separately, with `to_flax_carry`.
+
+    Args:
+      cell: `jaxrnn.lstm(H)`, `jaxrnn.gru(H)` or `jaxrnn.rnn(H, "tanh" | "relu")`.
+      params: the cell's params as `cell.init` makes them: `w_x (I, G * H)`,
+        `w_h (H, G * H)`, `b (G * H,)` and for `gru` `b_hn (H,)`, one floating dtype.
+      kind: the Flax class to lay the params out for: `"linen.LSTMCell"`,
+        `"linen.OptimizedLSTMCell"`, `"nnx.LSTMCell"` or `"nnx.OptimizedLSTMCell"`
+        for `lstm`; `"linen.GRUCell"` or `"nnx.GRUCell"` for `gru`;
+        `"linen.SimpleCell"` or `"nnx.SimpleCell"` for `rnn`. A `"flax."` prefix
+        is allowed. `None` picks the `linen` class (both linen LSTM classes share
+        one layout).
+
+    Returns:
+      A dict of layer name to `{"kernel": ..., "bias": ...}` (see `from_flax`
+      for the names and shapes), JAX arrays in the params' dtype.
+
+    Raises:
+      TypeError: `cell` is not a `Cell`, `params` is not a dict of floating
+        arrays, its arrays' dtypes differ, or `kind` is not a str.
+      ValueError: `cell` has no Flax counterpart, `kind` does not name a Flax
+        class for `cell`, a key or shape of `params` does not fit `cell`, or
+        `kind` is `"nnx.GRUCell"` and `b_hn` is not zero (that cell has no
+        recurrent candidate bias).
+
+    Example:
+      >>> import jax, jaxrnn as jr
+      >>> cell = jr.lstm(hidden_size=4)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> flax_params = jr.interop.to_flax(cell, params)  # for flax.linen.LSTMCell(features=4)
+      >>> sorted(flax_params)
+      ['hf', 'hg', 'hi', 'ho', 'if', 'ig', 'ii', 'io']
+      >>> {k: v.shape for k, v in flax_params["hf"].items()}
+      {'kernel': (4, 4), 'bias': (4,)}
+      >>> bool((flax_params["if"]["kernel"] == params["w_x"][:, 4:8]).all())
+      True
+      >>> back = jr.interop.from_flax(cell, {"params": flax_params})  # the cell's variables
+      >>> all(bool((back[k] == params[k]).all()) for k in params)
+      True
+    """
+    _flax_kinds(cell, "to_flax")
+    name = _flax_kind(cell, kind)
+    layout = _FLAX_LAYOUTS[name]
+    arrays = _check_params(cell, params, _as_jax)
+    if "b_hn" in arrays and all(param != "b_hn" for _, _, param, _ in layout):
+        _require_zero(
+            arrays["b_hn"],
+            "params['b_hn']",
+            f"flax.{name} has no recurrent bias in its candidate, "
+            f"n = tanh(x W_in + b_in + r * (h W_hn)); use kind='linen.GRUCell'",
+        )
+    H = cell.hidden_size
+    flax_params: dict[str, dict[str, jax.Array]] = {}
+    for module, leaf, param, gate in layout:
+        arr = arrays[param]
+        flax_params.setdefault(module, {})[leaf] = (
+            arr if gate is None else arr[..., gate * H : (gate + 1) * H]
+        )
+    return flax_params
+
+
+def _flax_state(value: Any, name: str, hidden_size: int) -> jax.Array:
+    arr = _checks.float_array(value, name)
+    if arr.ndim < 1 or arr.shape[-1] != hidden_size:
+        raise ValueError(
+            f"{name} has shape {_checks.shape_str(arr.shape)} but must be "
+            f"(*batch, {hidden_size}) = (*batch, hidden_size)"
+        )
+    return arr
+
+
+def _convert_carry(cell: Cell, carry: Any, name: str, order: str) -> Any:
+    """`carry` checked, with an LSTM's two states swapped; `order` names them as given."""
+    H = cell.hidden_size
+    if cell.name != "lstm":
+        if isinstance(carry, (tuple, list)):
+            raise TypeError(
+                f"{name} of cell {cell.name!r} must be one array h (*batch, {H}), "
+                f"got a {type(carry).__name__} of {len(carry)}"
+            )
+        return _flax_state(carry, name, H)
+    if not isinstance(carry, (tuple, list)) or len(carry) != 2:
+        got = f"a {type(carry).__name__}" + (
+            f" of {len(carry)}" if isinstance(carry, (tuple, list)) else ""
+        )
+        raise TypeError(f"{name} of cell 'lstm' must be a pair {order}, got {got}")
+    first, second = order.strip("()").split(", ")
+    a = _flax_state(carry[0], f"{name}[0] ({first})", H)
+    b = _flax_state(carry[1], f"{name}[1] ({second})", H)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise ValueError(
+            f"{name}[0] ({first}) and {name}[1] ({second}) must have one shape and dtype, got "
+            f"{_checks.shape_str(a.shape)} {a.dtype} and {_checks.shape_str(b.shape)} {b.dtype}"
+        )
+    return (b, a)
+
+
+def from_flax_carry(cell: Cell, flax_carry: Any) -> Any:
+    """A jaxrnn carry from a Flax cell's carry: an LSTM's `(c, h)` becomes `(h, c)`.
+
+    Flax's LSTM cells carry `(c, h)`, jaxrnn's `lstm` carries `(h, c)`; the GRU
+    and simple cells carry `h` in both libraries, which passes through checked.
+
+    Args:
+      cell: `jaxrnn.lstm(H)`, `jaxrnn.gru(H)` or `jaxrnn.rnn(H, ...)`.
+      flax_carry: for `lstm` a pair `(c, h)`, each `(*batch, H)`; otherwise
+        `h (*batch, H)`. As Flax's `initialize_carry` or a step returns it.
+
+    Returns:
+      The carry for `jaxrnn.unroll` and `cell.step`: `(h, c)` for `lstm`, else `h`.
+
+    Raises:
+      TypeError: `cell` is not a `Cell`, `flax_carry` is not a pair (lstm) or
+        a single array (others), or an array is not floating.
+      ValueError: `cell` has no Flax counterpart, or a state's last axis is not
+        `H`, or `c` and `h` differ in shape or dtype.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxrnn as jr
+      >>> c, h = jnp.zeros((2, 4)), jnp.ones((2, 4))       # flax LSTMCell's (c, h)
+      >>> carry = jr.interop.from_flax_carry(jr.lstm(4), (c, h))
+      >>> bool((carry[0] == h).all()), bool((carry[1] == c).all())
+      (True, True)
+    """
+    _flax_kinds(cell, "from_flax_carry")
+    return _convert_carry(cell, flax_carry, "flax_carry", "(c, h)")
+
+
+def to_flax_carry(cell: Cell, carry: Any) -> Any:
+    """A Flax cell's carry from a jaxrnn carry: an LSTM's `(h, c)` becomes `(c, h)`.
+
+    The inverse of `from_flax_carry`: use it to hand a jaxrnn carry to a Flax
+    cell or to `nn.RNN(..., initial_carry=...)`, or to compare final carries.
+
+    Args:
+      cell: `jaxrnn.lstm(H)`, `jaxrnn.gru(H)` or `jaxrnn.rnn(H, ...)`.
+      carry: for `lstm` a pair `(h, c)`, each `(*batch, H)`; otherwise
+        `h (*batch, H)`.
+
+    Returns:
+      The Flax carry: `(c, h)` for `lstm`, else `h`.
+
+    Raises:
+      TypeError: `cell` is not a `Cell`, `carry` is not a pair (lstm) or a single
+        array (others), or an array is not floating.
+      ValueError: `cell` has no Flax counterpart, or a state's last axis is not
+        `H`, or `h` and `c` differ in shape or dtype.
+
+    Example:
+      >>> import jaxrnn as jr
+      >>> cell = jr.lstm(4)
+      >>> h, c = cell.initial_carry(batch_shape=(2,))
+      >>> flax_carry = jr.interop.to_flax_carry(cell, (h, c + 1.0))
+      >>> float(flax_carry[0][0, 0]), float(flax_carry[1][0, 0])     # (c, h)
+      (1.0, 0.0)
+    """
+    _flax_kinds(cell, "to_flax_carry")
+    return _convert_carry(cell, carry, "carry", "(h, c)")
+
+
+# --- Equinox ----------------------------------------------------------------------------------
+
+_EQUINOX_CLASS = {"lstm": "LSTMCell", "gru": "GRUCell"}
+_EQUINOX_ARRAYS = {
+    "lstm": ("weight_ih", "weight_hh", "bias"),
+    "gru": ("weight_ih", "weight_hh", "bias", "bias_n"),
+}
+
+
+def _check_equinox(cell: Any, module: Any, name: str, function: str) -> None:
+    """An error unless `module` is the equinox.nn cell that `cell` converts to."""
+    supported = {"lstm": "equinox.nn.LSTMCell", "gru": "equinox.nn.GRUCell"}
+    if isinstance(cell, Cell) and cell.name in ("rnn_tanh", "rnn_relu"):
+        raise ValueError(
+            f"{function} cannot convert cell {cell.name!r}: equinox.nn has no plain RNN cell, "
+            f"only LSTMCell and GRUCell"
+        )
+    _check_built_in(cell, function, supported, "Equinox")
+    # A module that is an equinox cell was made by an imported equinox, so this needs no import.
+    eqx = sys.modules.get("equinox")
+    classes = {} if eqx is None else {"lstm": eqx.nn.LSTMCell, "gru": eqx.nn.GRUCell}
+    kind = next((k for k, cls in classes.items() if isinstance(module, cls)), None)
+    if kind is None:
+        raise TypeError(
+            f"{name} must be an equinox.nn.LSTMCell or equinox.nn.GRUCell, "
+            f"got {type(module).__module__}.{type(module).__qualname__}"
+        )
+    if kind != cell.name:
+        raise ValueError(
+            f"cell {cell.name!r} converts to and from {supported[cell.name]}, but {name} is an "
+            f"equinox.nn.{_EQUINOX_CLASS[kind]}; use {_JAXRNN_FOR[kind]} for it"
+        )
+    if module.hidden_size != cell.hidden_size:
+        raise ValueError(
+            f"{name} has hidden_size={module.hidden_size} but cell {cell.name!r} has "
+            f"hidden_size={cell.hidden_size}"
+        )
+
+
+def from_equinox(cell: Cell, eqx_cell: Any, *, dtype: Any = None) -> Params:
+    """Params for `cell` from an `equinox.nn.LSTMCell` or `equinox.nn.GRUCell`.
+
+    Equinox stores weights for `W @ x` with jaxrnn's gate order (`i, f, g, o`;
+    `r, z, n`), so `w_x = weight_ih.T`, `w_h = weight_hh.T`, `b = bias` and, for
+    the GRU, `b_hn = bias_n`. Equinox's GRU computes
+    `n = tanh(x W_in + b_in + r * (h W_hn + b_hn))`, which is `jaxrnn.gru(H)`
+    exactly, and its LSTM carries `(h, c)` as jaxrnn does, so a carry needs no
+    conversion. A cell built with `use_bias=False` gives zero biases. The arrays
+    are read by attribute (equinox is not imported) and only transposed, so this
+    also runs under `jax.jit` and `jax.grad` (e.g. inside `eqx.filter_grad`).
+
+    Args:
+      cell: `jaxrnn.lstm(H)` for an `equinox.nn.LSTMCell`, `jaxrnn.gru(H)` for an
+        `equinox.nn.GRUCell`, with `H` the Equinox cell's `hidden_size`.
+      eqx_cell: the Equinox cell, with `weight_ih (G * H, I)`,
+        `weight_hh (G * H, H)`, `bias (G * H,)` or `None`, and for the GRU
+        `bias_n (H,)` or `None`, all one floating dtype.
+      dtype: the dtype of the returned params; `None` keeps the arrays' dtype.
+
+    Returns:
+      A params dict for `cell`: `w_x (I, G * H)`, `w_h (H, G * H)`, `b (G * H,)`,
+      and for `gru` also `b_hn (H,)`, as JAX arrays.
+
+    Raises:
+      TypeError: `cell` is not a `Cell`, `eqx_cell` is not an Equinox LSTM or GRU
+        cell, its arrays are not floating or differ in dtype, or a dtype needs
+        `jax_enable_x64`.
+      ValueError: `cell` has no Equinox counterpart or is the other kind of cell,
+        or a size or an array's shape disagrees.
+
+    Example:
+      >>> import jax, equinox as eqx, jaxrnn as jr
+      >>> eqx_cell = eqx.nn.GRUCell(input_size=3, hidden_size=4, key=jax.random.key(0))
+      >>> params = jr.interop.from_equinox(jr.gru(4), eqx_cell)
+      >>> {k: v.shape for k, v in params.items()}
+      {'w_x': (3, 12), 'w_h': (4, 12), 'b': (12,), 'b_hn': (4,)}
+      >>> bool((params["w_h"] == eqx_cell.weight_hh.T).all())
+      True
+    """
+    _check_equinox(cell, eqx_cell, "eqx_cell", "from_equinox")
+    H = cell.hidden_size
+    GH = {"lstm": 4, "gru": 3}[cell.name] * H
+    I = eqx_cell.input_size
+    shapes = {"weight_ih": (GH, I), "weight_hh": (GH, H), "bias": (GH,), "bias_n": (H,)}
+    meaning = {
+        "weight_ih": "(gates * hidden_size, input_size)",
+        "weight_hh": "(gates * hidden_size, hidden_size)",
+        "bias": "(gates * hidden_size,)",
+        "bias_n": "(hidden_size,)",
+    }
+    arrays = {}
+    for attr in _EQUINOX_ARRAYS[cell.name]:
+        value = getattr(eqx_cell, attr)
+        if value is None and attr.startswith("bias"):
+            continue  # use_bias=False
+        arr = _as_jax(value, f"eqx_cell.{attr}")
+        if tuple(arr.shape) != shapes[attr]:
+            raise ValueError(
+                f"eqx_cell.{attr} has shape {_checks.shape_str(arr.shape)} but an "
+                f"equinox.nn.{_EQUINOX_CLASS[cell.name]} with input_size={I} and "
+                f"hidden_size={H} has {_checks.shape_str(shapes[attr])} = {meaning[attr]}"
+            )
+        arrays[f"eqx_cell.{attr}"] = arr
+    target = _target_dtype(dtype, _same_dtype(arrays))
+    arrays = {key.removeprefix("eqx_cell."): arr.astype(target) for key, arr in arrays.items()}
+    params = {
+        "w_x": arrays["weight_ih"].T,
+        "w_h": arrays["weight_hh"].T,
+        "b": arrays.get("bias", jnp.zeros((GH,), target)),
+    }
+    if cell.name == "gru":
+        params["b_hn"] = arrays.get("bias_n", jnp.zeros((H,), target))
+    return params
+
+
+def to_equinox(cell: Cell, params: Params, like: Any) -> Any:
+    """An Equinox cell like `like`, holding a jaxrnn cell's params.
+
+    The inverse of `from_equinox`: returns a copy of `like` (an
+    `equinox.nn.LSTMCell` or `equinox.nn.GRUCell` of the same sizes, e.g. a
+    freshly initialised one) with `weight_ih = w_x.T`, `weight_hh = w_h.T`,
+    `bias = b` and for the GRU `bias_n = b_hn`, swapped in with
+    `equinox.tree_at`. The new cell holds the params' dtype.
+    `from_equinox(cell, to_equinox(cell, params, like))` equals `params` bit for bit.
+
+    Args:
+      cell: `jaxrnn.lstm(H)` or `jaxrnn.gru(H)`.
+      params: the cell's params as `cell.init` makes them: `w_x (I, G * H)`,
+        `w_h (H, G * H)`, `b (G * H,)` and for `gru` `b_hn (H,)`, one floating dtype.
+      like: an `equinox.nn.LSTMCell` (for `lstm`) or `equinox.nn.GRUCell` (for
+        `gru`) with `input_size=I` and `hidden_size=H`; its arrays are not read.
+        With `use_bias=False` it has no biases, so `b` (and `b_hn`) must be zero.
+
+    Returns:
+      A new Equinox cell of `like`'s class with the params' arrays.
+
+    Raises:
+      TypeError: `cell` is not a `Cell`, `like` is not an Equinox LSTM or GRU
+        cell, or `params` is not a dict of floating arrays of one dtype.
+      ValueError: `cell` has no Equinox counterpart or is the other kind of cell,
+        a size or a shape of `params` disagrees with `cell` or `like`, or `like`
+        has no biases and the params' biases are not zero.
+
+    Example:
+      >>> import jax, equinox as eqx, jaxrnn as jr
+      >>> cell = jr.lstm(hidden_size=4)
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> like = eqx.nn.LSTMCell(input_size=3, hidden_size=4, key=jax.random.key(1))
+      >>> eqx_cell = jr.interop.to_equinox(cell, params, like)
+      >>> bool((eqx_cell.weight_ih == params["w_x"].T).all())
+      True
+      >>> h, c = eqx_cell(jax.numpy.ones(3), (jax.numpy.zeros(4), jax.numpy.zeros(4)))
+    """
+    _check_equinox(cell, like, "like", "to_equinox")
+    arrays = _check_params(cell, params, _as_jax)
+    input_size = arrays["w_x"].shape[0]
+    if input_size != like.input_size:
+        raise ValueError(
+            f"params['w_x'] has shape {_checks.shape_str(arrays['w_x'].shape)}, input_size "
+            f"{input_size}, but like has input_size={like.input_size}; build like with "
+            f"input_size={input_size}"
+        )
+    values = {"weight_ih": arrays["w_x"].T, "weight_hh": arrays["w_h"].T, "bias": arrays["b"]}
+    if cell.name == "gru":
+        values["bias_n"] = arrays["b_hn"]
+    for attr, param in (("bias", "b"), ("bias_n", "b_hn")):
+        if attr in values and getattr(like, attr) is None:
+            _require_zero(
+                values.pop(attr), f"params[{param!r}]", f"like has no {attr} (use_bias=False)"
+            )
+    eqx = sys.modules["equinox"]
+    names = list(values)
+    return eqx.tree_at(lambda m: [getattr(m, n) for n in names], like, list(values.values()))
