@@ -402,7 +402,7 @@ def rnn(nonlinearity: str = "tanh") -> BpttFn:
     Raises:
       ValueError: `nonlinearity` is neither `"tanh"` nor `"relu"`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> cell = jr.rnn(hidden_size=8)        # its bptt is jaxrnn.bptt.rnn("tanh")
       >>> params = cell.init(jax.random.key(0), input_size=3)
@@ -444,7 +444,7 @@ def lstm() -> BpttFn:
       A `bptt(params, xs, carry, lengths, reverse) -> (carry, hs)` function for
       `Cell.bptt`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> cell = jr.lstm(hidden_size=8)       # its bptt is jaxrnn.bptt.lstm()
       >>> params = cell.init(jax.random.key(0), input_size=3)
@@ -510,7 +510,7 @@ def gru(reset_after: bool = True) -> BpttFn:
     Raises:
       TypeError: `reset_after` is not a bool.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> cell = jr.gru(hidden_size=8)        # its bptt is jaxrnn.bptt.gru()
       >>> params = cell.init(jax.random.key(0), input_size=3)

@@ -245,7 +245,7 @@ def rnn(
     Returns:
       A `Cell`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> cell = jr.rnn(hidden_size=8)
       >>> params = cell.init(jax.random.key(0), input_size=3)
@@ -307,7 +307,7 @@ def lstm(
     Returns:
       A `Cell`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> cell = jr.lstm(hidden_size=8)
       >>> params = cell.init(jax.random.key(0), input_size=3)
@@ -379,7 +379,7 @@ def gru(
     Returns:
       A `Cell`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> cell = jr.gru(hidden_size=8)
       >>> params = cell.init(jax.random.key(0), input_size=3)

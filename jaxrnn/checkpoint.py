@@ -247,7 +247,7 @@ def save(
       FileNotFoundError: the directory of `path` does not exist.
       IsADirectoryError: `path` is a directory.
 
-    Example:
+    Examples:
       >>> import tempfile, pathlib, jax, jax.numpy as jnp
       >>> from jaxrnn import checkpoint
       >>> tree = {"w": jnp.arange(6.0).reshape(2, 3), "step": 3, "key": jax.random.key(0)}
@@ -585,7 +585,7 @@ def load(path: str | os.PathLike, like: PyTree | None = None) -> PyTree:
       TypeError: a leaf of `like` is not an array, key or Python scalar.
       FileNotFoundError: `path` does not exist.
 
-    Example:
+    Examples:
       >>> import tempfile, pathlib, jax, optax
       >>> import jaxrnn as jr
       >>> from jaxrnn import checkpoint
@@ -595,8 +595,9 @@ def load(path: str | os.PathLike, like: PyTree | None = None) -> PyTree:
       >>> params2, opt_state2 = checkpoint.load(path, like=(params, opt_state))
       >>> type(opt_state2[0]).__name__, bool((params2["w_h"] == params["w_h"]).all())
       ('ScaleByAdamState', True)
-      >>> raw = checkpoint.load(path)   # no template: nested lists and dicts of NumPy arrays
-      >>> sorted(raw[1][0]), type(raw[0]["w_x"]).__name__
+      >>> raw_params, raw_opt_state = checkpoint.load(path)  # no template: lists, dicts, NumPy
+      >>> adam_state = raw_opt_state[0]
+      >>> sorted(adam_state), type(raw_params.get("w_x")).__name__
       (['count', 'mu', 'nu'], 'ndarray')
     """
     path = _as_path(path, "path")
@@ -636,7 +637,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
       ValueError: as `load`, when the file is not a valid checkpoint.
       FileNotFoundError: `path` does not exist.
 
-    Example:
+    Examples:
       >>> import tempfile, pathlib, numpy as np
       >>> from jaxrnn import checkpoint
       >>> path = pathlib.Path(tempfile.mkdtemp()) / "c.npz"
@@ -709,7 +710,7 @@ def save_step(
       ValueError: `step` is negative, `keep` is less than 1, or `prefix` is not
         a plain file-name stem.
 
-    Example:
+    Examples:
       >>> import tempfile, numpy as np
       >>> from jaxrnn import checkpoint
       >>> directory = tempfile.mkdtemp()
@@ -757,7 +758,7 @@ def latest(directory: str | os.PathLike, prefix: str = "ckpt") -> Path | None:
     Raises:
       ValueError: `prefix` is not a plain file-name stem.
 
-    Example:
+    Examples:
       >>> import tempfile, numpy as np
       >>> from jaxrnn import checkpoint
       >>> directory = tempfile.mkdtemp()

@@ -358,7 +358,7 @@ def to_cell_params(parameters: Mapping[str, npt.ArrayLike]) -> CellParams:
         do not share one dtype.
       ValueError: keys are missing or unexpected, or shapes disagree.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(0)
@@ -415,7 +415,7 @@ def from_cell_params(params: Mapping[str, Any], head: Mapping[str, Any]) -> dict
       ValueError: keys are missing or unexpected, shapes disagree, or the
         layout is not a one-gate RNN or an LSTM (a GRU has no course version).
 
-    Example:
+    Examples:
       >>> import jax, numpy as np, jaxrnn as jr
       >>> from jaxrnn import course
       >>> params = jr.lstm(4).init(jax.random.key(0), input_size=3)
@@ -539,7 +539,7 @@ def rnn_cell_forward(
       TypeError: an input is not a floating array, or the dtypes differ.
       ValueError: ranks or shapes disagree (the message names the argument).
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(1)
@@ -606,7 +606,7 @@ def rnn_forward(
       TypeError: an input is not a floating array, or the dtypes differ.
       ValueError: ranks or shapes disagree.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(1)
@@ -680,7 +680,7 @@ def lstm_cell_forward(
       TypeError: an input is not a floating array, or the dtypes differ.
       ValueError: ranks or shapes disagree (the message names the argument).
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(1)
@@ -731,7 +731,7 @@ def lstm_forward(
       TypeError: an input is not a floating array, or the dtypes differ.
       ValueError: ranks or shapes disagree.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(1)
@@ -869,7 +869,7 @@ def rnn_cell_backward(da_next: npt.ArrayLike, cache: tuple) -> Gradients:
       TypeError: `cache` is not a 4-tuple from `rnn_cell_forward`, or dtypes differ.
       ValueError: `da_next` is not `(n_a, m)`, or the cache's shapes disagree.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(1)
@@ -948,7 +948,7 @@ def rnn_backward(da: npt.ArrayLike, caches: tuple) -> Gradients:
       ValueError: `da` does not match the caches' `(n_a, m)`, or has more steps
         than the caches.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(1)
@@ -1055,7 +1055,7 @@ def lstm_cell_backward(da_next: npt.ArrayLike, dc_next: npt.ArrayLike, cache: tu
       ValueError: `da_next` or `dc_next` is not `(n_a, m)`, or the cache's shapes
         disagree.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(1)
@@ -1112,7 +1112,7 @@ def lstm_backward(da: npt.ArrayLike, caches: tuple) -> Gradients:
       ValueError: `da` does not match the caches' `(n_a, m)`, or has more steps
         than the caches.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(1)

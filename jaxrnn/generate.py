@@ -104,7 +104,7 @@ def generate(
       ValueError: `num_steps`, `temperature` or `top_k` out of range, or
         `readout`, `embed`, `carry` or `params` giving shapes that do not fit.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> cell = jr.gru(8)
       >>> k_cell, k_embed, k_out = jax.random.split(jax.random.key(0), 3)
@@ -205,7 +205,7 @@ def rollout(
       ValueError: `num_steps` is negative, or `readout`, `carry` or `params`
         give shapes that do not fit.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> cell = jr.rnn(16)
       >>> params = cell.init(jax.random.key(0), input_size=2)
@@ -264,7 +264,7 @@ def shift_right(targets: Array, start: Any, *, time_axis: int = 0) -> Array:
       ValueError: `targets` is a scalar, `time_axis` is out of range, or `start`
         has a shape other than `()` or one step's shape.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxrnn as jr
       >>> targets = jnp.array([[5, 7], [6, 8], [2, 9]])   # (T, batch)
       >>> jr.shift_right(targets, 0)

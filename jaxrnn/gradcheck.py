@@ -247,7 +247,7 @@ def gradcheck(
         not positive, `num_samples` and `key` are not given together, `f` does
         not return a scalar, or `grad` is not shaped like `params`.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> from jaxrnn.gradcheck import gradcheck
       >>> cell = jr.lstm(hidden_size=4)

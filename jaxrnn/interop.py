@@ -225,7 +225,7 @@ def from_torch(
       ValueError: `cell` has no PyTorch counterpart, `suffix` is malformed, a key
         is missing, or a shape disagrees with `cell.hidden_size` and the gate count.
 
-    Example:
+    Examples:
       >>> import numpy as np, jaxrnn as jr
       >>> H, I = 4, 3
       >>> rng = np.random.default_rng(0)
@@ -408,7 +408,7 @@ def to_torch(cell: Cell, params: Params, suffix: str = "_l0") -> dict[str, np.nd
       ValueError: `cell` has no PyTorch counterpart, `suffix` is malformed, or a
         key or shape of `params` does not fit `cell`.
 
-    Example:
+    Examples:
       >>> import jax, numpy as np, jaxrnn as jr
       >>> cell = jr.gru(hidden_size=4)
       >>> params = cell.init(jax.random.key(0), input_size=3)
@@ -694,7 +694,7 @@ def from_flax(cell: Cell, flax_params: Mapping[str, Any], *, dtype: Any = None) 
         extra, and which Flax cell the params belong to when it can tell), or a
         shape disagrees with `cell.hidden_size`.
 
-    Example:
+    Examples:
       >>> import numpy as np, jaxrnn as jr
       >>> H, I = 4, 3
       >>> rng = np.random.default_rng(0)
@@ -819,7 +819,7 @@ def to_flax(cell: Cell, params: Params, kind: str | None = None) -> dict[str, di
         `kind` is `"nnx.GRUCell"` and `b_hn` is not zero (that cell has no
         recurrent candidate bias).
 
-    Example:
+    Examples:
       >>> import jax, jaxrnn as jr
       >>> cell = jr.lstm(hidden_size=4)
       >>> params = cell.init(jax.random.key(0), input_size=3)
@@ -911,7 +911,7 @@ def from_flax_carry(cell: Cell, flax_carry: Any) -> Any:
       ValueError: `cell` has no Flax counterpart, or a state's last axis is not
         `H`, or `c` and `h` differ in shape or dtype.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxrnn as jr
       >>> c, h = jnp.zeros((2, 4)), jnp.ones((2, 4))       # flax LSTMCell's (c, h)
       >>> carry = jr.interop.from_flax_carry(jr.lstm(4), (c, h))
@@ -942,7 +942,7 @@ def to_flax_carry(cell: Cell, carry: Any) -> Any:
       ValueError: `cell` has no Flax counterpart, or a state's last axis is not
         `H`, or `h` and `c` differ in shape or dtype.
 
-    Example:
+    Examples:
       >>> import jaxrnn as jr
       >>> cell = jr.lstm(4)
       >>> h, c = cell.initial_carry(batch_shape=(2,))
@@ -1024,7 +1024,7 @@ def from_equinox(cell: Cell, eqx_cell: Any, *, dtype: Any = None) -> Params:
       ValueError: `cell` has no Equinox counterpart or is the other kind of cell,
         or a size or an array's shape disagrees.
 
-    Example:
+    Examples:
       >>> import jax, equinox as eqx, jaxrnn as jr
       >>> eqx_cell = eqx.nn.GRUCell(input_size=3, hidden_size=4, key=jax.random.key(0))
       >>> params = jr.interop.from_equinox(jr.gru(4), eqx_cell)
@@ -1097,7 +1097,7 @@ def to_equinox(cell: Cell, params: Params, like: Any) -> Any:
         a size or a shape of `params` disagrees with `cell` or `like`, or `like`
         has no biases and the params' biases are not zero.
 
-    Example:
+    Examples:
       >>> import jax, equinox as eqx, jaxrnn as jr
       >>> cell = jr.lstm(hidden_size=4)
       >>> params = cell.init(jax.random.key(0), input_size=3)

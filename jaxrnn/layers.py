@@ -188,7 +188,7 @@ def bidirectional(fwd_cell: Cell, bwd_cell: Cell, merge: str | None = "concat") 
       TypeError: `fwd_cell` or `bwd_cell` is not a `Cell`.
       ValueError: `merge` is unknown, or `"sum"`/`"mean"` with different hidden sizes.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> layer = jr.bidirectional(jr.lstm(8), jr.lstm(8))
       >>> params = layer.init(jax.random.key(0), input_size=3)
@@ -343,7 +343,7 @@ def stack(
         a rate is outside `[0, 1)`, `residual=True` meets layers whose input and
         output sizes differ, or `recurrent_dropout` meets a cell it does not know.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> net = jr.stack([jr.bidirectional(jr.gru(8), jr.gru(8)), jr.lstm(16)],
       ...                dropout=0.2, residual=True)

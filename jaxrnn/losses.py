@@ -80,7 +80,7 @@ def sequence_softmax_cross_entropy(
         valid steps outside `[0, C)`. Under `jax.jit` values cannot be checked: an
         out-of-range label at a valid step then gives a NaN loss.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxrnn as jr
       >>> logits = jnp.zeros((4, 2, 3))                   # (T, batch, C): uniform
       >>> labels = jnp.array([[0, 1], [2, 0], [1, -1], [0, -1]])  # -1 pads
@@ -172,7 +172,7 @@ def sequence_mse(
       ValueError: shapes disagree, `time_axis` is out of range, `reduction` is
         unknown, or concrete `lengths` lie outside `[0, T]`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxrnn as jr
       >>> predictions = jnp.ones((3, 2, 4))                # (T, batch, F)
       >>> targets = jnp.zeros((3, 2, 4)).at[2, 1].set(jnp.nan)  # NaN in the padding
@@ -243,7 +243,7 @@ def last_valid(hs: Array, lengths: Array, *, time_axis: int = 0) -> Array:
       ValueError: `lengths` does not have the batch shape of `hs`, `time_axis` is
         out of range, or concrete `lengths` lie outside `[0, T]`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxrnn as jr
       >>> hs = jnp.arange(8.0).reshape(4, 2, 1)           # (T, batch, H)
       >>> jr.last_valid(hs, jnp.array([4, 2]))[:, 0]      # hs[3, 0] and hs[1, 1]

@@ -24,7 +24,7 @@ def default_hoist() -> bool:
     Returns:
       `False` on CPU, `True` on GPU and TPU (read from `jax.default_backend()`).
 
-    Example:
+    Examples:
       >>> import jax, jaxrnn as jr
       >>> jr.default_hoist() == (jax.default_backend() != "cpu")
       True
@@ -126,7 +126,7 @@ def unroll(
       ValueError: shapes disagree with each other or with `params`, or an option
         has an unknown value.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> cell = jr.lstm(hidden_size=16)
       >>> params = cell.init(jax.random.key(0), input_size=4)
