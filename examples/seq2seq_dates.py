@@ -549,10 +549,11 @@ def save_loss_curve(path: Path, losses: np.ndarray, history: list[dict[str, Any]
     twin = ax.twinx()
     if acc:
         twin.plot(*zip(*acc, strict=True), "o-", color="tab:orange", label="held-out exact match")
-    twin.set_ylim(0, 1)
+    twin.set_ylim(0, 1.05)
     twin.set_ylabel("exact-match accuracy")
     ax.set_title("Dates to ISO (encoder-decoder)")
-    fig.legend(loc="center right")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="lower left")
     fig.tight_layout()
     fig.savefig(path)
 
