@@ -73,7 +73,7 @@ def adding_batch(
     Raises:
       ValueError: `min_len < 2` or `max_len < min_len`.
 
-    Example:
+    Examples:
       >>> xs, lengths, ys = adding_batch(jax.random.key(0), 4, min_len=5, max_len=9)
       >>> xs.shape, lengths.shape, ys.shape
       ((9, 4, 2), (4,), (4,))
@@ -105,7 +105,7 @@ def adding_batch(
 def init_params(key: Array, cell: jr.Cell) -> Params:
     """Parameters of the recurrent cell (input size 2) and the dense head.
 
-    Example:
+    Examples:
       >>> p = init_params(jax.random.key(0), jr.gru(8))
       >>> p["cell"]["w_x"].shape, p["head"]["w"].shape
       ((2, 24), (8,))
@@ -124,7 +124,7 @@ def init_params(key: Array, cell: jr.Cell) -> Params:
 def predict(cell: jr.Cell, params: Params, inputs: Array, lengths: Array) -> Array:
     """The model's predicted sums `(B,)` for padded `inputs (T, B, 2)` and `lengths (B,)`.
 
-    Example:
+    Examples:
       >>> cell = jr.lstm(8)
       >>> xs, lengths, _ = adding_batch(jax.random.key(0), 3, min_len=4, max_len=6)
       >>> predict(cell, init_params(jax.random.key(1), cell), xs, lengths).shape
@@ -167,7 +167,7 @@ def train_step(
 def evaluate(params: Params, cell: jr.Cell, batch: tuple[Array, Array, Array]) -> dict[str, Array]:
     """Held-out metrics on `batch`: `mse`, `baseline_mse` (always predicting 1) and `accuracy`.
 
-    Example:
+    Examples:
       >>> cell = jr.lstm(8)
       >>> batch = adding_batch(jax.random.key(0), 500, min_len=4, max_len=6)
       >>> m = evaluate(init_params(jax.random.key(1), cell), cell, batch)

@@ -90,7 +90,7 @@ TARGET_LEN = 10
 def ordinal_suffix(day: int) -> str:
     """ "st", "nd", "rd" or "th" for a day of the month.
 
-    Example:
+    Examples:
       >>> [ordinal_suffix(d) for d in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 31)]
       ['st', 'nd', 'rd', 'th', 'th', 'th', 'th', 'st', 'nd', 'rd', 'st']
     """
@@ -104,7 +104,7 @@ def render_date(date: datetime.date, fmt: str) -> str:
 
     Month and weekday names are English whatever the locale.
 
-    Example:
+    Examples:
       >>> d = datetime.date(1997, 5, 3)
       >>> [render_date(d, f) for f in FORMATS[:4]]
       ['3rd of May 1997', '05/03/97', 'May 3, 1997', 'Saturday 3 May 1997']
@@ -130,7 +130,7 @@ def render_date(date: datetime.date, fmt: str) -> str:
 def random_pair(rng: random.Random) -> tuple[str, str, datetime.date]:
     """A random date in a random format: `(source, ISO target, date)`.
 
-    Example:
+    Examples:
       >>> source, target, date = random_pair(random.Random(0))
       >>> target == date.isoformat(), len(target)
       (True, 10)
@@ -153,7 +153,7 @@ def make_splits(
     Returns:
       `(train, test)`, lists of `(source, target)` string pairs; sources are unique.
 
-    Example:
+    Examples:
       >>> train, test = make_splits(50, 10, seed=0)
       >>> len(train), len(test), not {s for s, _ in train} & {s for s, _ in test}
       (50, 10, True)
@@ -184,7 +184,7 @@ def encode_sources(
       ValueError: a source is longer than `max_len` or has a character outside
         `SOURCE_VOCAB`.
 
-    Example:
+    Examples:
       >>> ids, lengths = encode_sources(["May 3", "5/3/97"])
       >>> ids.shape, lengths.tolist(), ids[5:, 0].tolist()
       ((6, 2), [5, 6], [0])
@@ -206,7 +206,7 @@ def encode_sources(
 def encode_targets(targets: Sequence[str]) -> np.ndarray:
     """Ids of ISO dates over `TARGET_VOCAB`, int32 `(10, N)`.
 
-    Example:
+    Examples:
       >>> encode_targets(["1997-05-03"])[:, 0].tolist()
       [1, 9, 9, 7, 10, 0, 5, 10, 0, 3]
     """
@@ -217,7 +217,7 @@ def encode_targets(targets: Sequence[str]) -> np.ndarray:
 def decode_targets(ids: Any) -> list[str]:
     """The strings that target ids `(L, N)` stand for.
 
-    Example:
+    Examples:
       >>> decode_targets(encode_targets(["2001-12-31", "1970-01-01"]))
       ['2001-12-31', '1970-01-01']
     """
@@ -244,7 +244,7 @@ def dense(params: Params, x: Array) -> Array:
 def init_params(key: Array, encoder: jr.Cell, decoder: jr.Cell, embed_size: int) -> Params:
     """Parameters of both encoder directions, the bridge, the decoder and its head.
 
-    Example:
+    Examples:
       >>> p = init_params(jax.random.key(0), jr.gru(8), jr.gru(12), embed_size=4)
       >>> p["decoder"]["w_x"].shape, p["bridge"]["w"].shape, p["head"]["w"].shape
       ((20, 36), (16, 12), (12, 11))
@@ -290,7 +290,7 @@ def teacher_forced_logits(
 ) -> Array:
     """Decoder logits `(10, N, 11)` when it reads the true previous characters of `targets (10, N)`.
 
-    Example:
+    Examples:
       >>> enc, dec = jr.gru(8), jr.gru(8)
       >>> p = init_params(jax.random.key(0), enc, dec, embed_size=4)
       >>> ids, lengths = encode_sources(["May 3, 1997", "3/5/97"])
@@ -319,7 +319,7 @@ def translate_ids(
 ) -> Array:
     """Greedy translations `(10, N)` of padded sources `ids (S, N)` with `lengths (N,)`.
 
-    Example:
+    Examples:
       >>> enc, dec = jr.gru(8), jr.gru(8)
       >>> p = init_params(jax.random.key(0), enc, dec, embed_size=4)
       >>> ids, lengths = encode_sources(["May 3, 1997"])
@@ -374,7 +374,7 @@ def train_step(
 def exact_match(predictions: Sequence[str], targets: Sequence[str]) -> float:
     """The fraction of `predictions` equal to their target.
 
-    Example:
+    Examples:
       >>> exact_match(["1997-05-03", "1997-05-04"], ["1997-05-03", "1997-05-03"])
       0.5
     """
