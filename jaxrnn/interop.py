@@ -86,8 +86,11 @@ import numpy as np
 
 from jaxrnn import _checks
 from jaxrnn.cells import Cell, Params
+from jaxrnn.layers import Bidirectional, Stack
 
 __all__ = [
+    "carry_from_torch",
+    "carry_to_torch",
     "from_equinox",
     "from_flax",
     "from_flax_carry",
@@ -186,8 +189,12 @@ def _shape_hint(weight_hh: np.ndarray) -> str:
 
 
 def from_torch(
-    cell: Cell, state_dict: Mapping[str, Any], suffix: str = "_l0", *, dtype: Any = None
-) -> Params:
+    layer_or_cell: Cell | Bidirectional | Stack,
+    state_dict: Mapping[str, Any],
+    suffix: str = "_l0",
+    *,
+    dtype: Any = None,
+) -> Any:
     """Params for `cell` from one layer direction of a PyTorch recurrent module.
 
     Reads `weight_ih{suffix}`, `weight_hh{suffix}`, `bias_ih{suffix}` and
@@ -241,6 +248,9 @@ def from_torch(
       >>> bool(np.all(params["w_x"] == state_dict["weight_ih_l0"].T))
       True
     """
+    if isinstance(layer_or_cell, (Bidirectional, Stack)):
+        return _layer_from_torch(layer_or_cell, state_dict, suffix, dtype)
+    cell = layer_or_cell
     gates = _check_cell(cell, "from_torch")
     suffix = _check_suffix(suffix)
     if not isinstance(state_dict, Mapping):
@@ -370,7 +380,9 @@ def _check_params(
     return arrays
 
 
-def to_torch(cell: Cell, params: Params, suffix: str = "_l0") -> dict[str, np.ndarray]:
+def to_torch(
+    layer_or_cell: Cell | Bidirectional | Stack, params: Any, suffix: str = "_l0"
+) -> dict[str, np.ndarray]:
     """One layer direction of a PyTorch state dict, from a cell's params.
 
     The inverse of `from_torch`: `weight_ih = w_x.T`, `weight_hh = w_h.T`,
@@ -419,6 +431,9 @@ def to_torch(cell: Cell, params: Params, suffix: str = "_l0") -> dict[str, np.nd
       >>> all(bool(np.array_equal(back[k], params[k])) for k in params)
       True
     """
+    if isinstance(layer_or_cell, (Bidirectional, Stack)):
+        return _layer_to_torch(layer_or_cell, params, suffix)
+    cell = layer_or_cell
     _check_cell(cell, "to_torch")
     suffix = _check_suffix(suffix)
     arrays = _check_params(cell, params)
@@ -432,6 +447,483 @@ def to_torch(cell: Cell, params: Params, suffix: str = "_l0") -> dict[str, np.nd
         f"bias_ih{suffix}": np.array(arrays["b"]),
         f"bias_hh{suffix}": bias_hh,
     }
+
+
+# --- PyTorch multi-layer and bidirectional modules --------------------------------------------
+
+_TORCH_KEY = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?")
+
+
+def _torch_layout(layer: Any, function: str) -> tuple[tuple[Cell | Bidirectional, ...], int]:
+    """The layers of `layer` as a PyTorch module runs them, and its number of directions.
+
+    An error unless one `nn.RNN`, `nn.LSTM` or `nn.GRU` matches `layer`: one kind of
+    cell with one hidden size throughout, every layer bidirectional or none, and a
+    bidirectional layer's two outputs concatenated where another layer reads them.
+    """
+    if isinstance(layer, Cell):
+        _check_cell(layer, function)
+        return (layer,), 1
+    if isinstance(layer, Bidirectional):
+        _check_bidirectional(layer, function, "layer_or_cell")
+        return (layer,), 2
+    if not isinstance(layer, Stack):
+        raise TypeError(
+            f"layer_or_cell must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), a bidirectional "
+            f"layer (jaxrnn.bidirectional) or a stack (jaxrnn.stack); got {type(layer).__name__}"
+        )
+    if layer.residual:
+        raise ValueError(
+            f"{function} cannot convert a stack with residual=True: PyTorch's recurrent "
+            f"modules have no residual connections, so the same weights would give other "
+            f"outputs. Convert its layers one by one instead"
+        )
+    first = layer.layers[0]
+    directions = 2 if isinstance(first, Bidirectional) else 1
+    reference = first if isinstance(first, Cell) else first.fwd_cell
+    for index, item in enumerate(layer.layers):
+        if isinstance(item, Bidirectional) != (directions == 2):
+            raise ValueError(
+                f"{function} needs every layer of a stack bidirectional or none, as in one "
+                f"PyTorch module; layers[0] is {_kind(first)} but layers[{index}] is "
+                f"{_kind(item)}"
+            )
+        if isinstance(item, Bidirectional):
+            _check_bidirectional(item, function, f"layers[{index}]")
+            if item.merge != "concat" and index < len(layer.layers) - 1:
+                raise ValueError(
+                    f"layers[{index}] is bidirectional with merge={item.merge!r}, but PyTorch's "
+                    f"next layer reads both directions concatenated; use merge='concat'"
+                )
+        for cell in _layer_cells(item):
+            _check_cell(cell, function)
+            if (cell.name, cell.hidden_size) != (reference.name, reference.hidden_size):
+                raise ValueError(
+                    f"{function} needs one kind of cell with one hidden size in every layer, as "
+                    f"in one PyTorch module; layers[0] has cell {reference.name!r} with "
+                    f"hidden_size={reference.hidden_size} but layers[{index}] has "
+                    f"{cell.name!r} with hidden_size={cell.hidden_size}"
+                )
+    return layer.layers, directions
+
+
+def _check_bidirectional(layer: Bidirectional, function: str, name: str) -> None:
+    fwd, bwd = layer.fwd_cell, layer.bwd_cell
+    _check_cell(fwd, function)
+    _check_cell(bwd, function)
+    if (fwd.name, fwd.hidden_size) != (bwd.name, bwd.hidden_size):
+        raise ValueError(
+            f"{name} runs cell {fwd.name!r} (hidden_size={fwd.hidden_size}) forwards and "
+            f"{bwd.name!r} (hidden_size={bwd.hidden_size}) backwards, but a bidirectional "
+            f"PyTorch module has one kind and size in both directions"
+        )
+
+
+def _kind(layer: Cell | Bidirectional) -> str:
+    return "bidirectional" if isinstance(layer, Bidirectional) else f"the cell {layer.name!r}"
+
+
+def _layer_cells(layer: Cell | Bidirectional) -> tuple[Cell, ...]:
+    return (layer,) if isinstance(layer, Cell) else (layer.fwd_cell, layer.bwd_cell)
+
+
+def _layer_index(suffix: Any, function: str) -> int:
+    """The layer number of a bidirectional layer's `suffix`, `'_l<layer>'`."""
+    suffix = _check_suffix(suffix)
+    if suffix.endswith("_reverse"):
+        raise ValueError(
+            f"{function} of a bidirectional layer reads both directions of one layer, so "
+            f"suffix names the layer, e.g. '_l0' (for '_l0' and '_l0_reverse'); got {suffix!r}"
+        )
+    return int(suffix[2:])
+
+
+def _stack_suffix(suffix: Any, function: str) -> None:
+    if not (isinstance(suffix, str) and suffix == "_l0"):
+        raise ValueError(
+            f"{function} of a stack maps a whole module, layer i to the keys '_l<i>' (and "
+            f"'_l<i>_reverse'), so suffix must be left at its default '_l0'; got {suffix!r}"
+        )
+
+
+def _check_torch_keys(state_dict: Mapping[str, Any], num_layers: int, directions: int) -> None:
+    """An error unless `state_dict`'s recurrent keys are those of `num_layers` layers."""
+    found: dict[tuple[int, bool], str] = {}
+    for key in map(str, state_dict):
+        match = _TORCH_KEY.fullmatch(key)
+        if match:
+            found.setdefault((int(match[2]), match[3] is not None), key)
+    layers = sorted({index for index, _ in found})
+    if layers and layers[-1] >= num_layers:
+        extra = found.get((layers[-1], False)) or found[(layers[-1], True)]
+        raise ValueError(
+            f"state_dict has keys of layer {layers[-1]} (e.g. {extra!r}) but the stack has "
+            f"{num_layers} layer{'s' * (num_layers > 1)}; a module with num_layers="
+            f"{layers[-1] + 1} needs a stack of {layers[-1] + 1} layers"
+        )
+    for index in range(num_layers):
+        reverse = found.get((index, True))
+        if directions == 1 and reverse is not None:
+            raise ValueError(
+                f"state_dict has {reverse!r}: a bidirectional module, but the stack's layers "
+                f"are cells; use jaxrnn.bidirectional layers (expected 1 direction, got 2)"
+            )
+        if directions == 2 and (index, False) in found and reverse is None:
+            raise ValueError(
+                f"state_dict has no key 'weight_ih_l{index}_reverse': the stack is "
+                f"bidirectional but the module is not (expected 2 directions, got 1)"
+            )
+
+
+def _renamed(error: Exception, path: str) -> Exception:
+    """`error` with the argument `params` it names renamed `path`, e.g. `params['layers'][1]`."""
+    message = str(error)
+    if message.startswith("params"):
+        message = path + message[len("params") :]
+    return type(error)(message.replace(" params[", f" {path}["))
+
+
+def _bidirectional_from_torch(
+    layer: Bidirectional, state_dict: Mapping[str, Any], index: int, dtype: Any
+) -> dict[str, Params]:
+    key = f"weight_ih_l{index}_reverse"
+    if f"weight_ih_l{index}" in state_dict and key not in state_dict:
+        raise ValueError(
+            f"state_dict has no key {key!r}: the layer is bidirectional but the module is "
+            f"not (expected 2 directions, got 1); keys present: {sorted(map(str, state_dict))}"
+        )
+    return {
+        "fwd": from_torch(layer.fwd_cell, state_dict, f"_l{index}", dtype=dtype),
+        "bwd": from_torch(layer.bwd_cell, state_dict, f"_l{index}_reverse", dtype=dtype),
+    }
+
+
+def _layer_from_torch(
+    layer: Bidirectional | Stack, state_dict: Mapping[str, Any], suffix: Any, dtype: Any
+) -> Any:
+    layers, directions = _torch_layout(layer, "from_torch")
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            f"state_dict must be a mapping of names to arrays (module.state_dict()), "
+            f"got {type(state_dict).__name__}"
+        )
+    if isinstance(layer, Bidirectional):
+        return _bidirectional_from_torch(
+            layer, state_dict, _layer_index(suffix, "from_torch"), dtype
+        )
+    _stack_suffix(suffix, "from_torch")
+    _check_torch_keys(state_dict, len(layers), directions)
+    params: list[Any] = []
+    dtype0 = None
+    for index, item in enumerate(layers):
+        if isinstance(item, Cell):
+            entry: Any = from_torch(item, state_dict, f"_l{index}", dtype=dtype)
+            w_x = entry["w_x"]
+        else:
+            entry = _bidirectional_from_torch(item, state_dict, index, dtype)
+            w_x = entry["fwd"]["w_x"]
+            if entry["bwd"]["w_x"].dtype != w_x.dtype:
+                raise TypeError(
+                    f"state_dict['weight_ih_l{index}_reverse'] has dtype "
+                    f"{entry['bwd']['w_x'].dtype} but state_dict['weight_ih_l{index}'] has "
+                    f"dtype {w_x.dtype}; all arrays must share a dtype"
+                )
+        if index > 0:
+            want = _out(layers[index - 1])
+            if w_x.shape[0] != want:
+                raise ValueError(
+                    f"state_dict['weight_ih_l{index}'] has shape "
+                    f"{_checks.shape_str(w_x.shape[::-1])} but layers[{index}] reads the "
+                    f"{want} features of layers[{index - 1}]: expected "
+                    f"({w_x.shape[1]}, {want})"
+                )
+            if w_x.dtype != dtype0:
+                raise TypeError(
+                    f"state_dict['weight_ih_l{index}'] has dtype {w_x.dtype} but "
+                    f"state_dict['weight_ih_l0'] has dtype {dtype0}; all arrays must share a dtype"
+                )
+        else:
+            dtype0 = w_x.dtype
+        params.append(entry)
+    result: dict[str, Any] = {"layers": params}
+    if layer.learn_initial_carry:
+        # PyTorch starts from zeros when no h_0 is given, as a fresh learned carry does.
+        result["initial_carry"] = [item.initial_carry((), dtype0) for item in layers]
+    return result
+
+
+def _out(layer: Cell | Bidirectional) -> int:
+    return layer.hidden_size if isinstance(layer, Cell) else layer.output_size
+
+
+def _layer_to_torch(
+    layer: Bidirectional | Stack, params: Any, suffix: Any
+) -> dict[str, np.ndarray]:
+    layers, _ = _torch_layout(layer, "to_torch")
+    if isinstance(layer, Bidirectional):
+        return _bidirectional_to_torch(layer, params, _layer_index(suffix, "to_torch"), "params")
+    _stack_suffix(suffix, "to_torch")
+    keys = ["initial_carry", "layers"] if layer.learn_initial_carry else ["layers"]
+    if not isinstance(params, Mapping) or sorted(map(str, params)) != keys:
+        got = sorted(map(str, params)) if isinstance(params, Mapping) else type(params).__name__
+        raise ValueError(
+            f"params must be the dict that stack(...).init returns, with keys {keys}; got {got}"
+        )
+    entries = params["layers"]
+    if not isinstance(entries, (list, tuple)) or len(entries) != len(layers):
+        got = f"a {type(entries).__name__}" + (
+            f" of {len(entries)}" if isinstance(entries, (list, tuple)) else ""
+        )
+        raise ValueError(
+            f"params['layers'] must be a list of {len(layers)} entries, one per layer; got {got}"
+        )
+    if layer.learn_initial_carry:
+        for index, carry in enumerate(params["initial_carry"]):
+            for leaf in jax.tree.leaves(carry):
+                _require_zero(
+                    leaf,
+                    f"params['initial_carry'][{index}]",
+                    "a PyTorch module has no initial state of its own (it starts from zeros); "
+                    "pass it as h_0 with carry_to_torch instead",
+                )
+    state: dict[str, np.ndarray] = {}
+    dtype = None
+    for index, (item, entry) in enumerate(zip(layers, entries, strict=True)):
+        path = f"params['layers'][{index}]"
+        if isinstance(item, Cell):
+            try:
+                part = to_torch(item, entry, f"_l{index}")
+            except (TypeError, ValueError) as error:
+                raise _renamed(error, path) from None
+        else:
+            part = _bidirectional_to_torch(item, entry, index, path)
+        w = part[f"weight_ih_l{index}"]
+        if index > 0 and w.shape[1] != _out(layers[index - 1]):
+            raise ValueError(
+                f"{path} reads {w.shape[1]} features (its w_x has shape "
+                f"{_checks.shape_str(w.shape[::-1])}) but layers[{index - 1}] outputs "
+                f"{_out(layers[index - 1])}"
+            )
+        if dtype is not None and w.dtype != dtype:
+            raise TypeError(
+                f"{path} has dtype {w.dtype} but params['layers'][0] has dtype {dtype}; all "
+                f"params must share one dtype"
+            )
+        dtype = w.dtype
+        state.update(part)
+    return state
+
+
+def _bidirectional_to_torch(
+    layer: Bidirectional, params: Any, index: int, path: str
+) -> dict[str, np.ndarray]:
+    if not isinstance(params, Mapping) or set(params) != {"fwd", "bwd"}:
+        got = sorted(map(str, params)) if isinstance(params, Mapping) else type(params).__name__
+        raise ValueError(
+            f"{path} must be the dict that bidirectional(...).init returns, with keys "
+            f"['bwd', 'fwd']; got {got}"
+        )
+    state = {}
+    for part, cell, suffix in (
+        ("fwd", layer.fwd_cell, f"_l{index}"),
+        ("bwd", layer.bwd_cell, f"_l{index}_reverse"),
+    ):
+        try:
+            state.update(to_torch(cell, params[part], suffix))
+        except (TypeError, ValueError) as error:
+            raise _renamed(error, f"{path}[{part!r}]") from None
+    fwd, bwd = state[f"weight_ih_l{index}"], state[f"weight_ih_l{index}_reverse"]
+    if fwd.shape != bwd.shape or fwd.dtype != bwd.dtype:
+        raise ValueError(
+            f"{path}['fwd'] and {path}['bwd'] must have one input size and dtype; their w_x "
+            f"are {_checks.shape_str(fwd.shape[::-1])} {fwd.dtype} and "
+            f"{_checks.shape_str(bwd.shape[::-1])} {bwd.dtype}"
+        )
+    return state
+
+
+def _torch_state(value: Any, name: str) -> jax.Array:
+    arr = _to_numpy(value, name)
+    _check_jax_can_hold(arr.dtype, f"the dtype of {name}")
+    return jnp.asarray(arr)
+
+
+def carry_from_torch(layer_or_cell: Cell | Bidirectional | Stack, h_n: Any, c_n: Any = None) -> Any:
+    """A jaxrnn carry from PyTorch's final (or initial) states `h_n` and `c_n`.
+
+    PyTorch stacks the states of every layer and direction on a leading axis,
+    index `num_directions * layer + direction` (direction 1 is `_reverse`). This
+    splits them: a cell gets entry 0, a bidirectional layer the pair
+    `(entries 0, 1)`, and a stack a list with one carry per layer. Use it to start
+    a jaxrnn layer from a PyTorch `h_0` (and `c_0`), or to compare final states.
+
+    Shapes: `L` layers, `D` directions (2 for a bidirectional layer or a stack
+    of them, else 1), `H` the hidden size; `*batch` is `(N,)`, or `()` for
+    PyTorch's unbatched input.
+
+    Args:
+      layer_or_cell: a cell, bidirectional layer or stack that `from_torch` accepts.
+      h_n: `(L * D, *batch, H)`, the hidden states; a NumPy array or torch tensor.
+      c_n: for an LSTM the cell states, `(L * D, *batch, H)`; otherwise `None`.
+
+    Returns:
+      A cell's carry (`h (*batch, H)`, or `(h, c)` for `lstm`), a bidirectional
+      layer's `(fwd_carry, bwd_carry)`, or a stack's list of per-layer carries,
+      as JAX arrays.
+
+    Raises:
+      TypeError: `layer_or_cell` is not a cell or layer, or a state is not a
+        floating array.
+      ValueError: the layer has no PyTorch counterpart, a shape disagrees with
+        `L * D` and `H`, `c_n` is missing for an LSTM or given for another cell,
+        or `h_n` and `c_n` differ in shape or dtype.
+
+    Examples:
+      >>> import numpy as np, jaxrnn as jr
+      >>> net = jr.stack([jr.bidirectional(jr.gru(4), jr.gru(4))] * 2)
+      >>> h_n = np.arange(2 * 2 * 3 * 4, dtype=np.float32).reshape(4, 3, 4)  # (L*D, N, H)
+      >>> carries = jr.interop.carry_from_torch(net, h_n)
+      >>> len(carries), carries[1][0].shape                        # layer 1, forward
+      (2, (3, 4))
+      >>> bool((carries[1][1] == h_n[3]).all())                    # layer 1, backward
+      True
+    """
+    layers, directions = _torch_layout(layer_or_cell, "carry_from_torch")
+    reference = _layer_cells(layers[0])[0]
+    H, count = reference.hidden_size, len(layers) * directions
+    lstm = reference.name == "lstm"
+    names = ("h_n", "c_n") if lstm else ("h_n",)
+    if lstm and c_n is None:
+        raise ValueError("c_n must be given for an LSTM, (L * D, *batch, hidden_size); got None")
+    if not lstm and c_n is not None:
+        raise ValueError(
+            f"c_n must be None for cell {reference.name!r}, whose carry is h alone; got "
+            f"{type(c_n).__name__}"
+        )
+    states = []
+    for name, value in zip(names, (h_n, c_n), strict=False):
+        arr = _torch_state(value, name)
+        if arr.ndim < 2 or arr.shape[0] != count or arr.shape[-1] != H:
+            raise ValueError(
+                f"{name} has shape {_checks.shape_str(arr.shape)} but must be "
+                f"({count}, *batch, {H}) = (num_layers * num_directions, *batch, hidden_size) "
+                f"with {len(layers)} layer{'s' * (len(layers) > 1)} and {directions} "
+                f"direction{'s' * (directions > 1)}"
+            )
+        states.append(arr)
+    if lstm and (states[0].shape != states[1].shape or states[0].dtype != states[1].dtype):
+        raise ValueError(
+            f"h_n and c_n must have one shape and dtype, got {_checks.shape_str(states[0].shape)} "
+            f"{states[0].dtype} and {_checks.shape_str(states[1].shape)} {states[1].dtype}"
+        )
+
+    def cell_carry(entry: int) -> Any:
+        return (states[0][entry], states[1][entry]) if lstm else states[0][entry]
+
+    carries = [
+        cell_carry(index) if directions == 1 else (cell_carry(2 * index), cell_carry(2 * index + 1))
+        for index in range(len(layers))
+    ]
+    return carries if isinstance(layer_or_cell, Stack) else carries[0]
+
+
+def carry_to_torch(layer_or_cell: Cell | Bidirectional | Stack, carry: Any) -> Any:
+    """PyTorch's `h_n` (and `c_n`) from a jaxrnn carry; the inverse of `carry_from_torch`.
+
+    Stacks every layer's and direction's state on a leading axis at index
+    `num_directions * layer + direction`, the layout of PyTorch's `h_0`/`h_n`,
+    so the result can start a PyTorch module (`module(x, h_0)`, or
+    `(h_0, c_0)` for an LSTM) or be compared with its final states.
+
+    Args:
+      layer_or_cell: a cell, bidirectional layer or stack that `from_torch` accepts.
+      carry: the carry of `layer_or_cell`: a cell's `h (*batch, H)` or
+        `(h, c)`, a bidirectional layer's `(fwd_carry, bwd_carry)`, or a stack's
+        list of per-layer carries, all arrays one shape and dtype.
+
+    Returns:
+      `(h_n, c_n)` for an LSTM, else `h_n`: NumPy arrays `(L * D, *batch, H)`.
+
+    Raises:
+      TypeError: `layer_or_cell` is not a cell or layer, `carry` has the wrong
+        structure, or a state is not a floating array.
+      ValueError: the layer has no PyTorch counterpart, or a state's shape is not
+        `(*batch, H)` or differs from the others.
+
+    Examples:
+      >>> import jaxrnn as jr
+      >>> net = jr.stack([jr.lstm(4), jr.lstm(4), jr.lstm(4)])
+      >>> h_n, c_n = jr.interop.carry_to_torch(net, net.initial_carry((2,)))
+      >>> h_n.shape, c_n.shape                                     # (L*D, N, H)
+      ((3, 2, 4), (3, 2, 4))
+    """
+    layers, directions = _torch_layout(layer_or_cell, "carry_to_torch")
+    reference = _layer_cells(layers[0])[0]
+    H = reference.hidden_size
+    lstm = reference.name == "lstm"
+    if isinstance(layer_or_cell, Stack):
+        if not isinstance(carry, (list, tuple)) or len(carry) != len(layers):
+            raise TypeError(
+                f"carry must be a list of {len(layers)} carries, one per layer of the stack; "
+                f"got {_describe_carry(carry)}"
+            )
+        per_layer = [(f"carry[{index}]", part) for index, part in enumerate(carry)]
+    else:
+        per_layer = [("carry", carry)]
+    cells = []
+    for path, part in per_layer:
+        if directions == 2:
+            if not isinstance(part, (list, tuple)) or len(part) != 2:
+                raise TypeError(
+                    f"{path} must be a pair (fwd_carry, bwd_carry) for a bidirectional layer; "
+                    f"got {_describe_carry(part)}"
+                )
+            cells += [(f"{path}[0]", part[0]), (f"{path}[1]", part[1])]
+        else:
+            cells.append((path, part))
+    h_states, c_states = [], []
+    shape = dtype = None
+    first = ""
+    for path, part in cells:
+        if lstm:
+            if not isinstance(part, (list, tuple)) or len(part) != 2:
+                raise TypeError(
+                    f"{path} of cell 'lstm' must be a pair (h, c); got {_describe_carry(part)}"
+                )
+            pairs = [(f"{path}[0] (h)", part[0], h_states), (f"{path}[1] (c)", part[1], c_states)]
+        else:
+            if isinstance(part, (list, tuple)):
+                raise TypeError(
+                    f"{path} of cell {reference.name!r} must be one array h (*batch, {H}); "
+                    f"got {_describe_carry(part)}"
+                )
+            pairs = [(path, part, h_states)]
+        for name, value, into in pairs:
+            arr = _to_numpy(value, name)
+            if arr.ndim < 1 or arr.shape[-1] != H:
+                raise ValueError(
+                    f"{name} has shape {_checks.shape_str(arr.shape)} but must be "
+                    f"(*batch, {H}) = (*batch, hidden_size)"
+                )
+            if shape is None:
+                shape, dtype, first = arr.shape, arr.dtype, name
+            elif arr.shape != shape or arr.dtype != dtype:
+                raise ValueError(
+                    f"{name} has shape {_checks.shape_str(arr.shape)} and dtype {arr.dtype} but "
+                    f"{first} has {_checks.shape_str(shape)} and {dtype}; every state must share "
+                    f"one shape and dtype"
+                )
+            into.append(arr)
+    h_n = np.stack(h_states)
+    return (h_n, np.stack(c_states)) if lstm else h_n
+
+
+def _describe_carry(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    if hasattr(value, "shape"):
+        return f"an array of shape {_checks.shape_str(value.shape)}"
+    return f"a {type(value).__name__}"
 
 
 # --- shared by Flax and Equinox ---------------------------------------------------------------
