@@ -61,7 +61,7 @@ def build_vocab(text: str) -> str:
     Returns:
       A string of `V` distinct characters in sorted order.
 
-    Example:
+    Examples:
       >>> build_vocab("hello")
       'ehlo'
     """
@@ -81,7 +81,7 @@ def encode(text: str, vocab: str) -> np.ndarray:
     Raises:
       ValueError: `text` has characters that are not in `vocab`; the message lists them.
 
-    Example:
+    Examples:
       >>> encode("hole", "ehlo")
       array([1, 3, 2, 0], dtype=int32)
     """
@@ -98,7 +98,7 @@ def encode(text: str, vocab: str) -> np.ndarray:
 def decode(ids: Any, vocab: str) -> str:
     """The text that the character ids `ids (n,)` stand for.
 
-    Example:
+    Examples:
       >>> decode([1, 3, 2, 0], "ehlo")
       'hole'
     """
@@ -110,7 +110,7 @@ def split_train_validation(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     A contiguous split (rather than random windows) keeps validation text unseen.
 
-    Example:
+    Examples:
       >>> train, val = split_train_validation(np.arange(20, dtype=np.int32))
       >>> len(train), len(val)
       (18, 2)
@@ -132,7 +132,7 @@ def random_windows(key: Array, data: Array, batch_size: int, seq_len: int) -> Ar
     Returns:
       Int ids `(T + 1, B)`.
 
-    Example:
+    Examples:
       >>> w = random_windows(jax.random.key(0), jnp.arange(50), batch_size=3, seq_len=4)
       >>> w.shape, bool(jnp.all(w[1:] - w[:-1] == 1))
       ((5, 3), True)
@@ -148,7 +148,7 @@ def validation_windows(ids: np.ndarray, seq_len: int) -> np.ndarray:
     Consecutive windows share one boundary character, so every character but the
     first is predicted exactly once.
 
-    Example:
+    Examples:
       >>> validation_windows(np.arange(10, dtype=np.int32), seq_len=4)
       array([[0, 1, 2, 3, 4],
              [4, 5, 6, 7, 8]], dtype=int32)
@@ -174,7 +174,7 @@ def init_params(key: Array, cell: jr.Cell, vocab_size: int, embed_size: int) -> 
       `{"embed": (V, E), "lstm": cell params for input size E,
       "head": {"w": (H, V), "b": (V,)}}`.
 
-    Example:
+    Examples:
       >>> p = init_params(jax.random.key(0), jr.lstm(8), vocab_size=5, embed_size=3)
       >>> p["embed"].shape, p["lstm"]["w_x"].shape, p["head"]["w"].shape
       ((5, 3), (3, 32), (8, 5))
@@ -209,7 +209,7 @@ def forward(cell: jr.Cell, params: Params, tokens: Array) -> Array:
     Returns:
       Logits `(T, *batch, V)`; position `t` scores the character after `tokens[t]`.
 
-    Example:
+    Examples:
       >>> cell = jr.lstm(8)
       >>> p = init_params(jax.random.key(0), cell, vocab_size=5, embed_size=3)
       >>> forward(cell, p, jnp.zeros((7, 2), jnp.int32)).shape
@@ -264,7 +264,7 @@ def evaluate(params: Params, cell: jr.Cell, windows: np.ndarray) -> float:
     Each window starts from a zero state. Windows go through in chunks of equal
     size (the last one padded and masked), so one compilation serves every call.
 
-    Example:
+    Examples:
       >>> cell = jr.lstm(8)
       >>> p = init_params(jax.random.key(0), cell, vocab_size=5, embed_size=3)
       >>> w = validation_windows(np.arange(40, dtype=np.int32) % 5, seq_len=6)
@@ -309,7 +309,7 @@ def sample(
     Returns:
       Int ids `(L,)` of the sampled continuation (without the prompt).
 
-    Example:
+    Examples:
       >>> cell = jr.lstm(8)
       >>> p = init_params(jax.random.key(0), cell, vocab_size=5, embed_size=3)
       >>> ids = sample(p, cell, jnp.array([1, 2]), jax.random.key(1), 1.0, length=10)
