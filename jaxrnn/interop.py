@@ -29,7 +29,12 @@ Everything here works on NumPy arrays, so torch is not needed to convert:
 `torch.save` a state dict's `.numpy()` arrays, or pass the state dict itself
 (tensors are converted with `.detach().cpu().numpy()` without importing torch).
 A multi-layer or bidirectional module is one cell per layer and direction;
-`jaxrnn.unroll(..., reverse=True)` runs the `_reverse` half.
+`jaxrnn.unroll(..., reverse=True)` runs the `_reverse` half. `from_torch` and
+`to_torch` also take a `jaxrnn.bidirectional` layer (both directions of one
+layer) and a `jaxrnn.stack` (a whole module); `carry_from_torch` and
+`carry_to_torch` convert PyTorch's `h_n`/`c_n`, `(num_layers * num_directions,
+*batch, H)` with index `num_directions * layer + direction`, to and from
+jaxrnn carries.
 
 ## Flax
 
@@ -195,7 +200,18 @@ def from_torch(
     *,
     dtype: Any = None,
 ) -> Any:
-    """Params for `cell` from one layer direction of a PyTorch recurrent module.
+    """Params for a cell, bidirectional layer or stack from a PyTorch recurrent module.
+
+    For a cell, this reads one layer direction, named by `suffix`; a
+    `Bidirectional` layer reads both directions of the layer `suffix` names
+    (`"_l1"` reads `_l1` and `_l1_reverse`) into `{"fwd": ..., "bwd": ...}`; a
+    `Stack` reads a whole `nn.LSTM/GRU/RNN(num_layers=L, bidirectional=...)`,
+    layer `i` from `_l{i}` (and `_l{i}_reverse`), into `{"layers": [...]}`, the
+    structure `stack.init` gives. A stack must look like one PyTorch module: one
+    kind of cell and hidden size throughout, every layer bidirectional (merge
+    `"concat"`) or none, and `residual=False`. With `learn_initial_carry=True`
+    its `params["initial_carry"]` are zeros, PyTorch's default initial state.
+    The cell's rule follows.
 
     Reads `weight_ih{suffix}`, `weight_hh{suffix}`, `bias_ih{suffix}` and
     `bias_hh{suffix}` from `state_dict` (other keys are ignored, so a whole
@@ -209,28 +225,34 @@ def from_torch(
     `I` the input size, which is read off `weight_ih`.
 
     Args:
-      cell: `jaxrnn.rnn(H, "tanh" | "relu")`, `jaxrnn.lstm(H)` or `jaxrnn.gru(H)`
-        (`reset_after=True`), matching the module's class and `nonlinearity`.
+      layer_or_cell: `jaxrnn.rnn(H, "tanh" | "relu")`, `jaxrnn.lstm(H)` or
+        `jaxrnn.gru(H)` (`reset_after=True`), matching the module's class and
+        `nonlinearity`; or a `jaxrnn.bidirectional` layer or `jaxrnn.stack` of them.
       state_dict: a mapping with `weight_ih{suffix}` `(G * H, I)`,
         `weight_hh{suffix}` `(G * H, H)` and, unless the module has no biases,
         `bias_ih{suffix}` and `bias_hh{suffix}` `(G * H,)`. Values may be NumPy
         arrays, anything `np.asarray` accepts, or torch tensors (`module.state_dict()`
         itself); all must share one floating dtype.
       suffix: which layer and direction: `"_l0"`, `"_l1"`, `"_l0_reverse"`, ...
+        For a bidirectional layer only the layer, `"_l<layer>"`; a stack needs
+        the default.
       dtype: the dtype of the returned params; `None` keeps the arrays' dtype.
         Each array is cast before the biases are summed, as `module.to(dtype)`
         would.
 
     Returns:
-      A params dict for `cell`: `w_x (I, G * H)`, `w_h (H, G * H)`, `b (G * H,)`,
-      and for `gru` also `b_hn (H,)`, as JAX arrays.
+      A params dict for a cell: `w_x (I, G * H)`, `w_h (H, G * H)`, `b (G * H,)`,
+      and for `gru` also `b_hn (H,)`, as JAX arrays; for a layer, the structure
+      its `init` returns, with such dicts as leaves.
 
     Raises:
       TypeError: `cell` is not a `Cell`, `state_dict` is not a mapping, a value
         is not a floating array, the arrays' dtypes differ, or the dtype needs
         `jax_enable_x64`.
       ValueError: `cell` has no PyTorch counterpart, `suffix` is malformed, a key
-        is missing, or a shape disagrees with `cell.hidden_size` and the gate count.
+        is missing, or a shape disagrees with `cell.hidden_size` and the gate count;
+        for a layer also: it matches no single PyTorch module, the state dict has
+        another number of layers or directions, or a `suffix` is given to a stack.
 
     Examples:
       >>> import numpy as np, jaxrnn as jr
@@ -247,6 +269,9 @@ def from_torch(
       {'b': (16,), 'w_h': (4, 16), 'w_x': (3, 16)}
       >>> bool(np.all(params["w_x"] == state_dict["weight_ih_l0"].T))
       True
+      >>> net = jr.stack([jr.lstm(H)])            # a whole torch.nn.LSTM(I, H, num_layers=1)
+      >>> sorted(jr.interop.from_torch(net, state_dict)["layers"][0])
+      ['b', 'w_h', 'w_x']
     """
     if isinstance(layer_or_cell, (Bidirectional, Stack)):
         return _layer_from_torch(layer_or_cell, state_dict, suffix, dtype)
@@ -383,7 +408,15 @@ def _check_params(
 def to_torch(
     layer_or_cell: Cell | Bidirectional | Stack, params: Any, suffix: str = "_l0"
 ) -> dict[str, np.ndarray]:
-    """One layer direction of a PyTorch state dict, from a cell's params.
+    """A PyTorch state dict from the params of a cell, bidirectional layer or stack.
+
+    A cell gives one layer direction, named by `suffix`; a `Bidirectional`
+    layer both directions of the layer `suffix` names (`"_l0"` gives `_l0` and
+    `_l0_reverse`); a `Stack` a whole module's state dict, layer `i` under
+    `_l{i}`, which loads into `nn.LSTM/GRU/RNN(I, H, num_layers=L,
+    bidirectional=...)` with `strict=True`. The stack must look like one
+    PyTorch module (see `from_torch`); its learned initial carries, if any, must
+    be zero (pass them as `h_0` with `carry_to_torch` otherwise). For a cell:
 
     The inverse of `from_torch`: `weight_ih = w_x.T`, `weight_hh = w_h.T`,
     `bias_ih = b` and `bias_hh` all zeros, except for `gru` where its candidate
@@ -404,21 +437,25 @@ def to_torch(
     not take bfloat16; cast such params to float32 first.
 
     Args:
-      cell: `jaxrnn.rnn(H, ...)`, `jaxrnn.lstm(H)` or `jaxrnn.gru(H)` (`reset_after=True`).
-      params: the cell's params as `cell.init` makes them: `w_x (I, G * H)`,
-        `w_h (H, G * H)`, `b (G * H,)` and for `gru` `b_hn (H,)`, one floating dtype.
+      layer_or_cell: `jaxrnn.rnn(H, ...)`, `jaxrnn.lstm(H)` or `jaxrnn.gru(H)`
+        (`reset_after=True`), or a `jaxrnn.bidirectional` layer or `jaxrnn.stack` of them.
+      params: the params as `layer_or_cell.init` makes them; for a cell
+        `w_x (I, G * H)`, `w_h (H, G * H)`, `b (G * H,)` and for `gru` `b_hn (H,)`,
+        one floating dtype.
       suffix: the layer and direction to name: `"_l0"`, `"_l1"`, `"_l0_reverse"`, ...
+        For a bidirectional layer only the layer; a stack needs the default.
 
     Returns:
       `{weight_ih{suffix}: (G * H, I), weight_hh{suffix}: (G * H, H),
       bias_ih{suffix}: (G * H,), bias_hh{suffix}: (G * H,)}` as NumPy arrays in
-      the params' dtype.
+      the params' dtype, for every layer and direction of a layer.
 
     Raises:
       TypeError: `cell` is not a `Cell`, `params` is not a dict of floating
         arrays, or its arrays' dtypes differ.
       ValueError: `cell` has no PyTorch counterpart, `suffix` is malformed, or a
-        key or shape of `params` does not fit `cell`.
+        key or shape of `params` does not fit `cell`; for a layer also: it matches
+        no single PyTorch module, or a learned initial carry is not zero.
 
     Examples:
       >>> import jax, numpy as np, jaxrnn as jr
@@ -430,6 +467,10 @@ def to_torch(
       >>> back = jr.interop.from_torch(cell, state)
       >>> all(bool(np.array_equal(back[k], params[k])) for k in params)
       True
+      >>> net = jr.stack([jr.bidirectional(cell, cell)] * 2)  # nn.GRU(3, 4, 2, bidirectional=True)
+      >>> state = jr.interop.to_torch(net, net.init(jax.random.key(0), input_size=3))
+      >>> state["weight_ih_l1_reverse"].shape
+      (12, 8)
     """
     if isinstance(layer_or_cell, (Bidirectional, Stack)):
         return _layer_to_torch(layer_or_cell, params, suffix)
