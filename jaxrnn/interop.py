@@ -705,10 +705,15 @@ def _layer_to_torch(
         return _bidirectional_to_torch(layer, params, _layer_index(suffix, "to_torch"), "params")
     _stack_suffix(suffix, "to_torch")
     keys = ["initial_carry", "layers"] if layer.learn_initial_carry else ["layers"]
-    if not isinstance(params, Mapping) or sorted(map(str, params)) != keys:
-        got = sorted(map(str, params)) if isinstance(params, Mapping) else type(params).__name__
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"params must be the dict that stack(...).init returns, with keys {keys}; "
+            f"got {type(params).__name__}"
+        )
+    if sorted(map(str, params)) != keys:
         raise ValueError(
-            f"params must be the dict that stack(...).init returns, with keys {keys}; got {got}"
+            f"params must have keys {keys} (the stack has learn_initial_carry="
+            f"{layer.learn_initial_carry}); got keys {sorted(map(str, params))}"
         )
     entries = params["layers"]
     if not isinstance(entries, (list, tuple)) or len(entries) != len(layers):

@@ -198,6 +198,14 @@ def test_module_shape_errors():
     with pytest.raises(ValueError, match=r"params\['layers'\]\[1\]\['w_h'\] has shape \(4, 4\)"):
         interop.to_torch(net, params)
     with pytest.raises(
+        TypeError, match=r"params must be the dict that stack\(...\).init .*got list"
+    ):
+        interop.to_torch(net, params["layers"])
+    with pytest.raises(
+        ValueError, match=r"keys \['layers'\] .*learn_initial_carry=False.*got keys"
+    ):
+        interop.to_torch(net, {**params, "initial_carry": []})
+    with pytest.raises(
         ValueError, match=r"params\['layers'\] must be a list of 2 .* got a list of 1"
     ):
         interop.to_torch(net, {"layers": params["layers"][:1]})
