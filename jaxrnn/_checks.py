@@ -255,3 +255,24 @@ def step_flags(flags: Any, name: str, time_axis: int, shape: tuple[int, ...]) ->
             f"its feature axis, {shape_str(expected)}"
         )
     return jnp.moveaxis(arr, time_axis, 0)
+
+
+def time_major(xs: Any, time_axis: Any) -> tuple[jax.Array, int]:
+    """Checked `xs` with time moved to axis 0, and `time_axis` as a non-negative int."""
+    xs = float_array(xs, "xs")
+    if xs.ndim < 2:
+        raise ValueError(
+            f"xs must have at least 2 dims, (T, *batch, input_size) with time on time_axis; "
+            f"got shape {shape_str(xs.shape)}. For a single sequence without batch "
+            f"use shape (T, input_size)."
+        )
+    if isinstance(time_axis, bool) or not isinstance(time_axis, int):
+        raise TypeError(f"time_axis must be an int, got {time_axis!r}")
+    if not -xs.ndim <= time_axis < xs.ndim or time_axis % xs.ndim == xs.ndim - 1:
+        raise ValueError(
+            f"time_axis must be an axis of xs other than the last (features); xs has "
+            f"{xs.ndim} dims so time_axis must lie in [{-xs.ndim}, {xs.ndim - 2}], "
+            f"got {time_axis}"
+        )
+    time_axis %= xs.ndim
+    return jnp.moveaxis(xs, time_axis, 0), time_axis

@@ -242,7 +242,7 @@ def bidirectional(fwd_cell: Cell, bwd_cell: Cell, merge: str | None = "concat") 
         time_axis: int = 0,
         key: Array | None = None,
     ) -> tuple[Carry, Any]:
-        xs, time_axis = _time_major(xs, time_axis)
+        xs, time_axis = _checks.time_major(xs, time_axis)
         lengths = _check_lengths(lengths, xs)
         if key is not None:
             _checks.prng_key(key)
@@ -408,7 +408,7 @@ def stack(
         time_axis: int = 0,
         key: Array | None = None,
     ) -> tuple[list[Carry], Array]:
-        xs, time_axis = _time_major(xs, time_axis)
+        xs, time_axis = _checks.time_major(xs, time_axis)
         lengths = _check_lengths(lengths, xs)
         batch_shape, dtype = xs.shape[1:-1], xs.dtype
         if residual:
@@ -671,27 +671,6 @@ def _check_residual(index: int, input_size: int, output_size: int, source: str) 
             f"layers[{index}] reads {input_size} features ({source}) but outputs {output_size}. "
             f"Give that layer hidden_size {input_size}, or apply it before a residual stack"
         )
-
-
-def _time_major(xs: Any, time_axis: Any) -> tuple[Array, int]:
-    """Checked `xs` with time moved to axis 0, and `time_axis` as a non-negative int."""
-    xs = _checks.float_array(xs, "xs")
-    if xs.ndim < 2:
-        raise ValueError(
-            f"xs must have at least 2 dims, (T, *batch, input_size) with time on time_axis; "
-            f"got shape {_checks.shape_str(xs.shape)}. For a single sequence without batch "
-            f"use shape (T, input_size)."
-        )
-    if isinstance(time_axis, bool) or not isinstance(time_axis, int):
-        raise TypeError(f"time_axis must be an int, got {time_axis!r}")
-    if not -xs.ndim <= time_axis < xs.ndim or time_axis % xs.ndim == xs.ndim - 1:
-        raise ValueError(
-            f"time_axis must be an axis of xs other than the last (features); xs has "
-            f"{xs.ndim} dims so time_axis must lie in [{-xs.ndim}, {xs.ndim - 2}], "
-            f"got {time_axis}"
-        )
-    time_axis %= xs.ndim
-    return jnp.moveaxis(xs, time_axis, 0), time_axis
 
 
 def _check_lengths(lengths: Any, xs: Array) -> Array | None:

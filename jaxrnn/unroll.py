@@ -139,22 +139,7 @@ def unroll(
     """
     if not isinstance(cell, Cell):
         raise TypeError(f"cell must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), got {type(cell)}")
-    xs = _checks.float_array(xs, "xs")
-    if xs.ndim < 2:
-        raise ValueError(
-            f"xs must have at least 2 dims, (T, *batch, input_size) with time on time_axis; "
-            f"got shape {_checks.shape_str(xs.shape)}. For a single sequence without batch "
-            f"use shape (T, input_size)."
-        )
-    if isinstance(time_axis, bool) or not isinstance(time_axis, int):
-        raise TypeError(f"time_axis must be an int, got {time_axis!r}")
-    if not -xs.ndim <= time_axis < xs.ndim or time_axis % xs.ndim == xs.ndim - 1:
-        raise ValueError(
-            f"time_axis must be an axis of xs other than the last (features); xs has "
-            f"{xs.ndim} dims so time_axis must lie in [{-xs.ndim}, {xs.ndim - 2}], "
-            f"got {time_axis}"
-        )
-    time_axis %= xs.ndim
+    xs, time_axis = _checks.time_major(xs, time_axis)
     reverse = _checks.boolean(reverse, "reverse")
     remat = _checks.boolean(remat, "remat")
     if not isinstance(unroll, bool):
@@ -168,7 +153,6 @@ def unroll(
             f"grad='bptt' needs a cell with a hand-derived backward; {cell.name!r} has none"
         )
 
-    xs = jnp.moveaxis(xs, time_axis, 0)
     num_steps, batch_shape, input_size = xs.shape[0], xs.shape[1:-1], xs.shape[-1]
     _checks.check_params(cell, params, input_size, xs.dtype, source="xs")
     if carry is None:
