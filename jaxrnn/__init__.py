@@ -17,6 +17,8 @@ from jaxrnn.generate import rollout as rollout
 from jaxrnn.generate import shift_right as shift_right
 from jaxrnn.gradcheck import GradcheckResult as GradcheckResult
 from jaxrnn.gradcheck import gradcheck as gradcheck
+from jaxrnn.heads import Dense as Dense
+from jaxrnn.heads import dense as dense
 from jaxrnn.layers import Bidirectional as Bidirectional
 from jaxrnn.layers import Layer as Layer
 from jaxrnn.layers import Stack as Stack
@@ -34,6 +36,7 @@ __all__ = [
     "Bidirectional",
     "Carry",
     "Cell",
+    "Dense",
     "GradcheckResult",
     "Initializer",
     "Layer",
@@ -43,6 +46,7 @@ __all__ = [
     "checkpoint",
     "course",
     "default_hoist",
+    "dense",
     "generate",
     "gradcheck",
     "gru",
