@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from cli_types import non_negative_int, positive_float, positive_int
 from tqdm import tqdm
 
 import jaxrnn as jr
@@ -332,36 +333,6 @@ def sample(
 # ------------------------------------------------------------------ command line
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (`python examples/char_lm.py --help`)."""
     parser = argparse.ArgumentParser(
@@ -392,14 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--seq-len",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="characters per training window (default: %(default)s)",
     )
     data.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=32,
         metavar="N",
         help="windows per step (default: %(default)s)",
@@ -407,14 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("model")
     model.add_argument(
         "--hidden",
-        type=_positive_int,
+        type=positive_int,
         default=256,
         metavar="N",
         help="LSTM hidden size (default: %(default)s)",
     )
     model.add_argument(
         "--embed",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="character embedding size (default: %(default)s)",
@@ -422,35 +393,35 @@ def build_parser() -> argparse.ArgumentParser:
     train = parser.add_argument_group("training")
     train.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=1000,
         metavar="N",
         help="optimizer steps (default: %(default)s)",
     )
     train.add_argument(
         "--lr",
-        type=_positive_float,
+        type=positive_float,
         default=3e-3,
         metavar="X",
         help="Adam learning rate (default: %(default)s)",
     )
     train.add_argument(
         "--clip",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="X",
         help="clip gradients to this global norm (default: %(default)s)",
     )
     train.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="seed of every PRNG key (default: %(default)s)",
     )
     train.add_argument(
         "--log-every",
-        type=_positive_int,
+        type=positive_int,
         default=100,
         metavar="N",
         help="log the mean training loss every N steps, the validation loss at about four "
@@ -466,14 +437,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument(
         "--sample-len",
-        type=_positive_int,
+        type=positive_int,
         default=400,
         metavar="N",
         help="characters to sample after the prompt (default: %(default)s)",
     )
     out.add_argument(
         "--temperature",
-        type=_positive_float,
+        type=positive_float,
         default=0.8,
         metavar="X",
         help="sampling temperature, > 0; lower is more conservative (default: %(default)s)",

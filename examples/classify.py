@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from cli_types import non_negative_int, positive_float, positive_int
 from tqdm import tqdm
 
 import jaxrnn as jr
@@ -186,36 +187,6 @@ def evaluate(params: Params, cell: jr.Cell, batch: tuple[Array, Array, Array]) -
 # ------------------------------------------------------------------ command line
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (`python examples/classify.py --help`)."""
     parser = argparse.ArgumentParser(
@@ -235,28 +206,28 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument(
         "--min-len",
-        type=_positive_int,
+        type=positive_int,
         default=10,
         metavar="N",
         help="shortest sequence, at least 2 (default: %(default)s)",
     )
     data.add_argument(
         "--max-len",
-        type=_positive_int,
+        type=positive_int,
         default=60,
         metavar="N",
         help="longest sequence, the padded length (default: %(default)s)",
     )
     data.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="sequences per step (default: %(default)s)",
     )
     data.add_argument(
         "--test-size",
-        type=_positive_int,
+        type=positive_int,
         default=2000,
         metavar="N",
         help="held-out sequences (default: %(default)s)",
@@ -270,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--hidden",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="hidden size (default: %(default)s)",
@@ -278,35 +249,35 @@ def build_parser() -> argparse.ArgumentParser:
     train = parser.add_argument_group("training")
     train.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=2000,
         metavar="N",
         help="optimizer steps (default: %(default)s)",
     )
     train.add_argument(
         "--lr",
-        type=_positive_float,
+        type=positive_float,
         default=3e-3,
         metavar="X",
         help="Adam learning rate (default: %(default)s)",
     )
     train.add_argument(
         "--clip",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="X",
         help="clip gradients to this global norm (default: %(default)s)",
     )
     train.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="seed of every PRNG key (default: %(default)s)",
     )
     train.add_argument(
         "--log-every",
-        type=_positive_int,
+        type=positive_int,
         default=100,
         metavar="N",
         help="log and evaluate every N steps (default: %(default)s)",

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from cli_types import non_negative_int, positive_float, positive_int
 from tqdm import tqdm
 
 import jaxrnn as jr
@@ -384,36 +385,6 @@ def exact_match(predictions: Sequence[str], targets: Sequence[str]) -> float:
 # ------------------------------------------------------------------ command line
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (`python examples/seq2seq_dates.py --help`)."""
     parser = argparse.ArgumentParser(
@@ -432,21 +403,21 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument(
         "--train-size",
-        type=_positive_int,
+        type=positive_int,
         default=20000,
         metavar="N",
         help="training pairs (default: %(default)s)",
     )
     data.add_argument(
         "--test-size",
-        type=_positive_int,
+        type=positive_int,
         default=2000,
         metavar="N",
         help="held-out pairs (default: %(default)s)",
     )
     data.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="pairs per step (default: %(default)s)",
@@ -454,14 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("model")
     model.add_argument(
         "--hidden",
-        type=_positive_int,
+        type=positive_int,
         default=128,
         metavar="N",
         help="hidden size of each encoder direction and of the decoder (default: %(default)s)",
     )
     model.add_argument(
         "--embed",
-        type=_positive_int,
+        type=positive_int,
         default=32,
         metavar="N",
         help="character embedding size (default: %(default)s)",
@@ -469,35 +440,35 @@ def build_parser() -> argparse.ArgumentParser:
     train = parser.add_argument_group("training")
     train.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=2000,
         metavar="N",
         help="optimizer steps (default: %(default)s)",
     )
     train.add_argument(
         "--lr",
-        type=_positive_float,
+        type=positive_float,
         default=3e-3,
         metavar="X",
         help="Adam learning rate (default: %(default)s)",
     )
     train.add_argument(
         "--clip",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="X",
         help="clip gradients to this global norm (default: %(default)s)",
     )
     train.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="seed of the data and of every PRNG key (default: %(default)s)",
     )
     train.add_argument(
         "--log-every",
-        type=_positive_int,
+        type=positive_int,
         default=250,
         metavar="N",
         help="log the mean training loss every N steps and the accuracy at about four of "
@@ -505,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--examples",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=8,
         metavar="N",
         help="held-out translations to print at the end (default: %(default)s)",
