@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from cli_types import non_negative_int, positive_float, positive_int
+from cli import add_optimizer_arguments, positive_float, positive_int
 from tqdm import tqdm
 
 import jaxrnn as jr
@@ -391,34 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="character embedding size (default: %(default)s)",
     )
     train = parser.add_argument_group("training")
-    train.add_argument(
-        "--steps",
-        type=positive_int,
-        default=1000,
-        metavar="N",
-        help="optimizer steps (default: %(default)s)",
-    )
-    train.add_argument(
-        "--lr",
-        type=positive_float,
-        default=3e-3,
-        metavar="X",
-        help="Adam learning rate (default: %(default)s)",
-    )
-    train.add_argument(
-        "--clip",
-        type=positive_float,
-        default=1.0,
-        metavar="X",
-        help="clip gradients to this global norm (default: %(default)s)",
-    )
-    train.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="seed of every PRNG key (default: %(default)s)",
-    )
+    add_optimizer_arguments(train, steps=1000)
     train.add_argument(
         "--log-every",
         type=positive_int,
