@@ -10,8 +10,9 @@ from pathlib import Path
 import jax
 import pytest
 
-# The example scripts import their shared argument types as a sibling module, as they
-# do when run as `python examples/<name>.py`; the tests load them from their files.
+# The example scripts import their shared command-line pieces (cli.py) as a sibling
+# module, as they do when run as `python examples/<name>.py`; the tests load them from
+# their files.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
