@@ -4,7 +4,7 @@ A cell is a NamedTuple of pure functions over a params dict; `unroll` runs it
 over a sequence with `jax.lax.scan`.
 """
 
-from jaxrnn import checkpoint, course, interop
+from jaxrnn import checkpoint, course, interop, train
 from jaxrnn.cells import Carry as Carry
 from jaxrnn.cells import Cell as Cell
 from jaxrnn.cells import Initializer as Initializer
@@ -59,5 +59,6 @@ __all__ = [
     "sequence_softmax_cross_entropy",
     "shift_right",
     "stack",
+    "train",
     "unroll",
 ]
