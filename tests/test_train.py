@@ -1,0 +1,377 @@
+"""jaxrnn.train: the step, the loop, resuming bit for bit, faults, and data parallelism."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxrnn as jr
+from jaxrnn import train
+
+CELL = jr.gru(6)
+OPTIMIZER = optax.adam(1e-2)
+T, BATCH, FEATURES = 7, 4, 3
+
+
+def loss_fn(params, batch, key):
+    xs, targets = batch
+    keep = jax.random.bernoulli(key, 0.9, xs.shape)  # uses the step's key, like dropout
+    _, hs = jr.unroll(CELL, params, jnp.where(keep, xs, jnp.zeros_like(xs)))
+    return jnp.mean((hs[..., :1] - targets) ** 2)
+
+
+def batches(step: int):
+    """A batch that depends on the step number only."""
+    rng = np.random.default_rng(step)
+    xs = rng.normal(size=(T, BATCH, FEATURES)).astype(np.float32)
+    return xs, np.cumsum(xs[..., :1], axis=0).astype(np.float32) / 4
+
+
+def fresh_state(seed: int = 0) -> train.TrainState:
+    params = CELL.init(jax.random.key(seed), input_size=FEATURES)
+    return train.init_state(params, OPTIMIZER, jax.random.key(seed + 100))
+
+
+STEP = train.make_train_step(loss_fn, OPTIMIZER)
+
+
+def assert_trees_equal(a, b):
+    leaves_a, tree_a = jax.tree.flatten(a)
+    leaves_b, tree_b = jax.tree.flatten(b)
+    assert tree_a == tree_b
+    for x, y in zip(leaves_a, leaves_b, strict=True):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_step_updates_params_key_and_counter():
+    state = fresh_state()
+    new, loss = STEP(state, batches(0))
+    assert int(new.step) == 1 and loss.shape == () and np.isfinite(float(loss))
+    assert not np.array_equal(jax.random.key_data(new.key), jax.random.key_data(state.key))
+    assert not np.array_equal(new.params["w_h"], state.params["w_h"])
+    # The loss is the loss of the params before the update, computed with the step's key.
+    _, step_key = jax.random.split(state.key)
+    np.testing.assert_allclose(loss, loss_fn(state.params, batches(0), step_key), rtol=1e-6)
+
+
+def test_fit_lowers_the_loss_and_logs(capsys):
+    result = train.fit(fresh_state(), STEP, batches, steps=60, log_every=20, progress=False)
+    assert [e["step"] for e in result.history] == [1, 20, 40, 60]
+    assert result.losses.shape == (60,) and int(result.state.step) == 60
+    assert result.losses[-20:].mean() < 0.7 * result.losses[:20].mean()
+    np.testing.assert_allclose(result.history[-1]["train_loss"], result.losses[40:].mean())
+    assert "step 60/60  train loss" in capsys.readouterr().out
+
+
+def test_fit_evaluates_at_eval_every_and_at_the_end():
+    calls = []
+
+    def evaluate(params):
+        calls.append(1)
+        return {"val_loss": loss_fn(params, batches(10_000), jax.random.key(0))}
+
+    result = train.fit(
+        fresh_state(),
+        STEP,
+        batches,
+        steps=25,
+        log_every=5,
+        eval_every=10,
+        evaluate=evaluate,
+        progress=False,
+    )
+    evaluated = [e["step"] for e in result.history if "val_loss" in e]
+    assert evaluated == [10, 20, 25] and len(calls) == 3
+
+
+def test_fit_with_a_progress_bar(capsys):
+    pytest.importorskip("tqdm")
+    train.fit(fresh_state(), STEP, batches, steps=3, log_every=1, description="demo")
+    err = capsys.readouterr().err
+    assert "demo" in err and "3/3" in err
+
+
+def test_resume_is_bit_identical(tmp_path):
+    """2N steps in one go == N steps, checkpoint, restore into a fresh state, N more."""
+    straight = train.fit(fresh_state(), STEP, batches, steps=12, log_every=4, progress=False)
+
+    first = train.fit(
+        fresh_state(), STEP, batches, steps=6, log_every=4, checkpoint_dir=tmp_path, progress=False
+    )
+    assert first.checkpoint == tmp_path / "ckpt_00000006.npz"
+    restored = train.restore(tmp_path, like=fresh_state(seed=7))  # another seed: only a template
+    assert int(restored.state.step) == 6
+    second = train.fit(
+        restored.state,
+        STEP,
+        batches,
+        steps=12,
+        log_every=4,
+        resume_from=restored,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    assert_trees_equal(second.state, straight.state)
+    np.testing.assert_array_equal(second.losses, straight.losses)
+    assert [e["step"] for e in second.history] == [1, 4, 6, 7, 8, 12]  # 7: first after resume
+
+
+def test_checkpoints_every_n_steps_keep_the_newest(tmp_path):
+    train.fit(
+        fresh_state(),
+        STEP,
+        batches,
+        steps=10,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=3,
+        keep=2,
+        metadata={"hidden": 6},
+        progress=False,
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt_00000009.npz", "ckpt_00000010.npz"]
+    restored = train.restore(tmp_path, like=fresh_state())
+    assert restored.metadata == {"hidden": 6}
+    assert restored.losses.shape == (10,)
+
+
+def test_restore_skips_a_truncated_checkpoint_and_resumes_from_the_previous_one(tmp_path):
+    straight = train.fit(fresh_state(), STEP, batches, steps=8, progress=False)
+    train.fit(
+        fresh_state(),
+        STEP,
+        batches,
+        steps=6,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=3,
+        progress=False,
+    )
+    newest = tmp_path / "ckpt_00000006.npz"
+    newest.write_bytes(newest.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="ckpt_00000006"):
+        jr.checkpoint.load(newest)
+    with pytest.warns(RuntimeWarning, match="skipping checkpoint .*ckpt_00000006"):
+        restored = train.restore(tmp_path, like=fresh_state())
+    assert restored.path.name == "ckpt_00000003.npz" and int(restored.state.step) == 3
+    resumed = train.fit(
+        restored.state, STEP, batches, steps=8, resume_from=restored, progress=False
+    )
+    assert_trees_equal(resumed.state, straight.state)
+
+
+def test_restore_of_another_model_names_the_leaf(tmp_path):
+    train.fit(fresh_state(), STEP, batches, steps=1, checkpoint_dir=tmp_path, progress=False)
+    other = jr.gru(5)
+    params = other.init(jax.random.key(0), input_size=FEATURES)
+    like = train.init_state(params, OPTIMIZER, jax.random.key(0))
+    with pytest.raises(ValueError, match=r"leaf \.params\['b'\].*shape \(15,\).*shape \(18,\)"):
+        train.restore(tmp_path, like=like)
+
+
+def test_restore_of_an_empty_or_missing_directory_is_none(tmp_path):
+    assert train.restore(tmp_path, like=fresh_state()) is None
+    assert train.restore(tmp_path / "missing", like=fresh_state()) is None
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_loss_stops_training_naming_the_step(tmp_path, bad):
+    def poisoned(step):
+        xs, targets = batches(step)
+        if step == 6:  # the 7th update
+            xs = np.full_like(xs, bad)
+        return xs, targets
+
+    with pytest.raises(train.NonFiniteLossError, match=r"at step 7\b") as info:
+        train.fit(
+            fresh_state(),
+            STEP,
+            poisoned,
+            steps=20,
+            log_every=10,
+            checkpoint_dir=tmp_path,
+            checkpoint_every=5,
+            progress=False,
+        )
+    assert info.value.step == 7 and not np.isfinite(info.value.loss)
+    assert info.value.checkpoint == tmp_path / "ckpt_00000005.npz"
+    assert str(info.value.checkpoint) in str(info.value)
+    # The non-finite state was never written: the newest checkpoint is still step 5.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt_00000005.npz"]
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path):
+    straight = train.fit(fresh_state(), STEP, batches, steps=9, progress=False)
+
+    def step_then_interrupt(state, batch):
+        new_state, loss = STEP(state, batch)
+        if int(new_state.step) == 4:
+            signal.raise_signal(signal.SIGINT)
+        return new_state, loss
+
+    with pytest.raises(train.TrainingInterrupted, match="after step 4") as info:
+        train.fit(
+            fresh_state(),
+            step_then_interrupt,
+            batches,
+            steps=9,
+            checkpoint_dir=tmp_path,
+            progress=False,
+        )
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert int(info.value.state.step) == 4
+    assert info.value.checkpoint == tmp_path / "ckpt_00000004.npz"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+    restored = train.restore(tmp_path, like=fresh_state())
+    resumed = train.fit(
+        restored.state, STEP, batches, steps=9, resume_from=restored, progress=False
+    )
+    assert_trees_equal(resumed.state, straight.state)
+    np.testing.assert_array_equal(resumed.losses, straight.losses)
+
+
+def test_fit_returns_at_once_when_the_state_is_already_there(tmp_path):
+    train.fit(fresh_state(), STEP, batches, steps=3, checkpoint_dir=tmp_path, progress=False)
+    restored = train.restore(tmp_path, like=fresh_state())
+    result = train.fit(restored.state, STEP, batches, steps=2, resume_from=restored, progress=False)
+    assert int(result.state.step) == 3 and result.losses.shape == (3,)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"steps": 0}, ValueError, "steps must be a positive int"),
+        ({"steps": 2.5}, TypeError, "steps must be a positive int"),
+        ({"log_every": 0}, ValueError, "log_every"),
+        ({"eval_every": 15, "log_every": 10}, ValueError, r"eval_every \(15\).*log_every \(10\)"),
+        ({"checkpoint_every": -1}, ValueError, "checkpoint_every"),
+        ({"keep": 0}, ValueError, "keep"),
+    ],
+)
+def test_fit_rejects_bad_settings(kwargs, error, match):
+    settings = {"steps": 5, **kwargs}
+    with pytest.raises(error, match=match):
+        train.fit(fresh_state(), STEP, batches, progress=False, **settings)
+
+
+def test_fit_rejects_uncallables_and_mismatched_resume(tmp_path):
+    with pytest.raises(TypeError, match="step_fn must be callable"):
+        train.fit(fresh_state(), None, batches, steps=2)
+    with pytest.raises(TypeError, match=r"batches must be callable \(step -> batch\)"):
+        train.fit(fresh_state(), STEP, [batches(0)], steps=2)
+    train.fit(fresh_state(), STEP, batches, steps=2, checkpoint_dir=tmp_path, progress=False)
+    restored = train.restore(tmp_path, like=fresh_state())
+    with pytest.raises(ValueError, match="resume_from holds 2 per-step losses but state.step is 0"):
+        train.fit(fresh_state(), STEP, batches, steps=4, resume_from=restored)
+
+
+def test_make_train_step_and_init_state_reject_bad_arguments():
+    with pytest.raises(TypeError, match="optimizer must be an optax GradientTransformation"):
+        train.make_train_step(loss_fn, "adam")
+    with pytest.raises(TypeError, match="loss_fn must be callable"):
+        train.make_train_step(None, OPTIMIZER)
+    with pytest.raises(TypeError, match="data_parallel must be a jaxrnn.train.DataParallel"):
+        train.make_train_step(loss_fn, OPTIMIZER, data_parallel=jax.devices())
+    with pytest.raises(TypeError, match="optimizer must be"):
+        train.init_state({}, object(), jax.random.key(0))
+    with pytest.raises(TypeError, match="key"):
+        train.init_state({}, OPTIMIZER, 0)
+
+
+def test_data_parallel_on_one_device_matches_the_plain_step():
+    dp = train.DataParallel(jax.devices()[:1], batch_axis=1)
+    sharded = train.make_train_step(loss_fn, OPTIMIZER, data_parallel=dp)
+    plain_state = sharded_state = fresh_state()
+    for step in range(3):
+        plain_state, plain_loss = STEP(plain_state, batches(step))
+        sharded_state, sharded_loss = sharded(sharded_state, batches(step))
+        np.testing.assert_allclose(sharded_loss, plain_loss, rtol=1e-6)
+    np.testing.assert_allclose(sharded_state.params["w_x"], plain_state.params["w_x"], rtol=1e-5)
+
+
+def test_data_parallel_rejects_batches_it_cannot_split():
+    dp = train.DataParallel(batch_axis=1)
+    with pytest.raises(ValueError, match=r"no batch_axis 1 to split"):
+        dp.shard(np.zeros(3))
+    with pytest.raises(ValueError, match=r"batch\[1\] has shape \(4,\)"):
+        dp.shard((np.zeros((2, 2)), np.zeros(4)))
+    with pytest.raises(ValueError, match="devices must hold at least one device"):
+        train.DataParallel([])
+    with pytest.raises(ValueError, match="batch_axis must be a non-negative int"):
+        train.DataParallel(batch_axis=-1)
+
+
+SHARDED_SCRIPT = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np, optax
+    import jaxrnn as jr
+    from jaxrnn import train
+
+    assert jax.device_count() == 8, jax.devices()
+    cell, optimizer = jr.lstm(16), optax.adam(1e-2)
+
+    def loss_fn(params, batch, key):
+        xs, targets = batch
+        _, hs = jr.unroll(cell, params, xs)
+        return jnp.mean((hs[..., :1] - targets) ** 2)
+
+    def batches(step):
+        rng = np.random.default_rng(step)
+        xs = rng.normal(size=(12, 32, 5)).astype(np.float32)  # (T, batch, features)
+        return xs, np.cumsum(xs[..., :1], axis=0).astype(np.float32) / 4
+
+    def run(data_parallel):
+        params = cell.init(jax.random.key(0), input_size=5)
+        state = train.init_state(params, optimizer, jax.random.key(1))
+        step = train.make_train_step(loss_fn, optimizer, data_parallel=data_parallel)
+        return train.fit(state, step, batches, steps=20, log_every=20, progress=False)
+
+    dp = train.DataParallel(batch_axis=1)
+    xs = dp.shard(batches(0)[0])
+    assert len(xs.sharding.device_set) == 8 and xs.addressable_shards[0].data.shape == (12, 4, 5)
+    sharded = run(dp)
+    assert len(sharded.state.params["w_h"].sharding.device_set) == 8
+    assert sharded.state.params["w_h"].sharding.is_fully_replicated
+    single = run(None)
+    rel = np.abs(sharded.losses - single.losses) / np.abs(single.losses)
+    params_diff = max(
+        float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+        for a, b in zip(jax.tree.leaves(sharded.state.params), jax.tree.leaves(single.state.params))
+    )
+    print(f"RESULT {rel.max():.3e} {params_diff:.3e} {single.losses[0]:.4f} {single.losses[-1]:.4f}")
+    """
+)
+
+
+@pytest.mark.slow
+def test_sharded_training_on_8_simulated_devices_equals_one_device(tmp_path):
+    script = tmp_path / "sharded.py"
+    script.write_text(SHARDED_SCRIPT)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    env["JAX_PLATFORMS"] = "cpu"
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
+    rel, params_diff, first, last = (float(v) for v in line.split()[1:])
+    assert rel < 1e-5, line  # same losses up to the order of the cross-device sums
+    assert params_diff < 1e-4, line
+    assert last < first, line
