@@ -272,7 +272,9 @@ def test_fit_rejects_uncallables_and_mismatched_resume(tmp_path):
         train.fit(fresh_state(), STEP, [batches(0)], steps=2)
     train.fit(fresh_state(), STEP, batches, steps=2, checkpoint_dir=tmp_path, progress=False)
     restored = train.restore(tmp_path, like=fresh_state())
-    with pytest.raises(ValueError, match="resume_from holds 2 per-step losses but state.step is 0"):
+    with pytest.raises(
+        ValueError, match=r"resume_from holds 2 per-step losses but state\.step is 0"
+    ):
         train.fit(fresh_state(), STEP, batches, steps=4, resume_from=restored)
 
 
@@ -281,7 +283,7 @@ def test_make_train_step_and_init_state_reject_bad_arguments():
         train.make_train_step(loss_fn, "adam")
     with pytest.raises(TypeError, match="loss_fn must be callable"):
         train.make_train_step(None, OPTIMIZER)
-    with pytest.raises(TypeError, match="data_parallel must be a jaxrnn.train.DataParallel"):
+    with pytest.raises(TypeError, match=r"data_parallel must be a jaxrnn\.train\.DataParallel"):
         train.make_train_step(loss_fn, OPTIMIZER, data_parallel=jax.devices())
     with pytest.raises(TypeError, match="optimizer must be"):
         train.init_state({}, object(), jax.random.key(0))
@@ -349,7 +351,8 @@ SHARDED_SCRIPT = textwrap.dedent(
         float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
         for a, b in zip(jax.tree.leaves(sharded.state.params), jax.tree.leaves(single.state.params))
     )
-    print(f"RESULT {rel.max():.3e} {params_diff:.3e} {single.losses[0]:.4f} {single.losses[-1]:.4f}")
+    first, last = single.losses[0], single.losses[-1]
+    print(f"RESULT {rel.max():.3e} {params_diff:.3e} {first:.4f} {last:.4f}")
     """
 )
 
