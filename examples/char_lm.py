@@ -9,14 +9,21 @@ The LSTM runs over time with `jaxrnn.unroll` (one `jax.lax.scan`); the dense hea
 applied to every step at once after the scan. Params are a plain dict pytree, every
 source of randomness is an explicit PRNG key derived from `--seed`, and the same seed
 gives the same run. Training uses optax (Adam after clipping the global gradient
-norm) on random windows of the training split (the first 90% of the text); the loss
-on the validation split (the last 10%) is reported in nats and in bits per
-character. Finally the model continues `--prompt` for `--sample-len` characters.
+norm) through `jaxrnn.train` on random windows of the training split (the first 90%
+of the text); the loss on the validation split (the last 10%) is reported in nats and
+in bits per character. Finally the model continues `--prompt` for `--sample-len`
+characters, at `--temperature`, optionally among the `--top-k` likeliest.
 
-Run it with the defaults (a few minutes on two CPU cores):
+With `--out DIR` the run keeps checkpoints in DIR/checkpoints (every
+`--checkpoint-every` steps, at the end, and on Ctrl-C) and writes DIR/metrics.json
+and DIR/loss_curve.png; `--resume` continues it bit for bit. A NaN loss stops the run
+with the step it happened at. `--data-parallel` shards each batch across all devices.
+
+Run it with the defaults (about a minute on two CPU cores):
 
     python examples/char_lm.py
     python examples/char_lm.py --steps 3000 --out runs/shakespeare
+    python examples/char_lm.py --steps 6000 --out runs/shakespeare --resume
     python examples/char_lm.py --data my_text.txt --prompt "Once upon" --temperature 0.6
 """
 
@@ -24,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import sys
 import time
@@ -36,8 +42,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from cli import add_optimizer_arguments, positive_float, positive_int
-from tqdm import tqdm
+from cli import (
+    add_optimizer_arguments,
+    add_output_arguments,
+    check_output_arguments,
+    fit_or_exit,
+    positive_float,
+    positive_int,
+    start_or_resume,
+    write_metrics,
+)
+from plots import save_loss_curve
 
 import jaxrnn as jr
 
@@ -184,19 +199,13 @@ def init_params(key: Array, cell: jr.Cell, vocab_size: int, embed_size: int) -> 
     return {
         "embed": jax.random.normal(k_embed, (vocab_size, embed_size)),
         "lstm": cell.init(k_cell, input_size=embed_size),
-        "head": {
-            "w": jax.nn.initializers.glorot_uniform()(k_head, (cell.hidden_size, vocab_size)),
-            "b": jnp.zeros((vocab_size,)),
-        },
+        "head": jr.dense(vocab_size).init(k_head, cell.hidden_size),
     }
 
 
-def dense(params: Params, x: Array) -> Array:
-    """`x @ w + b` for `x (..., H)`, `w (H, V)`, `b (V,)`; returns `(..., V)`."""
-    # The bias is broadcast explicitly so the model also runs under
-    # jax_numpy_rank_promotion="raise".
-    bias = jnp.expand_dims(params["b"], tuple(range(x.ndim - 1)))
-    return x @ params["w"] + bias
+def readout(params: Params, hs: Array) -> Array:
+    """Logits `(..., V)` from LSTM outputs `hs (..., H)`."""
+    return jr.dense(params["head"]["w"].shape[1]).apply(params["head"], hs)
 
 
 def forward(cell: jr.Cell, params: Params, tokens: Array) -> Array:
@@ -217,46 +226,33 @@ def forward(cell: jr.Cell, params: Params, tokens: Array) -> Array:
       (7, 2, 5)
     """
     _, hs = jr.unroll(cell, params["lstm"], params["embed"][tokens])
-    return dense(params["head"], hs)
+    return readout(params, hs)
 
 
-def loss_fn(params: Params, cell: jr.Cell, windows: Array) -> Array:
-    """Mean next-character cross-entropy, in nats, over windows `(T + 1, *batch)`."""
-    logits = forward(cell, params, windows[:-1])
-    return optax.softmax_cross_entropy_with_integer_labels(logits, windows[1:]).mean()
+def loss_fn(cell: jr.Cell, params: Params, windows: Array, key: Array | None = None) -> Array:
+    """Mean next-character cross-entropy, in nats, over windows `(T + 1, *batch)`.
 
-
-@functools.partial(jax.jit, static_argnames=("cell", "optimizer", "batch_size", "seq_len"))
-def train_step(
-    params: Params,
-    opt_state: optax.OptState,
-    key: Array,
-    data: Array,
-    *,
-    cell: jr.Cell,
-    optimizer: optax.GradientTransformation,
-    batch_size: int,
-    seq_len: int,
-) -> tuple[Params, optax.OptState, Array, Array]:
-    """One optimizer step on a fresh batch of random windows of `data (N,)`.
-
-    Returns:
-      `(params, opt_state, key, loss)`: updated params and optimizer state, the key
-      for the next step, and the batch's mean loss before the update.
+    `key` is unused (the model has no dropout); it is there for `jaxrnn.train`.
     """
-    key, batch_key = jax.random.split(key)
-    windows = random_windows(batch_key, data, batch_size, seq_len)
-    loss, grads = jax.value_and_grad(loss_fn)(params, cell, windows)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, key, loss
+    logits = forward(cell, params, windows[:-1])
+    return jr.sequence_softmax_cross_entropy(logits, windows[1:])
+
+
+@functools.partial(jax.jit, static_argnames=("batch_size", "seq_len"))
+def batch_at(key: Array, step: int | Array, data: Array, batch_size: int, seq_len: int) -> Array:
+    """The windows `(T + 1, B)` that training step `step` uses, from `key` and `step` alone.
+
+    Each step draws from `jax.random.fold_in(key, step)`, so a resumed run sees
+    exactly the batches it would have seen without stopping.
+    """
+    return random_windows(jax.random.fold_in(key, step), data, batch_size, seq_len)
 
 
 @functools.partial(jax.jit, static_argnames=("cell",))
 def _window_losses(params: Params, cell: jr.Cell, windows: Array) -> Array:
     """Summed cross-entropy of each window in `windows (n, T + 1)`, shape `(n,)`."""
     logits = forward(cell, params, windows.T[:-1])
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, windows.T[1:])
-    return losses.sum(axis=0)
+    return jr.sequence_softmax_cross_entropy(logits, windows.T[1:], reduction="none").sum(axis=0)
 
 
 def evaluate(params: Params, cell: jr.Cell, windows: np.ndarray) -> float:
@@ -283,7 +279,7 @@ def evaluate(params: Params, cell: jr.Cell, windows: np.ndarray) -> float:
     return total / (n * chars)
 
 
-@functools.partial(jax.jit, static_argnames=("cell", "length"))
+@functools.partial(jax.jit, static_argnames=("cell", "length", "top_k"))
 def sample(
     params: Params,
     cell: jr.Cell,
@@ -291,12 +287,14 @@ def sample(
     key: Array,
     temperature: float | Array,
     length: int,
+    top_k: int | None = None,
 ) -> Array:
     """Continue `prompt` by sampling `length` characters, one at a time.
 
-    The prompt is read with `jaxrnn.unroll`; then, inside a `jax.lax.scan`, each
-    step draws a character from `softmax(logits / temperature)` with its own key
-    and feeds it back through `cell.step`.
+    The prompt but its last character is read with `jaxrnn.unroll`; then
+    `jaxrnn.generate` feeds the last prompt character and each drawn one back
+    through `cell.step`, drawing from `softmax(logits / temperature)`,
+    restricted to the `top_k` most likely characters when given.
 
     Args:
       params: as `init_params` returns them.
@@ -306,6 +304,7 @@ def sample(
       temperature: positive scalar; below 1 sharpens the distribution, above 1
         flattens it.
       length: number of characters to draw, `L`.
+      top_k: draw only among the `top_k` most likely characters (None: all).
 
     Returns:
       Int ids `(L,)` of the sampled continuation (without the prompt).
@@ -317,16 +316,20 @@ def sample(
       >>> ids.shape, bool(jnp.all((ids >= 0) & (ids < 5)))
       ((10,), True)
     """
-    carry, hs = jr.unroll(cell, params["lstm"], params["embed"][prompt])
-    logits = dense(params["head"], hs[-1])
-
-    def body(state: tuple[Any, Array], step_key: Array) -> tuple[tuple[Any, Array], Array]:
-        carry, logits = state
-        char = jax.random.categorical(step_key, logits / temperature)
-        carry, h = cell.step(params["lstm"], carry, params["embed"][char])
-        return (carry, dense(params["head"], h)), char
-
-    _, chars = jax.lax.scan(body, (carry, logits), jax.random.split(key, length))
+    embed = params["embed"]
+    carry, _ = jr.unroll(cell, params["lstm"], embed[prompt[:-1]])
+    _, chars, _ = jr.generate(
+        cell,
+        params["lstm"],
+        carry,
+        embed[prompt[-1]],
+        length,
+        readout=lambda h: readout(params, h),
+        embed=lambda token: embed[token],
+        key=key,
+        temperature=temperature,
+        top_k=top_k,
+    )
     return chars
 
 
@@ -347,10 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Same --seed, same run: every random choice (init, batches, sampling) comes "
-            "from keys split off the seed. With --out DIR the script writes "
+            "from keys split off the seed. With --out DIR the script writes checkpoints to "
+            "DIR/checkpoints (every --checkpoint-every steps, at the end and on Ctrl-C), "
             "DIR/metrics.json (final train loss averaged over the last --log-every steps, "
             "validation loss and bits per character, steps, wall time, the logged curve and "
-            "the sample) and DIR/loss_curve.png."
+            "the sample) and DIR/loss_curve.png; --resume continues such a run exactly "
+            "where it stopped. --data-parallel splits each batch across all devices "
+            "(GPUs, or CPU devices simulated with "
+            "XLA_FLAGS=--xla_force_host_platform_device_count=N)."
         ),
     )
     data = parser.add_argument_group("data")
@@ -393,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = parser.add_argument_group("training")
     add_optimizer_arguments(train, steps=1000)
     train.add_argument(
+        "--data-parallel",
+        action="store_true",
+        help="shard each batch across all devices (jax.sharding.Mesh), params replicated; "
+        "--batch-size must be a multiple of the device count",
+    )
+    train.add_argument(
         "--log-every",
         type=positive_int,
         default=100,
@@ -423,12 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="sampling temperature, > 0; lower is more conservative (default: %(default)s)",
     )
     out.add_argument(
-        "--out",
-        type=Path,
+        "--top-k",
+        type=positive_int,
         default=None,
-        metavar="DIR",
-        help="write metrics.json and loss_curve.png here (default: write nothing)",
+        metavar="K",
+        help="sample only among the K most likely characters (default: all)",
     )
+    add_output_arguments(out, checkpoint_every=250)
     return parser
 
 
@@ -454,8 +468,14 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
             f"--prompt has character(s) that never occur in --data, so the model cannot read "
             f"them: {', '.join(repr(c) for c in unknown)}. Allowed characters: {vocab!r}"
         )
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {str(args.out)!r} exists and is not a directory")
+    if args.top_k is not None and args.top_k > len(vocab):
+        parser.error(f"--top-k {args.top_k} is more than the {len(vocab)} characters of --data")
+    if args.data_parallel and args.batch_size % jax.device_count():
+        parser.error(
+            f"--data-parallel splits --batch-size {args.batch_size} across "
+            f"{jax.device_count()} devices: it must be a multiple of {jax.device_count()}"
+        )
+    check_output_arguments(parser, args)
     return text
 
 
@@ -473,40 +493,25 @@ def make_optimizer(learning_rate: float, max_norm: float) -> optax.GradientTrans
     return optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(learning_rate))
 
 
-def save_loss_curve(path: Path, losses: np.ndarray, history: list[dict[str, Any]]) -> None:
-    """Write a PNG of the per-step training loss and the validation points.
+@functools.cache
+def make_step(
+    hidden_size: int, learning_rate: float, max_norm: float, data_parallel: bool
+) -> jr.train.StepFn:
+    """The jitted train step `(state, windows) -> (state, loss)`, sharded with `data_parallel`."""
+    cell = make_cell(hidden_size)
+    return jr.train.make_train_step(
+        functools.partial(loss_fn, cell),
+        make_optimizer(learning_rate, max_norm),
+        data_parallel=jr.train.DataParallel(batch_axis=1) if data_parallel else None,
+    )
 
-    Args:
-      path: the PNG to write.
-      losses: training loss of every step, `(steps,)`.
-      history: the logged entries; those with a `"val_loss"` are plotted as points.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    steps = np.arange(1, len(losses) + 1)
-    ax.plot(steps, losses, color="tab:blue", alpha=0.3, lw=0.8, label="train (per step)")
-    window = min(50, max(1, len(losses) // 10))
-    if window > 1:
-        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1 :], smooth, color="tab:blue", label=f"train ({window}-step mean)")
-    val = [(h["step"], h["val_loss"]) for h in history if "val_loss" in h]
-    if val:
-        ax.plot(*zip(*val, strict=True), "o-", color="tab:orange", label="validation")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats / character)")
-    ax.set_title("Character-level LSTM")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
+MODEL_OPTIONS = ("data", "hidden", "embed", "seq_len", "batch_size", "lr", "clip", "seed")
+"""The options a resumed run must share with the run it continues."""
 
 
 def run(args: argparse.Namespace, text: str) -> dict[str, Any]:
-    """Train, evaluate and sample as `args` says; returns the final metrics."""
+    """Train (or resume), evaluate and sample as `args` says; returns the final metrics."""
     start = time.perf_counter()
     vocab = build_vocab(text)
     train_ids, val_ids = split_train_validation(encode(text, vocab))
@@ -519,75 +524,83 @@ def run(args: argparse.Namespace, text: str) -> dict[str, Any]:
     )
 
     cell = make_cell(args.hidden)
-    optimizer = make_optimizer(args.lr, args.clip)
-    init_key, train_key, sample_key = jax.random.split(jax.random.key(args.seed), 3)
+    init_key, data_key, train_key, sample_key = jax.random.split(jax.random.key(args.seed), 4)
     params = init_params(init_key, cell, len(vocab), args.embed)
-    opt_state = optimizer.init(params)
-    n_params = sum(x.size for x in jax.tree.leaves(params))
-    print(f"model: embed {args.embed}, LSTM hidden {args.hidden}, {n_params:,} parameters")
-
-    step_fn = functools.partial(
-        train_step, cell=cell, optimizer=optimizer, batch_size=args.batch_size, seq_len=args.seq_len
+    fresh = jr.train.init_state(params, make_optimizer(args.lr, args.clip), train_key)
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    state, restored = start_or_resume(
+        build_parser(), args, fresh, {k: config[k] for k in MODEL_OPTIONS}
     )
-    eval_every = args.log_every * math.ceil(args.steps / (4 * args.log_every))
-    losses: list[Array] = []
-    history: list[dict[str, Any]] = []
-    key = train_key
-    width = len(str(args.steps))
-    train_start = time.perf_counter()
-    bar = tqdm(range(1, args.steps + 1), desc="training", unit="step", dynamic_ncols=True)
-    for step in bar:
-        params, opt_state, key, loss = step_fn(params, opt_state, key, train_data)
-        losses.append(loss)
-        if step % 10 == 0 or step == 1:
-            bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
-        if step == 1 or step % args.log_every == 0 or step == args.steps:
-            recent = np.asarray(jax.device_get(losses[-args.log_every :]))
-            entry: dict[str, Any] = {"step": step, "train_loss": float(recent.mean())}
-            if not math.isfinite(entry["train_loss"]):
-                bar.close()
-                raise FloatingPointError(
-                    f"training loss became {entry['train_loss']} at step {step}; "
-                    f"try a smaller --lr (now {args.lr}) or --clip (now {args.clip})"
-                )
-            line = f"step {step:>{width}}/{args.steps}  train loss {entry['train_loss']:.4f}"
-            if step % eval_every == 0 or step == args.steps:
-                entry["val_loss"] = evaluate(params, cell, val_windows)
-                bits = entry["val_loss"] / math.log(2)
-                line += f"  val loss {entry['val_loss']:.4f} ({bits:.3f} bits/char)"
-            history.append(entry)
-            bar.write(line)
-    bar.close()
-    train_time = time.perf_counter() - train_start
+    n_params = sum(x.size for x in jax.tree.leaves(params))
+    devices = f", data-parallel over {jax.device_count()} devices" if args.data_parallel else ""
+    print(f"model: embed {args.embed}, LSTM hidden {args.hidden}, {n_params:,} parameters{devices}")
 
-    val_loss = history[-1]["val_loss"]
+    train_start = time.perf_counter()
+    result = fit_or_exit(
+        "examples/char_lm.py",
+        args,
+        state=state,
+        step_fn=make_step(args.hidden, args.lr, args.clip, args.data_parallel),
+        batches=lambda step: batch_at(data_key, step, train_data, args.batch_size, args.seq_len),
+        steps=args.steps,
+        log_every=args.log_every,
+        evaluate=lambda params: {"val_loss": evaluate(params, cell, val_windows)},
+        eval_every=args.log_every * math.ceil(args.steps / (4 * args.log_every)),
+        checkpoint_dir=None if args.out is None else args.out / "checkpoints",
+        checkpoint_every=args.checkpoint_every,
+        resume_from=restored,
+        metadata={"config": {k: config[k] for k in MODEL_OPTIONS}},
+    )
+    train_time = time.perf_counter() - train_start
+    params = result.state.params
+
+    val_loss = result.history[-1].get("val_loss") if result.history else None
+    if val_loss is None:  # a resumed run that had already reached --steps
+        val_loss = evaluate(params, cell, val_windows)
     bits = val_loss / math.log(2)
     prompt_ids = jnp.asarray(encode(args.prompt, vocab))
     sampled = decode(
-        sample(params, cell, prompt_ids, sample_key, args.temperature, length=args.sample_len),
+        sample(
+            params,
+            cell,
+            prompt_ids,
+            sample_key,
+            args.temperature,
+            length=args.sample_len,
+            top_k=args.top_k,
+        ),
         vocab,
     )
     print(f"\nvalidation: {val_loss:.4f} nats/char = {bits:.4f} bits/char")
-    print(f"\n--- sample (temperature {args.temperature}) ---\n{args.prompt}{sampled}\n---")
+    top_k = "" if args.top_k is None else f", top-k {args.top_k}"
+    print(f"\n--- sample (temperature {args.temperature}{top_k}) ---")
+    print(f"{args.prompt}{sampled}\n---")
 
-    all_losses = np.asarray(jax.device_get(losses), dtype=np.float64)
     metrics: dict[str, Any] = {
-        "steps": args.steps,
-        "train_loss": history[-1]["train_loss"],
+        "steps": int(result.state.step),
+        "train_loss": result.history[-1]["train_loss"],
         "val_loss": val_loss,
         "val_bits_per_char": bits,
         "wall_time_s": time.perf_counter() - start,
         "train_time_s": train_time,
-        "history": history,
+        "resumed_from_step": None if restored is None else int(restored.state.step),
+        "history": result.history,
         "prompt": args.prompt,
         "sample": sampled,
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "checkpoint": result.checkpoint,
+        "config": config,
     }
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        save_loss_curve(args.out / "loss_curve.png", all_losses, history)
-        print(f"wrote {args.out / 'metrics.json'} and {args.out / 'loss_curve.png'}")
+        metrics_path = write_metrics(args.out, metrics)
+        plot = save_loss_curve(
+            args.out / "loss_curve.png",
+            result.losses,
+            result.history,
+            title="Character-level LSTM",
+            ylabel="cross-entropy (nats / character)",
+            eval_key="val_loss",
+        )
+        print(f"wrote {metrics_path}, {plot} and {result.checkpoint}")
     print(f"wall time {metrics['wall_time_s']:.1f} s (training {train_time:.1f} s)")
     return metrics
 
@@ -599,13 +612,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
       argv: command-line arguments, as `python examples/char_lm.py --help` lists them.
 
     Returns:
-      The final metrics: `steps`, `train_loss` (mean over the last `--log-every`
-      steps), `val_loss` (nats per character), `val_bits_per_char`, `wall_time_s`,
-      `train_time_s`, `history` (the logged entries), `prompt`, `sample` (the
-      `--sample-len` sampled characters, without the prompt) and `config`.
+      The final metrics: `steps`, `train_loss` (mean over the last logged
+      interval), `val_loss` (nats per character), `val_bits_per_char`,
+      `wall_time_s`, `train_time_s`, `resumed_from_step`, `history` (the logged
+      entries), `prompt`, `sample` (the `--sample-len` sampled characters,
+      without the prompt), `checkpoint` (the last one written, or None) and
+      `config`.
 
     Raises:
-      SystemExit: bad arguments (status 2, with a usage message on stderr), or `--help`.
+      SystemExit: bad arguments (status 2, with a usage message on stderr),
+        `--help`, Ctrl-C (status 130, after saving a checkpoint) or a
+        non-finite loss (status 1, naming the step).
     """
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ would otherwise write again:
 - `fit`: the loop. Progress bar, logging, evaluation, numbered checkpoints
   (`jaxrnn.checkpoint`) written atomically, a stop with the step named when the
   loss stops being finite, and a checkpoint before exiting on Ctrl-C.
-- `restore`: the newest valid checkpoint of a directory, to resume from.
+- `restore`: a checkpoint, or a directory's newest valid one, to resume from.
 
 A run resumes bit for bit when each batch is a function of the step number
 (`batches(step)`) and every other random choice comes from `state.key`: then
@@ -356,25 +356,27 @@ class Restored(NamedTuple):
 _PREFIX = "ckpt"
 
 
-def restore(directory: str | os.PathLike, like: TrainState) -> Restored | None:
-    """The newest valid checkpoint `fit` wrote in `directory`, loaded into `like`'s structure.
+def restore(path: str | os.PathLike, like: TrainState) -> Restored | None:
+    """Load a checkpoint `fit` wrote into `like`'s structure: a given file, or a directory's newest.
 
-    Checkpoints are tried newest first; one that is truncated or corrupt is
-    skipped with a `RuntimeWarning` that names it (see
-    `jaxrnn.checkpoint.latest`), so a damaged last file falls back to the
-    previous one.
+    Given a directory (the `checkpoint_dir` of `fit`), its checkpoints are
+    tried newest first; one that is truncated or corrupt is skipped with a
+    `RuntimeWarning` that names it (see `jaxrnn.checkpoint.latest`), so a
+    damaged last file falls back to the previous one.
 
     Args:
-      directory: the `checkpoint_dir` given to `fit`.
+      path: a checkpoint file, or the folder `fit` saved into.
       like: a state of the same model and optimizer, e.g. a fresh `init_state`
         (only its structure, shapes and dtypes are used).
 
     Returns:
-      A `Restored`, or None when `directory` has no valid checkpoint.
+      A `Restored`, or None when `path` is a directory without a valid
+      checkpoint (or does not exist).
 
     Raises:
-      ValueError: the newest valid checkpoint does not fit `like` (another model
-        size or optimizer); the message names the leaf and both shapes.
+      ValueError: the checkpoint does not fit `like` (another model size or
+        optimizer; the message names the leaf and both shapes), or the file
+        `path` is damaged.
 
     Examples:
       >>> import tempfile, jax, jax.numpy as jnp, optax, jaxrnn as jr
@@ -395,9 +397,11 @@ def restore(directory: str | os.PathLike, like: TrainState) -> Restored | None:
       >>> restored.path.name, int(restored.state.step), restored.losses.shape
       ('ckpt_00000005.npz', 5, (5,))
     """
-    path = checkpoint.latest(directory, prefix=_PREFIX)
-    if path is None:
-        return None
+    path = Path(path)
+    if not path.is_file():
+        path = checkpoint.latest(path, prefix=_PREFIX)
+        if path is None:
+            return None
     metadata = checkpoint.read_metadata(path)
     state = checkpoint.load(path, like=like)
     fit_info = metadata.get("fit", {})

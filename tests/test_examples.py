@@ -14,7 +14,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import jaxrnn as jr
@@ -186,27 +185,35 @@ def test_evaluate_chunks_agree_with_one_pass(monkeypatch):
 
 
 def test_train_step_lowers_the_loss_on_a_fixed_text():
-    cell, params = _tiny_model(hidden=16)
+    _, params = _tiny_model(hidden=16)
     data = jnp.asarray(np.tile(np.arange(7, dtype=np.int32), 30))
-    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(2e-2))
-    opt_state, key = optimizer.init(params), jax.random.key(0)
+    step = char_lm.make_step(16, 2e-2, 1.0, False)
+    state = jr.train.init_state(params, char_lm.make_optimizer(2e-2, 1.0), jax.random.key(0))
     losses = []
-    with optax_promotion():
-        for _ in range(40):
-            params, opt_state, key, loss = char_lm.train_step(
-                params,
-                opt_state,
-                key,
-                data,
-                cell=cell,
-                optimizer=optimizer,
-                batch_size=4,
-                seq_len=8,
-            )
-            assert np.isfinite(float(loss))
-            losses.append(float(loss))
+    for i in range(40):
+        state, loss = step(state, char_lm.batch_at(jax.random.key(1), i, data, 4, 8))
+        assert np.isfinite(float(loss))
+        losses.append(float(loss))
     # The text is a cycle, so the next character is fully predictable.
     assert losses[-1] < 0.3 < losses[0]
+
+
+def test_batches_depend_on_the_step_only():
+    data = jnp.arange(500, dtype=jnp.int32)
+    key = jax.random.key(3)
+    first = char_lm.batch_at(key, 7, data, 4, 9)
+    np.testing.assert_array_equal(first, char_lm.batch_at(key, 7, data, 4, 9))
+    assert first.shape == (10, 4)
+    assert not np.array_equal(first, char_lm.batch_at(key, 8, data, 4, 9))
+
+
+def test_top_k_one_is_greedy():
+    cell, params = _tiny_model()
+    prompt = jnp.array([3, 1, 4])
+    greedy = char_lm.sample(params, cell, prompt, jax.random.key(5), 1e-6, length=8)
+    for seed in range(3):
+        top1 = char_lm.sample(params, cell, prompt, jax.random.key(seed), 5.0, length=8, top_k=1)
+        np.testing.assert_array_equal(top1, greedy)
 
 
 def test_docstring_examples_run():
@@ -275,3 +282,158 @@ def test_out_must_be_a_directory(tmp_path, capsys):
     with pytest.raises(SystemExit):
         char_lm.main(["--out", str(not_a_dir)])
     assert "exists and is not a directory" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------- checkpoints and resuming
+
+SHORT = [*TINY, "--sample-len", "20"]
+
+
+def _checkpoint_params(path: Path):
+    return jax.tree.leaves(jr.checkpoint.load(path)["params"])
+
+
+def test_resume_continues_bit_for_bit(tmp_path, capsys):
+    straight = char_lm.main([*SHORT, "--steps", "20", "--out", str(tmp_path / "straight")])
+    part = tmp_path / "resumed"
+    char_lm.main([*SHORT, "--steps", "10", "--out", str(part)])
+    resumed = char_lm.main([*SHORT, "--steps", "20", "--out", str(part), "--resume"])
+    assert "resuming from" in capsys.readouterr().out
+    assert resumed["resumed_from_step"] == 10 and resumed["steps"] == 20
+    for a, b in zip(
+        _checkpoint_params(straight["checkpoint"]),
+        _checkpoint_params(resumed["checkpoint"]),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert resumed["val_loss"] == straight["val_loss"]
+    assert resumed["sample"] == straight["sample"]
+    per_step = [
+        jr.checkpoint.read_metadata(m["checkpoint"])["fit"]["losses"] for m in (straight, resumed)
+    ]
+    assert len(per_step[0]) == 20 and per_step[0] == per_step[1]
+    # A resumed run that has already reached --steps only evaluates and samples.
+    again = char_lm.main([*SHORT, "--steps", "20", "--out", str(part), "--resume"])
+    assert again["val_loss"] == straight["val_loss"]
+
+
+def test_resume_falls_back_past_a_truncated_checkpoint(tmp_path):
+    straight = char_lm.main([*SHORT, "--steps", "12", "--out", str(tmp_path / "straight")])
+    out = tmp_path / "run"
+    char_lm.main([*SHORT, "--steps", "8", "--checkpoint-every", "4", "--out", str(out)])
+    newest = out / "checkpoints" / "ckpt_00000008.npz"
+    newest.write_bytes(newest.read_bytes()[: len(newest.read_bytes()) // 2])
+    with pytest.warns(RuntimeWarning, match="skipping checkpoint .*ckpt_00000008"):
+        resumed = char_lm.main([*SHORT, "--steps", "12", "--out", str(out), "--resume"])
+    assert resumed["resumed_from_step"] == 4
+    for a, b in zip(
+        _checkpoint_params(straight["checkpoint"]),
+        _checkpoint_params(resumed["checkpoint"]),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        ([], ["--resume"], r"the checkpoint was made with other settings: --hidden 32 \(now 24\)"),
+        ([], [], r"already holds a run \(checkpoint ckpt_00000002.npz\); pass --resume"),
+    ],
+)
+def test_resume_refuses_a_mixed_up_run(tmp_path, capsys, first, second, message):
+    out = str(tmp_path / "run")
+    char_lm.main([*SHORT, "--steps", "2", "--out", out, *first])
+    capsys.readouterr()
+    hidden = ["--hidden", "24"] if second else []
+    with pytest.raises(SystemExit) as info:
+        char_lm.main([*SHORT, "--steps", "4", "--out", out, *hidden, *second])
+    assert info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_resume_needs_out(capsys):
+    with pytest.raises(SystemExit):
+        char_lm.main([*SHORT, "--resume"])
+    assert "--resume needs --out DIR" in capsys.readouterr().err
+
+
+def test_a_diverging_run_stops_naming_the_step(tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        char_lm.main([*SHORT, "--lr", "1e38", "--checkpoint-every", "1", "--out", str(out)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert re.search(r"the training loss became nan at step (\d+)", err), err
+    step = int(re.search(r"at step (\d+)", err).group(1))
+    # Every checkpoint on disk is from before that step, and loads.
+    saved = sorted((out / "checkpoints").iterdir())
+    assert saved and saved[-1].name == f"ckpt_{step - 1:08d}.npz"
+    jr.checkpoint.load(saved[-1])
+
+
+def _run_script(args, env=None, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-u", str(CHAR_LM), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        **kwargs,
+    )
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = [*SHORT, "--steps", "100000", "--log-every", "5", "--out", str(out)]
+    process = subprocess.Popen(
+        [sys.executable, "-u", str(CHAR_LM), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stdout:  # wait until training runs
+            if line.startswith("step "):
+                break
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    match = re.search(r"interrupted after step (\d+); saved '([^']+)'", err)
+    assert match, err
+    assert "resume with: python examples/char_lm.py --out" in err
+    step = int(match.group(1))
+    assert Path(match.group(2)) == out / "checkpoints" / f"ckpt_{step:08d}.npz"
+    resumed = _run_script([*SHORT, "--steps", str(step + 3), "--out", str(out), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"(step {step})" in resumed.stdout
+    assert json.loads((out / "metrics.json").read_text())["steps"] == step + 3
+
+
+@pytest.mark.slow
+def test_data_parallel_on_8_simulated_devices_equals_one_device(tmp_path):
+    import os
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    env["JAX_PLATFORMS"] = "cpu"
+    metrics = {}
+    for name, flag in [("single", []), ("sharded", ["--data-parallel"])]:
+        out = tmp_path / name
+        result = _run_script([*SHORT, "--steps", "20", "--out", str(out), *flag], env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics[name] = json.loads((out / "metrics.json").read_text())
+    assert "data-parallel over 8 devices" in result.stdout
+    for a, b in zip(metrics["single"]["history"], metrics["sharded"]["history"], strict=True):
+        assert a["step"] == b["step"]
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
+    assert metrics["sharded"]["val_loss"] == pytest.approx(metrics["single"]["val_loss"], rel=1e-5)
+    odd = _run_script([*SHORT, "--data-parallel", "--batch-size", "12"], env=env)
+    assert odd.returncode == 2
+    assert "--batch-size 12 across 8 devices: it must be a multiple of 8" in odd.stderr
