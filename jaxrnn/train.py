@@ -172,9 +172,15 @@ class DataParallel:
     def shard(self, batch: Batch) -> Batch:
         """Put every array of `batch` on the devices, split along `batch_axis`.
 
+        In a single process `batch` is the whole batch. Under JAX's multi-host
+        runtime (`jax.process_count() > 1`) each process passes its own share,
+        e.g. `local_share(global_batch)`, and the arrays returned are global
+        arrays of `process_count()` times that size.
+
         Args:
           batch: an array or pytree of arrays, each with at least
-            `batch_axis + 1` dims and a batch size divisible by `size`.
+            `batch_axis + 1` dims and a batch size divisible by this process's
+            number of devices.
 
         Returns:
           The same pytree of `jax.Array`s, sharded.
@@ -183,29 +189,63 @@ class DataParallel:
           ValueError: an array has too few dims, or its batch size is not a
             multiple of the number of devices; the message names its key path.
         """
+        local = len(self.mesh.local_devices)
 
         def put(path: tuple, leaf: Any) -> Array:
             shape = np.shape(leaf)
-            name = jax.tree_util.keystr(path) or "batch"
+            where = jax.tree_util.keystr(path)
             if len(shape) <= self.batch_axis:
                 raise ValueError(
-                    f"batch{name if name != 'batch' else ''} has shape {_checks.shape_str(shape)}, "
+                    f"batch{where} has shape {_checks.shape_str(shape)}, "
                     f"no batch_axis {self.batch_axis} to split across {self.size} devices"
                 )
-            if shape[self.batch_axis] % self.size:
+            if shape[self.batch_axis] % local:
                 raise ValueError(
-                    f"batch{name if name != 'batch' else ''} has batch size "
-                    f"{shape[self.batch_axis]} (axis {self.batch_axis} of shape "
-                    f"{_checks.shape_str(shape)}), which does not split evenly across "
-                    f"{self.size} devices; use a batch size divisible by {self.size}"
+                    f"batch{where} has batch size {shape[self.batch_axis]} (axis "
+                    f"{self.batch_axis} of shape {_checks.shape_str(shape)}), which does not "
+                    f"split evenly across {local} devices; use a batch size divisible by {local}"
                 )
-            return jax.device_put(leaf, self.batch_sharding(len(shape)))
+            return _put(leaf, self.batch_sharding(len(shape)), replicated=False)
 
         return jax.tree_util.tree_map_with_path(put, batch)
 
+    def local_share(self, batch: Batch) -> Batch:
+        """This process's part of a global `batch`: its block along `batch_axis`.
+
+        With one process that is all of it. Under the multi-host runtime every
+        process can build the same global batch (say from the step number) and
+        pass `local_share(batch)` to `shard`.
+        """
+        count, index = jax.process_count(), jax.process_index()
+
+        def take(leaf: Any) -> Any:
+            size = np.shape(leaf)[self.batch_axis] // count
+            return jax.lax.slice_in_dim(
+                jnp.asarray(leaf), index * size, (index + 1) * size, 1, self.batch_axis
+            )
+
+        return batch if count == 1 else jax.tree.map(take, batch)
+
     def replicate(self, tree: PyTree) -> PyTree:
         """Put a full copy of every array of `tree` on every device."""
-        return jax.device_put(tree, self.replicated)
+        return jax.tree.map(lambda leaf: _put(leaf, self.replicated, replicated=True), tree)
+
+
+def _put(leaf: Any, sharding: NamedSharding, replicated: bool) -> Array:
+    """`jax.device_put`, also across processes, where each passes its local data."""
+    if isinstance(leaf, jax.Array) and leaf.sharding == sharding:
+        return leaf
+    if jax.process_count() == 1:
+        return jax.device_put(leaf, sharding)
+    if jnp.issubdtype(jnp.result_type(leaf), jax.dtypes.prng_key):
+        data = _put(jax.random.key_data(leaf), sharding, replicated)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+    local = np.asarray(leaf)
+    # A replicated array's local data is the whole array; a sharded one's is this
+    # process's share, and the global shape follows from the sharding.
+    return jax.make_array_from_process_local_data(
+        sharding, local, local.shape if replicated else None
+    )
 
 
 def make_train_step(
@@ -420,6 +460,8 @@ def _save(
     metadata: Mapping[str, Any] | None,
 ) -> Path:
     step = int(state.step)
+    if jax.process_index() != 0:  # under the multi-host runtime one process writes
+        return directory / f"{_PREFIX}_{step:08d}.npz"
     info = {"history": history, "losses": losses}
     return checkpoint.save_step(
         directory,

@@ -44,6 +44,7 @@ PUBLIC_API = [
     "sequence_softmax_cross_entropy",
     "shift_right",
     "stack",
+    "train",
     "unroll",
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -378,3 +379,103 @@ def test_sharded_training_on_8_simulated_devices_equals_one_device(tmp_path):
     assert rel < 1e-5, line  # same losses up to the order of the cross-device sums
     assert params_diff < 1e-4, line
     assert last < first, line
+
+
+MULTI_PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import jax
+
+    process_id, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=process_id)
+    assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
+
+    import jax.numpy as jnp, numpy as np, optax
+    import jaxrnn as jr
+    from jaxrnn import train
+
+    cell, optimizer = jr.lstm(16), optax.adam(1e-2)
+
+    def loss_fn(params, batch, key):
+        xs, targets = batch
+        _, hs = jr.unroll(cell, params, xs)
+        return jnp.mean((hs[..., :1] - targets) ** 2)
+
+    def global_batch(step):
+        rng = np.random.default_rng(step)
+        xs = rng.normal(size=(12, 32, 5)).astype(np.float32)  # (T, batch, features)
+        return xs, np.cumsum(xs[..., :1], axis=0).astype(np.float32) / 4
+
+    dp = train.DataParallel(batch_axis=1)
+    params = cell.init(jax.random.key(0), input_size=5)
+    state = train.init_state(params, optimizer, jax.random.key(1))
+    step = train.make_train_step(loss_fn, optimizer, data_parallel=dp)
+    result = train.fit(
+        state, step, lambda s: dp.local_share(global_batch(s)), steps=10, log_every=10,
+        checkpoint_dir=out, progress=False,
+    )
+    if process_id == 0:
+        w_h = np.asarray(result.state.params["w_h"])
+        with open(f"{out}/losses.json", "w") as f:
+            json.dump({"losses": result.losses.tolist(), "w_h": w_h.tolist()}, f)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_of_two_devices_train_like_one_device(tmp_path):
+    """JAX's multi-host runtime on one machine: 2 processes x 2 CPU devices, gloo collectives."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = str(s.getsockname()[1])
+    script = tmp_path / "multi.py"
+    script.write_text(MULTI_PROCESS_SCRIPT)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env["JAX_PLATFORMS"] = "cpu"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(i), port, str(tmp_path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        outputs = [p.communicate(timeout=300) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    for p, (_, err) in zip(processes, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    got = json.loads((tmp_path / "losses.json").read_text())
+
+    # The same training in this process, on one device, from the whole batches.
+    cell, optimizer = jr.lstm(16), optax.adam(1e-2)
+
+    def one_device_loss(params, batch, key):
+        xs, targets = batch
+        return jnp.mean((jr.unroll(cell, params, xs)[1][..., :1] - targets) ** 2)
+
+    def global_batch(step):
+        rng = np.random.default_rng(step)
+        xs = rng.normal(size=(12, 32, 5)).astype(np.float32)
+        return xs, np.cumsum(xs[..., :1], axis=0).astype(np.float32) / 4
+
+    state = train.init_state(cell.init(jax.random.key(0), 5), optimizer, jax.random.key(1))
+    expected = train.fit(
+        state,
+        train.make_train_step(one_device_loss, optimizer),
+        global_batch,
+        steps=10,
+        progress=False,
+    )
+    np.testing.assert_allclose(got["losses"], expected.losses, rtol=1e-5)
+    np.testing.assert_allclose(got["w_h"], expected.state.params["w_h"], rtol=1e-4, atol=1e-6)
+    # One process wrote the checkpoint, and it holds the same params.
+    saved = jr.checkpoint.load(tmp_path / "ckpt_00000010.npz")
+    np.testing.assert_array_equal(saved["params"]["w_h"], np.asarray(got["w_h"], np.float32))
