@@ -14,17 +14,24 @@ of about 1/6 (the variance of a sum of two uniform values); a model that has
 learned the task gets far below it. The held-out accuracy counts predictions
 within 0.04 of the target (the usual criterion for this task).
 
+Training goes through `jaxrnn.train` (Adam after clipping the global gradient norm);
+each step's batch is drawn from the seed and the step number alone. With `--out DIR`
+the run keeps checkpoints in DIR/checkpoints (every `--checkpoint-every` steps, at
+the end, and on Ctrl-C) and writes DIR/metrics.json and DIR/loss_curve.png;
+`--resume` continues it bit for bit. A NaN loss stops the run with the step it
+happened at.
+
 Run it with the defaults (about 30 s on two CPU cores; LSTM held-out accuracy about 0.99):
 
     python examples/classify.py
     python examples/classify.py --cell gru --max-len 80 --steps 3000 --out runs/adding
+    python examples/classify.py --cell gru --max-len 80 --steps 6000 --out runs/adding --resume
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import sys
 import time
@@ -34,10 +41,17 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from cli import add_optimizer_arguments, positive_int
-from tqdm import tqdm
+from cli import (
+    add_optimizer_arguments,
+    add_output_arguments,
+    check_output_arguments,
+    fit_or_exit,
+    positive_int,
+    start_or_resume,
+    write_metrics,
+)
+from plots import save_loss_curve
 
 import jaxrnn as jr
 
@@ -136,32 +150,33 @@ def predict(cell: jr.Cell, params: Params, inputs: Array, lengths: Array) -> Arr
     return last @ params["head"]["w"] + params["head"]["b"]
 
 
-def loss_fn(params: Params, cell: jr.Cell, batch: tuple[Array, Array, Array]) -> Array:
-    """Mean squared error of the predictions on `batch = (inputs, lengths, targets)`."""
+def loss_fn(
+    cell: jr.Cell, params: Params, batch: tuple[Array, Array, Array], key: Array | None = None
+) -> Array:
+    """Mean squared error of the predictions on `batch = (inputs, lengths, targets)`.
+
+    `key` is unused (the model has no dropout); it is there for `jaxrnn.train`.
+    """
     inputs, lengths, targets = batch
     return jnp.mean((predict(cell, params, inputs, lengths) - targets) ** 2)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("cell", "optimizer", "batch_size", "min_len", "max_len")
-)
-def train_step(
-    params: Params,
-    opt_state: optax.OptState,
-    key: Array,
-    *,
-    cell: jr.Cell,
-    optimizer: optax.GradientTransformation,
-    batch_size: int,
-    min_len: int,
-    max_len: int,
-) -> tuple[Params, optax.OptState, Array, Array]:
-    """One optimizer step on a fresh batch; returns `(params, opt_state, key, loss)`."""
-    key, batch_key = jax.random.split(key)
-    batch = adding_batch(batch_key, batch_size, min_len, max_len)
-    loss, grads = jax.value_and_grad(loss_fn)(params, cell, batch)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, key, loss
+@functools.partial(jax.jit, static_argnames=("batch_size", "min_len", "max_len"))
+def batch_at(
+    key: Array, step: int | Array, batch_size: int, min_len: int, max_len: int
+) -> tuple[Array, Array, Array]:
+    """The batch `(inputs, lengths, targets)` that training step `step` uses.
+
+    Each step draws from `jax.random.fold_in(key, step)`, so a resumed run sees
+    exactly the batches it would have seen without stopping.
+
+    Examples:
+      >>> a = batch_at(jax.random.key(0), 3, batch_size=2, min_len=4, max_len=6)
+      >>> b = batch_at(jax.random.key(0), 3, batch_size=2, min_len=4, max_len=6)
+      >>> bool(jnp.all(a[0] == b[0])), a[0].shape
+      (True, (6, 2, 2))
+    """
+    return adding_batch(jax.random.fold_in(key, step), batch_size, min_len, max_len)
 
 
 @functools.partial(jax.jit, static_argnames=("cell",))
@@ -199,8 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
             f"{TOLERANCE} of the target)."
         ),
         epilog=(
-            "Same --seed, same run. With --out DIR the script writes DIR/metrics.json and "
-            "DIR/loss_curve.png."
+            "Same --seed, same run: the init and every batch come from keys split off the "
+            "seed. With --out DIR the script writes checkpoints to DIR/checkpoints (every "
+            "--checkpoint-every steps, at the end and on Ctrl-C), DIR/metrics.json (final "
+            "train and held-out MSE, baseline, accuracy, steps, wall time and the logged "
+            "curve) and DIR/loss_curve.png; --resume continues such a run exactly where it "
+            "stopped."
         ),
     )
     data = parser.add_argument_group("data")
@@ -255,19 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="log and evaluate every N steps (default: %(default)s)",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="write metrics.json and loss_curve.png here",
-    )
+    add_output_arguments(parser.add_argument_group("output"), checkpoint_every=500)
     return parser
 
 
+# Cached: jit keys compiled code on these static arguments, so repeated runs in one
+# process (tests, notebooks) with the same settings compile once.
 @functools.cache
 def make_cell(kind: str, hidden_size: int) -> jr.Cell:
-    """`jaxrnn.lstm(hidden_size)` or `jaxrnn.gru(hidden_size)`, cached so jit reuses it."""
+    """`jaxrnn.lstm(hidden_size)` or `jaxrnn.gru(hidden_size)`."""
     return jr.lstm(hidden_size) if kind == "lstm" else jr.gru(hidden_size)
 
 
@@ -277,112 +292,116 @@ def make_optimizer(learning_rate: float, max_norm: float) -> optax.GradientTrans
     return optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(learning_rate))
 
 
-def save_loss_curve(path: Path, losses: np.ndarray, history: list[dict[str, Any]]) -> None:
-    """Write a PNG of the training loss, the held-out MSE and the baseline (log scale)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.plot(np.arange(1, len(losses) + 1), losses, alpha=0.4, lw=0.8, label="train MSE")
-    ax.plot(
-        [h["step"] for h in history], [h["test_mse"] for h in history], "o-", label="held-out MSE"
+@functools.cache
+def make_step(
+    kind: str, hidden_size: int, learning_rate: float, max_norm: float
+) -> jr.train.StepFn:
+    """The jitted train step `(state, batch) -> (state, loss)`."""
+    return jr.train.make_train_step(
+        functools.partial(loss_fn, make_cell(kind, hidden_size)),
+        make_optimizer(learning_rate, max_norm),
     )
-    ax.axhline(history[-1]["baseline_mse"], color="gray", ls="--", label="predict 1 (baseline)")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("mean squared error")
-    ax.set_title("Adding problem (many-to-one)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
+
+
+MODEL_OPTIONS = (
+    "cell", "hidden", "min_len", "max_len", "batch_size", "test_size", "lr", "clip", "seed",
+)  # fmt: skip
+"""The options a resumed run must share with the run it continues."""
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Train and evaluate as `args` says; returns the final metrics."""
+    """Train (or resume) and evaluate as `args` says; returns the final metrics."""
     start = time.perf_counter()
     cell = make_cell(args.cell, args.hidden)
-    optimizer = make_optimizer(args.lr, args.clip)
-    init_key, train_key, test_key = jax.random.split(jax.random.key(args.seed), 3)
+    init_key, data_key, train_key, test_key = jax.random.split(jax.random.key(args.seed), 4)
     params = init_params(init_key, cell)
-    opt_state = optimizer.init(params)
     test_batch = adding_batch(test_key, args.test_size, args.min_len, args.max_len)
+    fresh = jr.train.init_state(params, make_optimizer(args.lr, args.clip), train_key)
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    model_config = {k: config[k] for k in MODEL_OPTIONS}
+    state, restored = start_or_resume(build_parser(), args, fresh, model_config)
     print(
         f"adding problem: lengths {args.min_len}..{args.max_len}, {args.cell} hidden "
         f"{args.hidden}, {sum(x.size for x in jax.tree.leaves(params)):,} parameters"
     )
-    step_fn = functools.partial(
-        train_step,
-        cell=cell,
-        optimizer=optimizer,
-        batch_size=args.batch_size,
-        min_len=args.min_len,
-        max_len=args.max_len,
+
+    def held_out(params: Params) -> dict[str, float]:
+        m = evaluate(params, cell, test_batch)
+        return {
+            "test_mse": float(m["mse"]),
+            "baseline_mse": float(m["baseline_mse"]),
+            "test_accuracy": float(m["accuracy"]),
+        }
+
+    train_start = time.perf_counter()
+    result = fit_or_exit(
+        "examples/classify.py",
+        args,
+        state=state,
+        step_fn=make_step(args.cell, args.hidden, args.lr, args.clip),
+        batches=lambda step: batch_at(data_key, step, args.batch_size, args.min_len, args.max_len),
+        steps=args.steps,
+        log_every=args.log_every,
+        evaluate=held_out,
+        eval_every=args.log_every,
+        checkpoint_dir=None if args.out is None else args.out / "checkpoints",
+        checkpoint_every=args.checkpoint_every,
+        resume_from=restored,
+        metadata={"config": model_config},
     )
-    losses: list[Array] = []
-    history: list[dict[str, Any]] = []
-    key = train_key
-    bar = tqdm(range(1, args.steps + 1), desc="training", unit="step", dynamic_ncols=True)
-    for step in bar:
-        params, opt_state, key, loss = step_fn(params, opt_state, key)
-        losses.append(loss)
-        if step == 1 or step % args.log_every == 0 or step == args.steps:
-            recent = np.asarray(jax.device_get(losses[-args.log_every :]), np.float64)
-            metrics = {k: float(v) for k, v in evaluate(params, cell, test_batch).items()}
-            entry = {
-                "step": step,
-                "train_loss": float(recent.mean()),
-                "test_mse": metrics["mse"],
-                "baseline_mse": metrics["baseline_mse"],
-                "test_accuracy": metrics["accuracy"],
-            }
-            if not math.isfinite(entry["train_loss"]):
-                bar.close()
-                raise FloatingPointError(f"training loss became {entry['train_loss']}")
-            history.append(entry)
-            bar.write(
-                f"step {step:>{len(str(args.steps))}}  train MSE {entry['train_loss']:.4f}  "
-                f"held-out MSE {entry['test_mse']:.4f} (baseline {entry['baseline_mse']:.4f})  "
-                f"accuracy {entry['test_accuracy']:.3f}"
-            )
-    bar.close()
-    last = history[-1]
-    result: dict[str, Any] = {
-        "steps": args.steps,
-        "train_loss": last["train_loss"],
-        "test_mse": last["test_mse"],
-        "baseline_mse": last["baseline_mse"],
-        "test_accuracy": last["test_accuracy"],
-        "wall_time_s": time.perf_counter() - start,
-        "history": history,
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    }
+    train_time = time.perf_counter() - train_start
+    last = result.history[-1]
+    final = last if "test_mse" in last else held_out(result.state.params)
     print(
-        f"\nheld-out MSE {last['test_mse']:.4f} vs baseline {last['baseline_mse']:.4f}; "
-        f"accuracy (|error| < {TOLERANCE}) {last['test_accuracy']:.3f}"
+        f"\nheld-out MSE {final['test_mse']:.4f} vs baseline {final['baseline_mse']:.4f}; "
+        f"accuracy (|error| < {TOLERANCE}) {final['test_accuracy']:.3f}"
     )
+    metrics: dict[str, Any] = {
+        "steps": int(result.state.step),
+        "train_loss": last["train_loss"],
+        "test_mse": final["test_mse"],
+        "baseline_mse": final["baseline_mse"],
+        "test_accuracy": final["test_accuracy"],
+        "wall_time_s": time.perf_counter() - start,
+        "train_time_s": train_time,
+        "resumed_from_step": None if restored is None else int(restored.state.step),
+        "history": result.history,
+        "checkpoint": result.checkpoint,
+        "config": config,
+    }
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-        all_losses = np.asarray(jax.device_get(losses), np.float64)
-        save_loss_curve(args.out / "loss_curve.png", all_losses, history)
-        print(f"wrote {args.out / 'metrics.json'} and {args.out / 'loss_curve.png'}")
-    print(f"wall time {result['wall_time_s']:.1f} s")
-    return result
+        metrics_path = write_metrics(args.out, metrics)
+        plot = save_loss_curve(
+            args.out / "loss_curve.png",
+            result.losses,
+            result.history,
+            title=f"Adding problem (many-to-one); predicting 1 scores {final['baseline_mse']:.3f}",
+            ylabel="mean squared error",
+            eval_key="test_mse",
+            eval_label="held-out MSE",
+            log_scale=True,
+        )
+        print(f"wrote {metrics_path}, {plot} and {result.checkpoint}")
+    print(f"wall time {metrics['wall_time_s']:.1f} s (training {train_time:.1f} s)")
+    return metrics
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse `argv` (default: `sys.argv[1:]`), train and evaluate.
 
+    Args:
+      argv: command-line arguments, as `python examples/classify.py --help` lists them.
+
     Returns:
-      The final metrics: `steps`, `train_loss` (mean over the last `--log-every`
-      steps), `test_mse`, `baseline_mse`, `test_accuracy`, `wall_time_s`,
-      `history` and `config`.
+      The final metrics: `steps`, `train_loss` (mean over the last logged
+      interval), `test_mse`, `baseline_mse`, `test_accuracy`, `wall_time_s`,
+      `train_time_s`, `resumed_from_step`, `history` (the logged entries),
+      `checkpoint` (the last one written, or None) and `config`.
 
     Raises:
-      SystemExit: bad arguments (status 2), or `--help`.
+      SystemExit: bad arguments (status 2, with a usage message on stderr),
+        `--help`, Ctrl-C (status 130, after saving a checkpoint) or a
+        non-finite loss (status 1, naming the step).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -390,8 +409,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser.error(f"--min-len must be at least 2 (one marker per half), got {args.min_len}")
     if args.max_len < args.min_len:
         parser.error(f"--max-len ({args.max_len}) must be at least --min-len ({args.min_len})")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {str(args.out)!r} exists and is not a directory")
+    check_output_arguments(parser, args)
     return run(args)
 
 

@@ -13,21 +13,24 @@ Three checks, each printed as a table with one row per parameter:
    checker fails it and names the worst parameter and element.
 
 Everything runs in float64 inside `gradcheck`, and the run is seeded by `--seed`.
-It takes a few seconds on CPU:
+With `--out DIR` the relative differences of every check, per parameter, are also
+written to DIR/metrics.json. It takes a few seconds on CPU:
 
     python examples/gradient_check.py
-    python examples/gradient_check.py --seed 3 --hidden-size 6
+    python examples/gradient_check.py --seed 3 --hidden-size 6 --out runs/gradcheck
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from cli import non_negative_int, positive_int, write_metrics
 
 import jaxrnn as jr
 from jaxrnn import course
@@ -143,19 +146,86 @@ def check_course_backward(
     return gradcheck(loss, gates, x, a0, da, grad=grad)
 
 
+def result_metrics(result: GradcheckResult) -> dict[str, Any]:
+    """`result` as JSON-ready values: the verdict, the relative differences, the worst elements.
+
+    Args:
+      result: what `gradcheck` returned.
+
+    Returns:
+      `{"passed", "relative_error" (all leaves together), "threshold", "eps",
+      "leaves": {path: {"shape", "checked", "relative_error", "worst_index",
+      "analytic", "numeric", "passed"}}}`.
+
+    Examples:
+      >>> m = result_metrics(check_cell(jr.rnn(2), jax.random.key(0), steps=2))
+      >>> m["passed"], sorted(m["leaves"])
+      (True, ['cell/b', 'cell/w_h', 'cell/w_x', 'head/b', 'head/w'])
+    """
+    return {
+        "passed": result.passed,
+        "relative_error": result.relative_error,
+        "threshold": result.threshold,
+        "eps": result.eps,
+        "leaves": {
+            leaf.path: {
+                "shape": list(leaf.shape),
+                "checked": leaf.checked,
+                "relative_error": leaf.relative_error,
+                "worst_index": list(leaf.worst_index),
+                "analytic": leaf.analytic,
+                "numeric": leaf.numeric,
+                "passed": leaf.passed,
+            }
+            for leaf in result.leaves
+        },
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
+    """The command-line interface (`python examples/gradient_check.py --help`)."""
     parser = argparse.ArgumentParser(
+        prog="gradient_check.py",
         description=(
             "Check jax.grad of RNN and LSTM sequence losses, and the course's hand-written "
             "LSTM backward, against central finite differences; then show the checker "
             "catching a backward with one term dropped."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=(
+            "Same --seed, same numbers. With --out DIR the script writes DIR/metrics.json: "
+            "each check's verdict and relative differences, per parameter with its worst "
+            "element, and ok: whether the correct gradients passed and the wrong one "
+            "failed. It trains nothing, so it has no checkpoints and no --resume."
+        ),
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for params and data")
-    parser.add_argument("--hidden-size", type=int, default=5, help="hidden size of the cells")
-    parser.add_argument("--steps", type=int, default=6, help="sequence length T")
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="seed of the params and data (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--hidden-size",
+        type=positive_int,
+        default=5,
+        metavar="N",
+        help="hidden size of the cells (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        default=6,
+        metavar="N",
+        help="sequence length T (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write metrics.json with the relative differences here (default: write nothing)",
+    )
     return parser
 
 
@@ -167,19 +237,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
       0 when every correct gradient passes and the wrong backward fails, else 1.
+
+    Raises:
+      SystemExit: bad arguments (status 2, with a usage message on stderr) or `--help`.
     """
-    args = build_parser().parse_args(argv)
-    if args.hidden_size < 1 or args.steps < 1:
-        raise SystemExit("--hidden-size and --steps must be positive")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {str(args.out)!r} exists and is not a directory")
     key = jax.random.key(args.seed)
     k_rnn, k_lstm = jax.random.split(key)
 
     ok = True
-    for title, cell, k in (
-        ("tanh RNN + softmax head, jax.grad", jr.rnn(args.hidden_size), k_rnn),
-        ("LSTM + softmax head, jax.grad", jr.lstm(args.hidden_size), k_lstm),
+    checks: dict[str, GradcheckResult] = {}
+    for name, title, cell, k in (
+        ("rnn", "tanh RNN + softmax head, jax.grad", jr.rnn(args.hidden_size), k_rnn),
+        ("lstm", "LSTM + softmax head, jax.grad", jr.lstm(args.hidden_size), k_lstm),
     ):
-        result = check_cell(cell, k, args.steps)
+        result = checks[name] = check_cell(cell, k, args.steps)
         print(f"== {title}\n{result}\n")
         ok &= result.passed
 
@@ -194,6 +269,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"gradient says {worst.analytic:.6g}, finite differences say {worst.numeric:.6g}."
     )
     ok &= right.passed and not wrong.passed
+    if args.out is not None:
+        checks.update(course_lstm_backward=right, lstm_backward_dropping_recurrence=wrong)
+        path = write_metrics(
+            args.out,
+            {
+                "ok": ok,
+                "checks": {name: result_metrics(result) for name, result in checks.items()},
+                "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            },
+        )
+        print(f"wrote {path}")
     return 0 if ok else 1
 
 

@@ -1,10 +1,12 @@
-"""The many-to-one and encoder-decoder examples: data, model wiring and tiny end-to-end runs."""
+"""The many-to-one and encoder-decoder examples: data, model wiring, tiny end-to-end runs and
+resuming from checkpoints."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
 import doctest
+import functools
 import importlib.util
 import json
 import math
@@ -37,12 +39,6 @@ classify = _load_script(CLASSIFY)
 dates = _load_script(DATES)
 
 
-# optax's Adam raises a Python float to an int32 power, which the suite's strict dtype
-# promotion rejects; runs that step an optax optimizer use standard promotion.
-def optax_promotion():
-    return jax.numpy_dtype_promotion("standard")
-
-
 # --------------------------------------------------------------- tiny end-to-end runs
 
 CLASSIFY_TINY = ["--steps", "80", "--hidden", "16", "--min-len", "4", "--max-len", "8"]
@@ -54,17 +50,13 @@ DATES_TINY += ["--test-size", "40", "--batch-size", "16", "--log-every", "10", "
 @pytest.fixture(scope="module")
 def classify_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("classify")
-    with optax_promotion():
-        metrics = classify.main([*CLASSIFY_TINY, "--out", str(out)])
-    return metrics, out
+    return classify.main([*CLASSIFY_TINY, "--out", str(out)]), out
 
 
 @pytest.fixture(scope="module")
 def dates_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("dates")
-    with optax_promotion():
-        metrics = dates.main([*DATES_TINY, "--out", str(out)])
-    return metrics, out
+    return dates.main([*DATES_TINY, "--out", str(out)]), out
 
 
 def _check_outputs(metrics, out, names):
@@ -74,12 +66,18 @@ def _check_outputs(metrics, out, names):
         assert saved[name] == metrics[name], name
     png = (out / "loss_curve.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    # The checkpoint written at the end holds the final step and the per-step losses.
+    assert Path(saved["checkpoint"]) == out / "checkpoints" / f"ckpt_{metrics['steps']:08d}.npz"
+    fit = jr.checkpoint.read_metadata(saved["checkpoint"])["fit"]
+    assert len(fit["losses"]) == metrics["steps"] and all(map(math.isfinite, fit["losses"]))
 
 
 def test_classify_tiny_run_learns_and_writes_outputs(classify_run):
     metrics, out = classify_run
     history = metrics["history"]
     assert [h["step"] for h in history] == [1, 20, 40, 60, 80]
+    # Held-out metrics at every log entry but the first.
+    assert all("test_mse" in h for h in history[1:]) and "test_mse" not in history[0]
     assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
     # Even this tiny model reads the markers a little: below the predict-the-mean error.
     assert metrics["test_mse"] < metrics["baseline_mse"]
@@ -109,7 +107,7 @@ def test_help_exits_zero(script):
         [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    for flag in ["--steps", "--seed", "--hidden", "--out"]:
+    for flag in ["--steps", "--seed", "--hidden", "--out", "--resume", "--checkpoint-every"]:
         assert flag in result.stdout
 
 
@@ -122,6 +120,83 @@ def test_bad_arguments_are_usage_errors(capsys):
         dates.main(["--hidden", "0"])
     assert exit_info.value.code == 2
     assert "argument --hidden: must be a positive integer, got 0" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------- checkpoints and resuming
+
+RESUMABLE = {
+    "classify": (classify, CLASSIFY_TINY, ["test_mse", "baseline_mse", "test_accuracy"]),
+    "seq2seq_dates": (dates, DATES_TINY, ["test_accuracy", "examples"]),
+}
+
+
+def _checkpoint(metrics):
+    path = metrics["checkpoint"]
+    return jax.tree.leaves(jr.checkpoint.load(path)["params"]), jr.checkpoint.read_metadata(path)
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+def test_resume_continues_bit_for_bit(name, tmp_path, capsys):
+    module, tiny, final = RESUMABLE[name]
+    straight = module.main([*tiny, "--steps", "16", "--out", str(tmp_path / "straight")])
+    part = tmp_path / "resumed"
+    first = module.main([*tiny, "--steps", "8", "--out", str(part)])
+    assert first["steps"] == 8 and first["resumed_from_step"] is None
+    resumed = module.main([*tiny, "--steps", "16", "--out", str(part), "--resume"])
+    assert "resuming from" in capsys.readouterr().out
+    assert resumed["resumed_from_step"] == 8 and resumed["steps"] == 16
+    (want, want_meta), (got, got_meta) = _checkpoint(straight), _checkpoint(resumed)
+    for a, b in zip(want, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+    losses = [want_meta["fit"]["losses"], got_meta["fit"]["losses"]]
+    assert len(losses[0]) == 16 and losses[0] == losses[1]
+    assert got_meta["user"]["config"] == want_meta["user"]["config"]
+    assert got_meta["user"]["config"]["hidden"] == int(tiny[tiny.index("--hidden") + 1])
+    for key in final:
+        assert resumed[key] == straight[key], key
+    # A run that has already reached --steps only evaluates.
+    again = module.main([*tiny, "--steps", "16", "--out", str(part), "--resume"])
+    for key in final:
+        assert again[key] == straight[key], key
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+def test_resume_refuses_other_settings(name, tmp_path, capsys):
+    module, tiny, _ = RESUMABLE[name]
+    out = str(tmp_path / "run")
+    module.main([*tiny, "--steps", "2", "--out", out])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        module.main([*tiny, "--steps", "4", "--out", out, "--resume", "--seed", "5"])
+    assert info.value.code == 2
+    assert re.search(
+        r"the checkpoint was made with other settings: --seed 0 \(now 5\)", capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+def test_resume_needs_out(name, capsys):
+    module, tiny, _ = RESUMABLE[name]
+    with pytest.raises(SystemExit) as info:
+        module.main([*tiny, "--resume"])
+    assert info.value.code == 2
+    assert "--resume needs --out DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+def test_batches_depend_on_the_step_only(name):
+    module = RESUMABLE[name][0]
+    key = jax.random.key(3)
+    if module is classify:
+        draw = functools.partial(classify.batch_at, batch_size=8, min_len=4, max_len=9)
+    else:
+        ids, lengths = dates.encode_sources(["May 3, 1997", "5/3/97", "3 May 97", "1997/5/3"])
+        data = (ids, lengths, dates.encode_targets(["1997-05-03"] * 4))
+        draw = functools.partial(dates.batch_at, data=data, batch_size=8)
+    same = [draw(key, 5), draw(key, jnp.int32(5))]
+    for a, b in zip(*same, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(draw(key, 5)[0]), np.asarray(draw(key, 6)[0]))
 
 
 def test_docstring_examples_run():

@@ -2,6 +2,7 @@
 the gradient-check example runs."""
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -228,13 +229,69 @@ def test_bad_input():
         gradcheck(f, params, grad={"w": np.ones(7)})
 
 
-def test_gradient_check_example_runs(capsys):
+def _load_example():
     spec = importlib.util.spec_from_file_location("gradient_check_example", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.main(["--seed", "1", "--hidden-size", "3", "--steps", "4"]) == 0
+    return module
+
+
+def test_gradient_check_example_runs(capsys, tmp_path):
+    module = _load_example()
+    out_dir = tmp_path / "run"
+    args = ["--seed", "1", "--hidden-size", "3", "--steps", "4"]
+    assert module.main([*args, "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
     assert out.count("gradcheck passed") == 3
     assert out.count("gradcheck FAILED") == 1
     assert "course.lstm_backward" in out
-    assert re.search(r"The checker points at [Wb][fico]\[\d+, \d+\]", out)
+    worst = re.search(r"The checker points at ([Wb][fico])\[(\d+), (\d+)\]", out)
+    assert worst
+
+    # metrics.json holds the numbers the tables print, per check and per leaf.
+    saved = json.loads((out_dir / "metrics.json").read_text())
+    assert saved["ok"] is True
+    assert saved["config"]["seed"] == 1 and saved["config"]["out"] == str(out_dir)
+    checks = saved["checks"]
+    assert list(checks) == [
+        "rnn",
+        "lstm",
+        "course_lstm_backward",
+        "lstm_backward_dropping_recurrence",
+    ]
+    assert [c["passed"] for c in checks.values()] == [True, True, True, False]
+    right = module.check_course_backward(1, jr.course.lstm_backward, n_a=3, T_x=4)
+    assert checks["course_lstm_backward"]["relative_error"] == right.relative_error
+    for leaf in right.leaves:
+        saved_leaf = checks["course_lstm_backward"]["leaves"][leaf.path]
+        assert saved_leaf["relative_error"] == leaf.relative_error
+        assert saved_leaf["shape"] == list(leaf.shape) and saved_leaf["passed"] is leaf.passed
+    wrong = checks["lstm_backward_dropping_recurrence"]
+    name, row, col = worst.group(1), int(worst.group(2)), int(worst.group(3))
+    assert wrong["leaves"][name]["worst_index"] == [row, col]
+    assert wrong["leaves"][name]["relative_error"] > wrong["threshold"]
+    assert (
+        max(leaf["relative_error"] for leaf in wrong["leaves"].values())
+        == (wrong["leaves"][name]["relative_error"])
+    )
+    for check in ("rnn", "lstm"):
+        errors = [leaf["relative_error"] for leaf in checks[check]["leaves"].values()]
+        assert errors and max(errors) <= checks[check]["threshold"]
+
+
+def test_gradient_check_example_arguments(capsys, tmp_path):
+    module = _load_example()
+    with pytest.raises(SystemExit) as info:
+        module.main(["--steps", "0"])
+    assert info.value.code == 2
+    assert "argument --steps: must be a positive integer, got 0" in capsys.readouterr().err
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    with pytest.raises(SystemExit) as info:
+        module.main(["--out", str(not_a_folder)])
+    assert info.value.code == 2
+    assert re.search(r"--out '.*file' exists and is not a directory", capsys.readouterr().err)
+    with pytest.raises(SystemExit) as info:
+        module.main(["--help"])
+    assert info.value.code == 0
+    assert "no checkpoints and no --resume" in " ".join(capsys.readouterr().out.split())
