@@ -8,6 +8,7 @@ from jaxrnn import checkpoint, course, interop, train
 from jaxrnn.cells import Carry as Carry
 from jaxrnn.cells import Cell as Cell
 from jaxrnn.cells import Initializer as Initializer
+from jaxrnn.cells import LinearRecurrence as LinearRecurrence
 from jaxrnn.cells import Params as Params
 from jaxrnn.cells import gru as gru
 from jaxrnn.cells import lstm as lstm
@@ -24,10 +25,15 @@ from jaxrnn.layers import Layer as Layer
 from jaxrnn.layers import Stack as Stack
 from jaxrnn.layers import bidirectional as bidirectional
 from jaxrnn.layers import stack as stack
+from jaxrnn.linear_scan import linear_scan as linear_scan
 from jaxrnn.losses import last_valid as last_valid
 from jaxrnn.losses import sequence_mse as sequence_mse
 from jaxrnn.losses import sequence_softmax_cross_entropy as sequence_softmax_cross_entropy
+from jaxrnn.lru import lru as lru
+from jaxrnn.minimal import min_gru as min_gru
+from jaxrnn.minimal import min_lstm as min_lstm
 from jaxrnn.unroll import default_hoist as default_hoist
+from jaxrnn.unroll import default_parallel as default_parallel
 from jaxrnn.unroll import unroll as unroll
 
 __version__ = "0.1.0"
@@ -40,19 +46,25 @@ __all__ = [
     "GradcheckResult",
     "Initializer",
     "Layer",
+    "LinearRecurrence",
     "Params",
     "Stack",
     "bidirectional",
     "checkpoint",
     "course",
     "default_hoist",
+    "default_parallel",
     "dense",
     "generate",
     "gradcheck",
     "gru",
     "interop",
     "last_valid",
+    "linear_scan",
+    "lru",
     "lstm",
+    "min_gru",
+    "min_lstm",
     "rnn",
     "rollout",
     "sequence_mse",

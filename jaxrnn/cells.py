@@ -84,6 +84,56 @@ class BpttFn(Protocol):
         with a hand-derived backward pass through time (a `jax.custom_vjp`)."""
 
 
+class CoefficientsFn(Protocol):
+    def __call__(self, params: Params, xs: Array) -> tuple[Array, Array]:
+        """The coefficients `(a, b)` of `h_t = a_t * h_{t-1} + b_t` for inputs `(..., input_size)`.
+
+        Both have shape `(..., state_size)` (the leading dims of `xs`), real or complex.
+        With `log_space=True` they are `(log a, log b)`, real, for positive `a` and `b`.
+        """
+
+
+class OutputFn(Protocol):
+    def __call__(self, params: Params, states: Array, xs: Array) -> Array:
+        """Outputs `(..., hidden_size)` from states `(..., state_size)` and their inputs."""
+
+
+class LinearRecurrence(NamedTuple):
+    r"""How a cell's state follows a linear recurrence, so `unroll` can scan it in parallel.
+
+    The state `h` (an array `(*batch, state_size)`, real or complex) evolves as
+
+    $$h_t = a_t \odot h_{t-1} + b_t, \qquad y_t = \mathrm{output}(h_t, x_t)$$
+
+    where `a_t` and `b_t` depend on the input `x_t` only, never on `h_{t-1}`.
+    Steps compose associatively, `(a_1, b_1) \circ (a_2, b_2) = (a_1 a_2, a_2 b_1 + b_2)`,
+    so `jaxrnn.unroll(..., parallel=True)` can run a whole sequence through
+    `jax.lax.associative_scan` in `O(log T)` depth. The cell's `recur` must compute the
+    same step one at a time.
+
+    Attributes:
+      coefficients: `coefficients(params, xs) -> (a, b)` for inputs `xs (..., input_size)`
+        with any leading dims; `a` and `b` have shape `(..., state_size)`.
+      output: `output(params, states, xs) -> ys`, from states `(..., state_size)` and the
+        inputs of the same steps to outputs `(..., hidden_size)`; `None` when the output
+        is the state itself.
+      to_state: `to_state(carry) -> h`, the carry as the state array `(*batch, state_size)`
+        (e.g. a complex array from its real and imaginary parts); `None` when the carry
+        is the state.
+      to_carry: `to_carry(h) -> carry`, the inverse of `to_state`; `None` when the carry
+        is the state.
+      log_space: `coefficients` returns `(log a, log b)` of positive `a` and `b`, and the
+        parallel scan combines them in log space (Feng et al. 2024): products of many
+        decays become sums of logs.
+    """
+
+    coefficients: CoefficientsFn
+    output: OutputFn | None = None
+    to_state: Callable[[Carry], Array] | None = None
+    to_carry: Callable[[Array], Carry] | None = None
+    log_space: bool = False
+
+
 class Cell(NamedTuple):
     """A recurrent cell: pure functions plus the sizes they were built for.
 
@@ -100,6 +150,10 @@ class Cell(NamedTuple):
       bptt: optional; the same computation as `unroll` with a hand-derived
         backward pass, used by `unroll(..., grad="bptt")`. `None` when the cell
         has none.
+      linear: optional; for cells whose state is a linear recurrence in the state
+        (`jaxrnn.min_gru`, `jaxrnn.min_lstm`, `jaxrnn.lru`), the `LinearRecurrence`
+        that lets `unroll(..., parallel=True)` scan the whole sequence at once. `None`
+        for cells with a nonlinear recurrence (`rnn`, `lstm`, `gru`).
 
     A cell is hashable (so it can be a static argument of `jax.jit`); build it once
     and reuse it rather than calling the constructor inside a jitted function.
@@ -113,6 +167,7 @@ class Cell(NamedTuple):
     hidden_size: int
     name: str
     bptt: BpttFn | None = None
+    linear: LinearRecurrence | None = None
 
 
 def default_input_init() -> Initializer:

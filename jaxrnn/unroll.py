@@ -1,4 +1,4 @@
-"""Run a cell over a sequence with `jax.lax.scan`."""
+"""Run a cell over a sequence with `jax.lax.scan`, or `jax.lax.associative_scan`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.cells import Carry, Cell, Params
+from jaxrnn.linear_scan import _linear_scan
 
 Array = jax.Array
 
@@ -32,6 +33,30 @@ def default_hoist() -> bool:
     return jax.default_backend() != "cpu"
 
 
+def default_parallel() -> bool:
+    """Whether `unroll` runs linear-recurrence cells with an associative scan on this backend.
+
+    Cells whose state is a linear recurrence (`jaxrnn.min_gru`, `jaxrnn.min_lstm`,
+    `jaxrnn.lru`) can run a sequence either step by step (`jax.lax.scan`, `T`
+    dependent steps) or as one `jax.lax.associative_scan` (about twice the work,
+    in `O(log T)` rounds over the whole sequence). On our 2-core CPU the
+    step-by-step scan measured faster (see the "Parallel-scan cells" section of
+    the benchmarks page), so on CPU the default is the sequential scan. On GPU and
+    TPU, where one round over the whole sequence costs about as much as one
+    step, the default is the associative scan; that default is not backed by a
+    measurement of ours (no GPU was available).
+
+    Returns:
+      `False` on CPU, `True` on GPU and TPU (read from `jax.default_backend()`).
+
+    Examples:
+      >>> import jax, jaxrnn as jr
+      >>> jr.default_parallel() == (jax.default_backend() != "cpu")
+      True
+    """
+    return jax.default_backend() != "cpu"
+
+
 def unroll(
     cell: Cell,
     params: Params,
@@ -47,6 +72,7 @@ def unroll(
     remat: bool = False,
     hoist: bool | None = None,
     grad: str = "autodiff",
+    parallel: bool | None = None,
 ) -> tuple[Carry, Array]:
     """Run `cell` over the time axis of `xs`.
 
@@ -115,6 +141,15 @@ def unroll(
         differentiates the scan) or `"bptt"` (the cell's hand-derived backprop
         through time, `cell.bptt`; `unroll`, `remat` and `hoist` do not apply).
         Both give the same gradients up to round-off.
+      parallel: for cells whose state is a linear recurrence (`cell.linear` is set:
+        `jaxrnn.min_gru`, `jaxrnn.min_lstm`, `jaxrnn.lru`), run the whole sequence
+        as one `jax.lax.associative_scan` (`True`) or step by step with
+        `jax.lax.scan` (`False`). Both give the same values and gradients up to
+        round-off, with `lengths`, `mask`, `resets`, `reverse` and an initial
+        carry folded into the scan's coefficients. `None` uses
+        `default_parallel()` for such cells and the step-by-step scan for any
+        other. `unroll`, `remat`, `hoist` and `grad` apply to the step-by-step
+        scan only.
 
     Returns:
       `(carry, hs)`: the final carry, and `hs` of shape `(T, *batch, H)` (with
@@ -123,8 +158,8 @@ def unroll(
     Raises:
       TypeError: `xs`, `carry` or `lengths` has the wrong dtype, or an option
         has the wrong type.
-      ValueError: shapes disagree with each other or with `params`, or an option
-        has an unknown value.
+      ValueError: shapes disagree with each other or with `params`, an option
+        has an unknown value, or `parallel=True` meets a cell without `cell.linear`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
@@ -148,6 +183,21 @@ def unroll(
         hoist = default_hoist()
     hoist = _checks.boolean(hoist, "hoist")
     _checks.one_of(grad, "grad", ("autodiff", "bptt"))
+    if parallel is not None:
+        parallel = _checks.boolean(parallel, "parallel")
+        if parallel and cell.linear is None:
+            raise ValueError(
+                f"parallel=True needs a cell whose state is a linear recurrence "
+                f"(cell.linear set, e.g. jaxrnn.min_gru, jaxrnn.min_lstm, jaxrnn.lru); cell "
+                f"{cell.name!r} has a nonlinear recurrence, so use parallel=False or None"
+            )
+        if parallel and grad == "bptt":
+            raise ValueError(
+                "grad='bptt' is a hand-derived backward pass of the step-by-step scan; "
+                "it cannot be combined with parallel=True"
+            )
+    else:
+        parallel = cell.linear is not None and grad == "autodiff" and default_parallel()
     if grad == "bptt" and cell.bptt is None:
         raise ValueError(
             f"grad='bptt' needs a cell with a hand-derived backward; {cell.name!r} has none"
@@ -167,7 +217,11 @@ def unroll(
     if resets is not None:
         resets = _checks.step_flags(resets, "resets", time_axis, flags_shape)
 
-    if grad == "bptt":
+    if parallel:
+        traced = _is_traced(params, xs, carry, lengths, mask, resets)
+        run = _parallel if traced else _jitted_parallel
+        carry, hs = run(cell, params, xs, carry, lengths, mask, resets, reverse)
+    elif grad == "bptt":
         if mask is not None or resets is not None:
             raise ValueError(
                 "grad='bptt' supports lengths but not mask or resets; use grad='autodiff'"
@@ -199,6 +253,77 @@ def _is_traced(*trees: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
+def _step_flags(
+    num_steps: int,
+    lengths: Array | None,
+    mask: Array | None,
+    resets: Array | None,
+    reverse: bool,
+) -> tuple[Array | None, Array | None]:
+    """`(valid, resets)`, each `(T, *batch)` or `None`, as the scan consumes them."""
+    in_range = None
+    if lengths is not None:
+        steps = jnp.arange(num_steps, dtype=lengths.dtype)
+        in_range = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
+    valid = _both(in_range, mask)
+    if resets is not None:
+        resets = _both(resets, in_range)
+        if reverse:
+            # A segment starting at step t ends there when running backwards: restart
+            # the carry after step t, that is before step t - 1.
+            resets = jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])])
+    return valid, resets
+
+
+def _parallel(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Carry,
+    lengths: Array | None,
+    mask: Array | None,
+    resets: Array | None,
+    reverse: bool,
+) -> tuple[Carry, Array]:
+    """`_scan` for a cell with `cell.linear`, as one associative scan over time."""
+    linear = cell.linear
+    valid, resets = _step_flags(xs.shape[0], lengths, mask, resets, reverse)
+    if valid is not None:
+        xs = _hold_where_invalid(valid, xs, jnp.zeros((), xs.dtype))
+    a, b = linear.coefficients(params, xs)
+    if valid is not None:
+        # An invalid step is the identity map h -> 1 * h + 0.
+        one, zero = (0.0, -jnp.inf) if linear.log_space else (1.0, 0.0)
+        a = _hold_where_invalid(valid, a, jnp.asarray(one, a.dtype))
+        b = _hold_where_invalid(valid, b, jnp.asarray(zero, b.dtype))
+    initial = carry if linear.to_state is None else linear.to_state(carry)
+    states = _linear_scan(
+        a,
+        b,
+        initial.astype(a.dtype),
+        resets,
+        reverse=reverse,
+        parallel=True,
+        log_space=linear.log_space,
+    )
+    if states.shape[0] == 0:
+        final = initial
+    elif reverse:
+        final = states[0]
+    else:
+        final = states[-1]
+    final = final if linear.to_carry is None else linear.to_carry(final)
+    hs = states if linear.output is None else linear.output(params, states, xs)
+    hs = hs.astype(xs.dtype)
+    if valid is not None:
+        hs = _hold_where_invalid(valid, hs, jnp.zeros((), hs.dtype))
+    final = jax.tree.map(lambda new, old: new.astype(old.dtype), final, carry)
+    return final, hs
+
+
+_jitted_parallel = jax.jit(_parallel, static_argnums=(0, 7))
+
+
 def _scan(
     cell: Cell,
     params: Params,
@@ -212,21 +337,11 @@ def _scan(
     remat: bool,
     hoist: bool,
 ) -> tuple[Carry, Array]:
-    in_range = None
-    if lengths is not None:
-        steps = jnp.arange(xs.shape[0], dtype=lengths.dtype)
-        in_range = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
-    valid = _both(in_range, mask)
+    valid, resets = _step_flags(xs.shape[0], lengths, mask, resets, reverse)
     if valid is not None:
         # Zero the padding before the cell: holding the carry with `where` alone
         # still lets NaN padding turn the parameter gradients into NaN.
         xs = _hold_where_invalid(valid, xs, jnp.zeros((), xs.dtype))
-    if resets is not None:
-        resets = _both(resets, in_range)
-        if reverse:
-            # A segment starting at step t ends there when running backwards: restart
-            # the carry after step t, that is before step t - 1.
-            resets = jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])])
     inputs = cell.project(params, xs) if hoist else xs
 
     initial_carry = carry
