@@ -119,15 +119,14 @@ def _rnn_rule(nonlinearity: str) -> _Rule:
 
     def forward(params: Params, projected: Array, h: Array) -> tuple[Array, Array, _Acts]:
         h = activation(projected + h @ params["w_h"])
-        return h, h, (h,)
+        return h, h, ()
 
-    def back(params: Params, acts: _Acts, h_prev: Array, dh: Array) -> tuple[Array, Array]:
-        (h,) = acts
+    def back(params: Params, acts: _Acts, h: Array, dh: Array) -> tuple[Array, Array]:
         if nonlinearity == "tanh":
             dz = dh * (1 - h * h)
         else:
             dz = jnp.where(h > 0, dh, jnp.zeros((), dh.dtype))
-        return dz, dz @ params["w_h"].T
+        return dz, dz @ params["w_h_t"]
 
     def grads(
         params: Params, xs: Array, h_prev: Array, acts: _Acts, dz: Array
@@ -144,21 +143,20 @@ def _rnn_rule(nonlinearity: str) -> _Rule:
 def _lstm_forward(
     params: Params, projected: Array, carry: tuple[Array, Array]
 ) -> tuple[tuple[Array, Array], Array, _Acts]:
-    h, c = carry
+    h, c_prev = carry
     z = projected + h @ params["w_h"]
     i, f, g, o = jnp.split(z, 4, axis=-1)
     i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
-    c = f * c + i * g
-    tanh_c = jnp.tanh(c)
-    h = o * tanh_c
-    return (h, c), h, (i, f, g, o, tanh_c)
+    c = f * c_prev + i * g
+    h = o * jnp.tanh(c)
+    return (h, c), h, (i, f, g, o, c_prev)
 
 
 def _lstm_back(
-    params: Params, acts: _Acts, prev: tuple[Array, Array], dnew: tuple[Array, Array]
+    params: Params, acts: _Acts, h: Array, dnew: tuple[Array, Array]
 ) -> tuple[Array, tuple[Array, Array]]:
-    i, f, g, o, tanh_c = acts
-    _, c_prev = prev
+    i, f, g, o, c_prev = acts
+    tanh_c = jnp.tanh(f * c_prev + i * g)
     dh, dc = dnew
     dc = dc + dh * o * (1 - tanh_c * tanh_c)
     dz = jnp.concatenate(
@@ -170,14 +168,14 @@ def _lstm_back(
         ],
         axis=-1,
     )
-    return dz, (dz @ params["w_h"].T, dc * f)
+    return dz, (dz @ params["w_h_t"], dc * f)
 
 
 def _lstm_grads(
-    params: Params, xs: Array, prev: tuple[Array, Array], acts: _Acts, dz: Array
+    params: Params, xs: Array, h_prev: Array, acts: _Acts, dz: Array
 ) -> tuple[Params, Array]:
     dw_x, db, dxs = _input_grads(params, xs, dz)
-    return {"w_x": dw_x, "w_h": _outer(prev[0], dz), "b": db}, dxs
+    return {"w_x": dw_x, "w_h": _outer(h_prev, dz), "b": db}, dxs
 
 
 # GRU, reset gate after the recurrent matmul (PyTorch, cuDNN).
@@ -190,25 +188,26 @@ def _gru_forward(params: Params, projected: Array, h: Array) -> tuple[Array, Arr
     z = jax.nn.sigmoid(projected[..., H : 2 * H] + u[..., H : 2 * H])
     u_n = _add_bias(u[..., 2 * H :], params["b_hn"])
     n = jnp.tanh(projected[..., 2 * H :] + r * u_n)
-    h = n + z * (h - n)
-    return h, h, (r, z, n, u_n)
+    h_new = n + z * (h - n)
+    return h_new, h_new, (r, z, n, u_n, h)
 
 
 def _gru_back(
-    params: Params, acts: _Acts, h_prev: Array, dh: Array
+    params: Params, acts: _Acts, h: Array, dh: Array
 ) -> tuple[tuple[Array, Array], Array]:
-    r, z, n, u_n = acts
+    r, z, n, u_n, h_prev = acts
     da_n = dh * (1 - z) * (1 - n * n)
     du = jnp.concatenate(
         [da_n * u_n * _sigmoid_grad(r), dh * (h_prev - n) * _sigmoid_grad(z), da_n * r], axis=-1
     )
-    return (du, da_n), dh * z + du @ params["w_h"].T
+    return (du, da_n), dh * z + du @ params["w_h_t"]
 
 
 def _gru_grads(
     params: Params, xs: Array, h_prev: Array, acts: _Acts, emitted: tuple[Array, Array]
 ) -> tuple[Params, Array]:
     du, da_n = emitted
+    h_prev = acts[-1]  # exactly the carry each step started from, as the backward used
     H = da_n.shape[-1]
     # The r and z gates see x and h through the same pre-activation; n does not.
     da = jnp.concatenate([du[..., : 2 * H], da_n], axis=-1)
@@ -232,29 +231,29 @@ def _gru_original_forward(params: Params, projected: Array, h: Array) -> tuple[A
     r = jax.nn.sigmoid(projected[..., :H] + u[..., :H])
     z = jax.nn.sigmoid(projected[..., H : 2 * H] + u[..., H:])
     n = jnp.tanh(projected[..., 2 * H :] + (r * h) @ w_h[:, 2 * H :])
-    h = n + z * (h - n)
-    return h, h, (r, z, n)
+    h_new = n + z * (h - n)
+    return h_new, h_new, (r, z, n, h)
 
 
 def _gru_original_back(
-    params: Params, acts: _Acts, h_prev: Array, dh: Array
+    params: Params, acts: _Acts, h: Array, dh: Array
 ) -> tuple[Array, Array]:
-    r, z, n = acts
+    r, z, n, h_prev = acts
     H = h_prev.shape[-1]
-    w_h = params["w_h"]
+    w_h_t = params["w_h_t"]
     da_n = dh * (1 - z) * (1 - n * n)
-    dq = da_n @ w_h[:, 2 * H :].T
+    dq = da_n @ w_h_t[2 * H :]
     da_rz = jnp.concatenate(
         [dq * h_prev * _sigmoid_grad(r), dh * (h_prev - n) * _sigmoid_grad(z)], axis=-1
     )
-    dh_prev = dh * z + dq * r + da_rz @ w_h[:, : 2 * H].T
+    dh_prev = dh * z + dq * r + da_rz @ w_h_t[: 2 * H]
     return jnp.concatenate([da_rz, da_n], axis=-1), dh_prev
 
 
 def _gru_original_grads(
     params: Params, xs: Array, h_prev: Array, acts: _Acts, da: Array
 ) -> tuple[Params, Array]:
-    r = acts[0]
+    r, h_prev = acts[0], acts[-1]
     H = r.shape[-1]
     dw_x, db, dxs = _input_grads(params, xs, da)
     dw_h = jnp.concatenate(
@@ -285,6 +284,25 @@ def _add_to_h(dcarry: Carry, dh: Array) -> Carry:
     return dcarry + dh
 
 
+def _previous(hs: Array, h0: Array, valid: Array | None, reverse: bool) -> Array:
+    """The `h` each step started from, `(T, rows, H)`, from the outputs and the initial `h`.
+
+    Exact at every valid step; at padded steps (whose gate gradients are zero) it is
+    some finite value. Valid steps are a prefix of each sequence, so a valid step's
+    predecessor in scan order is valid too, or is none (the initial carry): with
+    `reverse`, the last valid step follows padded steps that held the initial carry.
+    """
+    first = h0[None]
+    if reverse:
+        prev = jnp.concatenate([hs[1:], first], axis=0)
+        if valid is not None:
+            shifted = jnp.concatenate([valid[1:], jnp.zeros_like(valid[:1])], axis=0)
+            prev = jnp.where(shifted[:, :, None], prev, first)
+        return prev
+    # Forward: the predecessor of a valid step t >= 1 is the valid step t - 1.
+    return jnp.concatenate([first, hs[:-1]], axis=0)
+
+
 def _forward(
     rule: _Rule,
     reverse: bool,
@@ -297,10 +315,11 @@ def _forward(
         x, is_valid = inputs
         new_carry, h, acts = rule.forward(params, _project(params, x), carry)
         new_carry = _hold(is_valid, new_carry, carry)
-        return new_carry, (_zero_invalid(is_valid, h), carry, acts)
+        return new_carry, (_zero_invalid(is_valid, h), acts)
 
-    final, (hs, carries, acts) = jax.lax.scan(body, carry, (xs, valid), reverse=reverse)
-    return (final, hs), (params, xs, carries, acts, valid)
+    final, (hs, acts) = jax.lax.scan(body, carry, (xs, valid), reverse=reverse)
+    h0 = carry[0] if isinstance(carry, tuple) else carry
+    return (final, hs), (params, xs, h0, hs, acts, valid)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -318,17 +337,20 @@ def _scan(
 def _scan_bwd(
     rule: _Rule, reverse: bool, residuals: tuple[Any, ...], cotangents: tuple[Carry, Array]
 ) -> tuple[Params, Array, Carry, None]:
-    params, xs, carries, acts, valid = residuals
+    params, xs, h0, hs, acts, valid = residuals
     dfinal, dhs = cotangents
+    # Transposed once, before the loop: else XLA folds the transpose into every step's
+    # matmul, and a transposed operand is slower there (measured).
+    back_params = {**params, "w_h_t": jax.lax.optimization_barrier(params["w_h"].T)}
 
     def body(dcarry: Carry, inputs: tuple[Any, ...]) -> tuple[Carry, Any]:
-        acts_t, carry_t, dh_t, is_valid = inputs
+        acts_t, h_t, dh_t, is_valid = inputs
         dnew = _zero_invalid(is_valid, _add_to_h(dcarry, dh_t))
-        emitted, dprev = rule.back(params, acts_t, carry_t, dnew)
+        emitted, dprev = rule.back(back_params, acts_t, h_t, dnew)
         return _hold(is_valid, dprev, dcarry), emitted
 
-    dcarry, emitted = jax.lax.scan(body, dfinal, (acts, carries, dhs, valid), reverse=not reverse)
-    dparams, dxs = rule.grads(params, xs, carries, acts, emitted)
+    dcarry, emitted = jax.lax.scan(body, dfinal, (acts, hs, dhs, valid), reverse=not reverse)
+    dparams, dxs = rule.grads(params, xs, _previous(hs, h0, valid, reverse), acts, emitted)
     # `valid` is boolean: its cotangent is symbolically zero.
     return dparams, dxs, dcarry, None
 
