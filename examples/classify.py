@@ -14,8 +14,11 @@ of about 1/6 (the variance of a sum of two uniform values); a model that has
 learned the task gets far below it. The held-out accuracy counts predictions
 within 0.04 of the target (the usual criterion for this task).
 
-Training goes through `jaxrnn.train` (Adam after clipping the global gradient norm);
-each step's batch is drawn from the seed and the step number alone. With `--out DIR`
+Training goes through `jaxrnn.train`: Adam after clipping the global gradient norm,
+at `--lr` for `--lr-decay-steps` steps and then ten times lower every
+`--lr-decay-steps` more (without the decay, the last steps' loss spikes make the final
+accuracy depend on luck). Each step's batch is drawn from the seed and the step
+number alone. With `--out DIR`
 the run keeps checkpoints in DIR/checkpoints (every `--checkpoint-every` steps, at
 the end, and on Ctrl-C) and writes DIR/metrics.json and DIR/loss_curve.png;
 `--resume` continues it bit for bit. A NaN loss stops the run with the step it
@@ -268,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = parser.add_argument_group("training")
     add_optimizer_arguments(train, steps=2000)
     train.add_argument(
+        "--lr-decay-steps",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="train at --lr for N steps, then lower it tenfold every N steps "
+        "(default: %(default)s)",
+    )
+    train.add_argument(
         "--log-every",
         type=positive_int,
         default=100,
@@ -287,24 +298,35 @@ def make_cell(kind: str, hidden_size: int) -> jr.Cell:
 
 
 @functools.cache
-def make_optimizer(learning_rate: float, max_norm: float) -> optax.GradientTransformation:
-    """Adam after clipping the gradients' global norm to `max_norm`."""
-    return optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(learning_rate))
+def make_optimizer(
+    learning_rate: float, max_norm: float, decay_steps: int
+) -> optax.GradientTransformation:
+    """Adam after clipping the gradients' global norm to `max_norm`.
+
+    The learning rate stays at `learning_rate` for `decay_steps` steps, then falls
+    tenfold every `decay_steps` steps. It depends on the step count alone (not on
+    `--steps`), so a resumed run continues the same schedule.
+    """
+    schedule = optax.exponential_decay(
+        learning_rate, transition_steps=decay_steps, decay_rate=0.1, transition_begin=decay_steps
+    )
+    return optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(schedule))
 
 
 @functools.cache
 def make_step(
-    kind: str, hidden_size: int, learning_rate: float, max_norm: float
+    kind: str, hidden_size: int, learning_rate: float, max_norm: float, decay_steps: int
 ) -> jr.train.StepFn:
     """The jitted train step `(state, batch) -> (state, loss)`."""
     return jr.train.make_train_step(
         functools.partial(loss_fn, make_cell(kind, hidden_size)),
-        make_optimizer(learning_rate, max_norm),
+        make_optimizer(learning_rate, max_norm, decay_steps),
     )
 
 
 MODEL_OPTIONS = (
-    "cell", "hidden", "min_len", "max_len", "batch_size", "test_size", "lr", "clip", "seed",
+    "cell", "hidden", "min_len", "max_len", "batch_size", "test_size", "lr", "clip",
+    "lr_decay_steps", "seed",
 )  # fmt: skip
 """The options a resumed run must share with the run it continues."""
 
@@ -316,7 +338,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     init_key, data_key, train_key, test_key = jax.random.split(jax.random.key(args.seed), 4)
     params = init_params(init_key, cell)
     test_batch = adding_batch(test_key, args.test_size, args.min_len, args.max_len)
-    fresh = jr.train.init_state(params, make_optimizer(args.lr, args.clip), train_key)
+    fresh = jr.train.init_state(
+        params, make_optimizer(args.lr, args.clip, args.lr_decay_steps), train_key
+    )
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     model_config = {k: config[k] for k in MODEL_OPTIONS}
     state, restored = start_or_resume(build_parser(), args, fresh, model_config)
@@ -338,7 +362,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "examples/classify.py",
         args,
         state=state,
-        step_fn=make_step(args.cell, args.hidden, args.lr, args.clip),
+        step_fn=make_step(args.cell, args.hidden, args.lr, args.clip, args.lr_decay_steps),
         batches=lambda step: batch_at(data_key, step, args.batch_size, args.min_len, args.max_len),
         steps=args.steps,
         log_every=args.log_every,
