@@ -137,7 +137,7 @@ def linear_scan(
                 f"resets must have shape (T, *batch) or (T, *batch, S), a prefix of "
                 f"{_checks.shape_str(a.shape)}; got {_checks.shape_str(resets.shape)}"
             )
-    return _linear_scan(
+    return _jitted_linear_scan(
         a, b, initial, resets, reverse=reverse, parallel=parallel, log_space=log_space
     )
 
@@ -218,3 +218,6 @@ def _sequential(
         return h, h
 
     return jax.lax.scan(body, initial, (a, b, resets), reverse=reverse)[1]
+
+
+_jitted_linear_scan = jax.jit(_linear_scan, static_argnames=("reverse", "parallel", "log_space"))
