@@ -41,18 +41,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from cli import (
     add_optimizer_arguments,
     add_output_arguments,
     check_output_arguments,
-    fit_or_exit,
+    finish,
+    make_optimizer,
     positive_float,
     positive_int,
-    start_or_resume,
-    write_metrics,
+    train,
 )
-from plots import save_loss_curve
 
 import jaxrnn as jr
 
@@ -397,15 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="character embedding size (default: %(default)s)",
     )
-    train = parser.add_argument_group("training")
-    add_optimizer_arguments(train, steps=1000)
-    train.add_argument(
+    training = parser.add_argument_group("training")
+    add_optimizer_arguments(training, steps=1000)
+    training.add_argument(
         "--data-parallel",
         action="store_true",
         help="shard each batch across all devices (jax.sharding.Mesh), params replicated; "
         "--batch-size must be a multiple of the device count",
     )
-    train.add_argument(
+    training.add_argument(
         "--log-every",
         type=positive_int,
         default=100,
@@ -488,12 +486,6 @@ def make_cell(hidden_size: int) -> jr.Cell:
 
 
 @functools.cache
-def make_optimizer(learning_rate: float, max_norm: float) -> optax.GradientTransformation:
-    """Adam after clipping the gradients' global norm to `max_norm`."""
-    return optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(learning_rate))
-
-
-@functools.cache
 def make_step(
     hidden_size: int, learning_rate: float, max_norm: float, data_parallel: bool
 ) -> jr.train.StepFn:
@@ -526,37 +518,26 @@ def run(args: argparse.Namespace, text: str) -> dict[str, Any]:
     cell = make_cell(args.hidden)
     init_key, data_key, train_key, sample_key = jax.random.split(jax.random.key(args.seed), 4)
     params = init_params(init_key, cell, len(vocab), args.embed)
-    fresh = jr.train.init_state(params, make_optimizer(args.lr, args.clip), train_key)
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    state, restored = start_or_resume(
-        build_parser(), args, fresh, {k: config[k] for k in MODEL_OPTIONS}
-    )
     n_params = sum(x.size for x in jax.tree.leaves(params))
     devices = f", data-parallel over {jax.device_count()} devices" if args.data_parallel else ""
     print(f"model: embed {args.embed}, LSTM hidden {args.hidden}, {n_params:,} parameters{devices}")
 
-    train_start = time.perf_counter()
-    result = fit_or_exit(
+    def held_out(params: Params) -> dict[str, float]:
+        return {"val_loss": evaluate(params, cell, val_windows)}
+
+    trained = train(
         "examples/char_lm.py",
+        build_parser(),
         args,
-        state=state,
+        jr.train.init_state(params, make_optimizer(args.lr, args.clip), train_key),
+        MODEL_OPTIONS,
         step_fn=make_step(args.hidden, args.lr, args.clip, args.data_parallel),
         batches=lambda step: batch_at(data_key, step, train_data, args.batch_size, args.seq_len),
-        steps=args.steps,
-        log_every=args.log_every,
-        evaluate=lambda params: {"val_loss": evaluate(params, cell, val_windows)},
+        evaluate=held_out,
         eval_every=args.log_every * math.ceil(args.steps / (4 * args.log_every)),
-        checkpoint_dir=None if args.out is None else args.out / "checkpoints",
-        checkpoint_every=args.checkpoint_every,
-        resume_from=restored,
-        metadata={"config": {k: config[k] for k in MODEL_OPTIONS}},
     )
-    train_time = time.perf_counter() - train_start
-    params = result.state.params
-
-    val_loss = result.history[-1].get("val_loss") if result.history else None
-    if val_loss is None:  # a resumed run that had already reached --steps
-        val_loss = evaluate(params, cell, val_windows)
+    params = trained.result.state.params
+    val_loss = trained.final(held_out, "val_loss")["val_loss"]
     bits = val_loss / math.log(2)
     prompt_ids = jnp.asarray(encode(args.prompt, vocab))
     sampled = decode(
@@ -575,34 +556,15 @@ def run(args: argparse.Namespace, text: str) -> dict[str, Any]:
     top_k = "" if args.top_k is None else f", top-k {args.top_k}"
     print(f"\n--- sample (temperature {args.temperature}{top_k}) ---")
     print(f"{args.prompt}{sampled}\n---")
-
-    metrics: dict[str, Any] = {
-        "steps": int(result.state.step),
-        "train_loss": result.history[-1]["train_loss"],
-        "val_loss": val_loss,
-        "val_bits_per_char": bits,
-        "wall_time_s": time.perf_counter() - start,
-        "train_time_s": train_time,
-        "resumed_from_step": None if restored is None else int(restored.state.step),
-        "history": result.history,
-        "prompt": args.prompt,
-        "sample": sampled,
-        "checkpoint": result.checkpoint,
-        "config": config,
-    }
-    if args.out is not None:
-        metrics_path = write_metrics(args.out, metrics)
-        plot = save_loss_curve(
-            args.out / "loss_curve.png",
-            result.losses,
-            result.history,
-            title="Character-level LSTM",
-            ylabel="cross-entropy (nats / character)",
-            eval_key="val_loss",
-        )
-        print(f"wrote {metrics_path}, {plot} and {result.checkpoint}")
-    print(f"wall time {metrics['wall_time_s']:.1f} s (training {train_time:.1f} s)")
-    return metrics
+    return finish(
+        args,
+        trained,
+        start,
+        {"val_loss": val_loss, "val_bits_per_char": bits, "prompt": args.prompt, "sample": sampled},
+        title="Character-level LSTM",
+        ylabel="cross-entropy (nats / character)",
+        eval_key="val_loss",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

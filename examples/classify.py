@@ -39,22 +39,19 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from cli import (
     add_optimizer_arguments,
     add_output_arguments,
     check_output_arguments,
-    fit_or_exit,
+    finish,
+    make_optimizer,
     positive_int,
-    start_or_resume,
-    write_metrics,
+    train,
 )
-from plots import save_loss_curve
 
 import jaxrnn as jr
 
@@ -268,9 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="hidden size (default: %(default)s)",
     )
-    train = parser.add_argument_group("training")
-    add_optimizer_arguments(train, steps=2000)
-    train.add_argument(
+    training = parser.add_argument_group("training")
+    add_optimizer_arguments(training, steps=2000)
+    training.add_argument(
         "--lr-decay-steps",
         type=positive_int,
         default=1000,
@@ -278,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train at --lr for N steps, then lower it tenfold every N steps "
         "(default: %(default)s)",
     )
-    train.add_argument(
+    training.add_argument(
         "--log-every",
         type=positive_int,
         default=100,
@@ -295,22 +292,6 @@ def build_parser() -> argparse.ArgumentParser:
 def make_cell(kind: str, hidden_size: int) -> jr.Cell:
     """`jaxrnn.lstm(hidden_size)` or `jaxrnn.gru(hidden_size)`."""
     return jr.lstm(hidden_size) if kind == "lstm" else jr.gru(hidden_size)
-
-
-@functools.cache
-def make_optimizer(
-    learning_rate: float, max_norm: float, decay_steps: int
-) -> optax.GradientTransformation:
-    """Adam after clipping the gradients' global norm to `max_norm`.
-
-    The learning rate stays at `learning_rate` for `decay_steps` steps, then falls
-    tenfold every `decay_steps` steps. It depends on the step count alone (not on
-    `--steps`), so a resumed run continues the same schedule.
-    """
-    schedule = optax.exponential_decay(
-        learning_rate, transition_steps=decay_steps, decay_rate=0.1, transition_begin=decay_steps
-    )
-    return optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(schedule))
 
 
 @functools.cache
@@ -338,12 +319,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     init_key, data_key, train_key, test_key = jax.random.split(jax.random.key(args.seed), 4)
     params = init_params(init_key, cell)
     test_batch = adding_batch(test_key, args.test_size, args.min_len, args.max_len)
-    fresh = jr.train.init_state(
-        params, make_optimizer(args.lr, args.clip, args.lr_decay_steps), train_key
-    )
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    model_config = {k: config[k] for k in MODEL_OPTIONS}
-    state, restored = start_or_resume(build_parser(), args, fresh, model_config)
     print(
         f"adding problem: lengths {args.min_len}..{args.max_len}, {args.cell} hidden "
         f"{args.hidden}, {sum(x.size for x in jax.tree.leaves(params)):,} parameters"
@@ -357,57 +332,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "test_accuracy": float(m["accuracy"]),
         }
 
-    train_start = time.perf_counter()
-    result = fit_or_exit(
+    trained = train(
         "examples/classify.py",
+        build_parser(),
         args,
-        state=state,
+        jr.train.init_state(
+            params, make_optimizer(args.lr, args.clip, args.lr_decay_steps), train_key
+        ),
+        MODEL_OPTIONS,
         step_fn=make_step(args.cell, args.hidden, args.lr, args.clip, args.lr_decay_steps),
         batches=lambda step: batch_at(data_key, step, args.batch_size, args.min_len, args.max_len),
-        steps=args.steps,
-        log_every=args.log_every,
         evaluate=held_out,
         eval_every=args.log_every,
-        checkpoint_dir=None if args.out is None else args.out / "checkpoints",
-        checkpoint_every=args.checkpoint_every,
-        resume_from=restored,
-        metadata={"config": model_config},
     )
-    train_time = time.perf_counter() - train_start
-    last = result.history[-1]
-    final = last if "test_mse" in last else held_out(result.state.params)
+    final = trained.final(held_out, "test_mse")
     print(
         f"\nheld-out MSE {final['test_mse']:.4f} vs baseline {final['baseline_mse']:.4f}; "
         f"accuracy (|error| < {TOLERANCE}) {final['test_accuracy']:.3f}"
     )
-    metrics: dict[str, Any] = {
-        "steps": int(result.state.step),
-        "train_loss": last["train_loss"],
-        "test_mse": final["test_mse"],
-        "baseline_mse": final["baseline_mse"],
-        "test_accuracy": final["test_accuracy"],
-        "wall_time_s": time.perf_counter() - start,
-        "train_time_s": train_time,
-        "resumed_from_step": None if restored is None else int(restored.state.step),
-        "history": result.history,
-        "checkpoint": result.checkpoint,
-        "config": config,
-    }
-    if args.out is not None:
-        metrics_path = write_metrics(args.out, metrics)
-        plot = save_loss_curve(
-            args.out / "loss_curve.png",
-            result.losses,
-            result.history,
-            title=f"Adding problem (many-to-one); predicting 1 scores {final['baseline_mse']:.3f}",
-            ylabel="mean squared error",
-            eval_key="test_mse",
-            eval_label="held-out MSE",
-            log_scale=True,
-        )
-        print(f"wrote {metrics_path}, {plot} and {result.checkpoint}")
-    print(f"wall time {metrics['wall_time_s']:.1f} s (training {train_time:.1f} s)")
-    return metrics
+    return finish(
+        args,
+        trained,
+        start,
+        {k: final[k] for k in ("test_mse", "baseline_mse", "test_accuracy")},
+        title=f"Adding problem (many-to-one); predicting 1 scores {final['baseline_mse']:.3f}",
+        ylabel="mean squared error",
+        eval_key="test_mse",
+        eval_label="held-out MSE",
+        log_scale=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -1,20 +1,27 @@
 """Command-line pieces shared by the example scripts.
 
 The argument types make argparse report a bad value by name; `add_optimizer_arguments`
-and `add_output_arguments` add the options every training script has, and
-`start_or_resume` / `fit_or_exit` wrap `jaxrnn.train` the way every script uses it.
+and `add_output_arguments` add the options every training script has; `train` runs
+`jaxrnn.train.fit` the way every script uses it (resuming from `--out`, checkpointing
+there, exiting cleanly on Ctrl-C or a diverged loss) and `finish` writes the metrics
+and the loss curve.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import optax
+from plots import save_loss_curve
 
 import jaxrnn as jr
 
@@ -81,16 +88,20 @@ def add_optimizer_arguments(group: argparse._ArgumentGroup, *, steps: int) -> No
     )
 
 
-def add_output_arguments(group: argparse._ArgumentGroup, *, checkpoint_every: int) -> None:
-    """Add `--out`, `--resume` and `--checkpoint-every`."""
+def add_out_argument(group: argparse._ArgumentGroup, *, what: str) -> None:
+    """Add `--out DIR`, the folder the script writes `what` to."""
     group.add_argument(
         "--out",
         type=Path,
         default=None,
         metavar="DIR",
-        help="write checkpoints (DIR/checkpoints), plots and metrics.json here "
-        "(default: write nothing)",
+        help=f"write {what} here (default: write nothing)",
     )
+
+
+def add_output_arguments(group: argparse._ArgumentGroup, *, checkpoint_every: int) -> None:
+    """Add `--out`, `--resume` and `--checkpoint-every`."""
+    add_out_argument(group, what="checkpoints (DIR/checkpoints), plots and metrics.json")
     group.add_argument(
         "--resume",
         action="store_true",
@@ -107,12 +118,47 @@ def add_output_arguments(group: argparse._ArgumentGroup, *, checkpoint_every: in
     )
 
 
+def check_out_argument(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error when `--out` names something that is not a folder."""
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {str(args.out)!r} exists and is not a directory")
+
+
 def check_output_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exit with a usage error when `--out` and `--resume` do not fit together."""
     if args.resume and args.out is None:
         parser.error("--resume needs --out DIR: the folder that holds the run's checkpoints")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {str(args.out)!r} exists and is not a directory")
+    check_out_argument(parser, args)
+
+
+def config_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed options as JSON values (paths as strings), for metrics and checkpoints."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+
+# Cached: jit keys compiled steps on the optimizer, so repeated runs in one process
+# (tests, notebooks) with the same settings compile once.
+@functools.cache
+def make_optimizer(
+    learning_rate: float, max_norm: float, decay_steps: int | None = None
+) -> optax.GradientTransformation:
+    """Adam after clipping the gradients' global norm to `max_norm`.
+
+    With `decay_steps`, the learning rate stays at `learning_rate` for that many
+    steps, then falls smoothly by a factor of ten every `decay_steps` steps. The
+    schedule depends on the step count alone (not on `--steps`), so a resumed run
+    continues it exactly.
+    """
+    if decay_steps is None:
+        rate: float | optax.Schedule = learning_rate
+    else:
+        rate = optax.exponential_decay(
+            learning_rate,
+            transition_steps=decay_steps,
+            decay_rate=0.1,
+            transition_begin=decay_steps,
+        )
+    return optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(rate))
 
 
 def start_or_resume(
@@ -197,3 +243,108 @@ def write_metrics(out: Path, metrics: dict[str, Any]) -> Path:
     path = out / "metrics.json"
     path.write_text(json.dumps(metrics, indent=2, default=plain) + "\n")
     return path
+
+
+class Trained(NamedTuple):
+    """What `train` returns: the `fit` result, the checkpoint it resumed from, timings."""
+
+    result: jr.train.FitResult
+    restored: jr.train.Restored | None
+    train_time_s: float
+    config: dict[str, Any]
+
+    def final(self, evaluate: Callable[[Any], dict[str, float]], key: str) -> dict[str, float]:
+        """The last evaluation: the last log entry if it has `key`, else `evaluate(params)`.
+
+        A resumed run that had already reached `--steps` trained no step, so it
+        evaluates here.
+        """
+        last = self.result.history[-1] if self.result.history else {}
+        return last if key in last else evaluate(self.result.state.params)
+
+
+def train(
+    script: str,
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    fresh: jr.train.TrainState,
+    model_options: Sequence[str],
+    **fit_kwargs: Any,
+) -> Trained:
+    """Train from `fresh`, or resume from `--out`, up to `--steps`, as every script does.
+
+    Checkpoints go to `--out DIR/checkpoints` every `--checkpoint-every` steps with
+    the `model_options` (the options a resumed run must share) as metadata; a
+    resumed run with other values of those is refused with a usage error. Ctrl-C
+    and a non-finite loss end the process (see `fit_or_exit`).
+
+    Args:
+      script: the script's path as the user runs it, for the resume hint.
+      parser: the script's parser, for usage errors.
+      args: the parsed options; uses `steps`, `log_every`, `out`, `resume` and
+        `checkpoint_every`.
+      fresh: the state of a new run.
+      model_options: names of options in `args` that define the model and data.
+      **fit_kwargs: `step_fn`, `batches`, and optionally `evaluate`, `eval_every`,
+        `progress` for `jaxrnn.train.fit`.
+    """
+    config = config_of(args)
+    model_config = {k: config[k] for k in model_options}
+    state, restored = start_or_resume(parser, args, fresh, model_config)
+    start = time.perf_counter()
+    result = fit_or_exit(
+        script,
+        args,
+        state=state,
+        steps=args.steps,
+        log_every=args.log_every,
+        checkpoint_dir=None if args.out is None else args.out / "checkpoints",
+        checkpoint_every=args.checkpoint_every,
+        resume_from=restored,
+        metadata={"config": model_config},
+        **fit_kwargs,
+    )
+    return Trained(result, restored, time.perf_counter() - start, config)
+
+
+def finish(
+    args: argparse.Namespace,
+    trained: Trained,
+    start: float,
+    task_metrics: dict[str, Any],
+    **plot_kwargs: Any,
+) -> dict[str, Any]:
+    """The run's metrics; with `--out`, also written to metrics.json and a loss_curve.png.
+
+    Args:
+      args: the parsed options (uses `out`).
+      trained: what `train` returned.
+      start: `time.perf_counter()` at the start of the run.
+      task_metrics: the script's own final metrics.
+      **plot_kwargs: `plots.save_loss_curve` options (`title`, `ylabel`, ...).
+
+    Returns:
+      `steps`, `train_loss` (the mean over the last logged interval), then
+      `task_metrics`, then `wall_time_s`, `train_time_s`, `resumed_from_step`,
+      `history`, `checkpoint` and `config`.
+    """
+    result, restored = trained.result, trained.restored
+    metrics: dict[str, Any] = {
+        "steps": int(result.state.step),
+        "train_loss": result.history[-1]["train_loss"],
+        **task_metrics,
+        "wall_time_s": time.perf_counter() - start,
+        "train_time_s": trained.train_time_s,
+        "resumed_from_step": None if restored is None else int(restored.state.step),
+        "history": result.history,
+        "checkpoint": result.checkpoint,
+        "config": trained.config,
+    }
+    if args.out is not None:
+        metrics_path = write_metrics(args.out, metrics)
+        plot = save_loss_curve(
+            args.out / "loss_curve.png", result.losses, result.history, **plot_kwargs
+        )
+        print(f"wrote {metrics_path}, {plot} and {result.checkpoint}")
+    print(f"wall time {metrics['wall_time_s']:.1f} s (training {trained.train_time_s:.1f} s)")
+    return metrics

@@ -24,13 +24,19 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from cli import non_negative_int, positive_int, write_metrics
+from cli import (
+    add_out_argument,
+    check_out_argument,
+    config_of,
+    non_negative_int,
+    positive_int,
+    write_metrics,
+)
 
 import jaxrnn as jr
 from jaxrnn import course
@@ -219,13 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="sequence length T (default: %(default)s)",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="write metrics.json with the relative differences here (default: write nothing)",
-    )
+    add_out_argument(parser, what="metrics.json with the relative differences")
     return parser
 
 
@@ -243,8 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {str(args.out)!r} exists and is not a directory")
+    check_out_argument(parser, args)
     key = jax.random.key(args.seed)
     k_rnn, k_lstm = jax.random.split(key)
 
@@ -276,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {
                 "ok": ok,
                 "checks": {name: result_metrics(result) for name, result in checks.items()},
-                "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "config": config_of(args),
             },
         )
         print(f"wrote {path}")

@@ -42,24 +42,21 @@ import random
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from cli import (
     add_optimizer_arguments,
     add_output_arguments,
     check_output_arguments,
-    fit_or_exit,
+    finish,
+    make_optimizer,
     non_negative_int,
     positive_int,
-    start_or_resume,
-    write_metrics,
+    train,
 )
-from plots import save_loss_curve
 
 import jaxrnn as jr
 
@@ -473,9 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="character embedding size (default: %(default)s)",
     )
-    train = parser.add_argument_group("training")
-    add_optimizer_arguments(train, steps=2000)
-    train.add_argument(
+    training = parser.add_argument_group("training")
+    add_optimizer_arguments(training, steps=2000)
+    training.add_argument(
         "--log-every",
         type=positive_int,
         default=250,
@@ -504,12 +501,6 @@ def make_cells(hidden_size: int) -> tuple[jr.Cell, jr.Cell]:
 
 
 @functools.cache
-def make_optimizer(learning_rate: float, max_norm: float) -> optax.GradientTransformation:
-    """Adam after clipping the gradients' global norm to `max_norm`."""
-    return optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(learning_rate))
-
-
-@functools.cache
 def make_step(hidden_size: int, learning_rate: float, max_norm: float) -> jr.train.StepFn:
     """The jitted train step `(state, batch) -> (state, loss)`."""
     return jr.train.make_train_step(
@@ -527,92 +518,62 @@ MODEL_OPTIONS = (
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train (or resume), evaluate and translate as `args` says; returns the final metrics."""
     start = time.perf_counter()
-    train, test = make_splits(args.train_size, args.test_size, args.seed)
-    max_len = max(len(s) for s, _ in train + test)
-    train_ids, train_lengths = encode_sources([s for s, _ in train], max_len)
+    train_pairs, test_pairs = make_splits(args.train_size, args.test_size, args.seed)
+    max_len = max(len(s) for s, _ in train_pairs + test_pairs)
+    train_ids, train_lengths = encode_sources([s for s, _ in train_pairs], max_len)
     data = (
         jnp.asarray(train_ids),
         jnp.asarray(train_lengths),
-        jnp.asarray(encode_targets([t for _, t in train])),
+        jnp.asarray(encode_targets([t for _, t in train_pairs])),
     )
-    test_ids, test_lengths = encode_sources([s for s, _ in test], max_len)
-    test_targets = [t for _, t in test]
+    test_ids, test_lengths = encode_sources([s for s, _ in test_pairs], max_len)
+    test_targets = [t for _, t in test_pairs]
 
     encoder, decoder = make_cells(args.hidden)
     init_key, data_key, train_key = jax.random.split(jax.random.key(args.seed), 3)
     params = init_params(init_key, encoder, decoder, args.embed)
-    fresh = jr.train.init_state(params, make_optimizer(args.lr, args.clip), train_key)
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    model_config = {k: config[k] for k in MODEL_OPTIONS}
-    state, restored = start_or_resume(build_parser(), args, fresh, model_config)
     n_params = sum(x.size for x in jax.tree.leaves(params))
     print(
-        f"dates: {len(train):,} training and {len(test):,} held-out pairs, sources up to "
-        f"{max_len} characters; GRU hidden {args.hidden}, {n_params:,} parameters"
+        f"dates: {len(train_pairs):,} training and {len(test_pairs):,} held-out pairs, "
+        f"sources up to {max_len} characters; GRU hidden {args.hidden}, {n_params:,} parameters"
     )
 
     def held_out(params: Params) -> dict[str, float]:
         tokens = translate_ids(encoder, decoder, params, test_ids, test_lengths)
         return {"test_accuracy": exact_match(decode_targets(tokens), test_targets)}
 
-    train_start = time.perf_counter()
-    result = fit_or_exit(
+    trained = train(
         "examples/seq2seq_dates.py",
+        build_parser(),
         args,
-        state=state,
+        jr.train.init_state(params, make_optimizer(args.lr, args.clip), train_key),
+        MODEL_OPTIONS,
         step_fn=make_step(args.hidden, args.lr, args.clip),
         batches=lambda step: batch_at(data_key, step, data, args.batch_size),
-        steps=args.steps,
-        log_every=args.log_every,
         evaluate=held_out,
         eval_every=args.log_every * math.ceil(args.steps / (4 * args.log_every)),
-        checkpoint_dir=None if args.out is None else args.out / "checkpoints",
-        checkpoint_every=args.checkpoint_every,
-        resume_from=restored,
-        metadata={"config": model_config},
     )
-    train_time = time.perf_counter() - train_start
-    params = result.state.params
-
-    test_accuracy = result.history[-1].get("test_accuracy")
-    if test_accuracy is None:  # a resumed run that had already reached --steps
-        test_accuracy = held_out(params)["test_accuracy"]
-    shown = test[: args.examples]
+    params = trained.result.state.params
+    test_accuracy = trained.final(held_out, "test_accuracy")["test_accuracy"]
+    shown = test_pairs[: args.examples]
     translations = translate(encoder, decoder, params, [s for s, _ in shown]) if shown else []
     examples = [
         {"source": s, "target": t, "prediction": p}
         for (s, t), p in zip(shown, translations, strict=True)
     ]
-    print(f"\nheld-out exact-match accuracy: {test_accuracy:.4f} ({len(test)} dates)")
+    print(f"\nheld-out exact-match accuracy: {test_accuracy:.4f} ({len(test_pairs)} dates)")
     for e in examples:
         mark = "ok" if e["prediction"] == e["target"] else f"expected {e['target']}"
         print(f"  {e['source']!r:>36} -> {e['prediction']}  {mark}")
-
-    metrics: dict[str, Any] = {
-        "steps": int(result.state.step),
-        "train_loss": result.history[-1]["train_loss"],
-        "test_accuracy": test_accuracy,
-        "wall_time_s": time.perf_counter() - start,
-        "train_time_s": train_time,
-        "resumed_from_step": None if restored is None else int(restored.state.step),
-        "history": result.history,
-        "examples": examples,
-        "checkpoint": result.checkpoint,
-        "config": config,
-    }
-    if args.out is not None:
-        metrics_path = write_metrics(args.out, metrics)
-        plot = save_loss_curve(
-            args.out / "loss_curve.png",
-            result.losses,
-            result.history,
-            title=f"Dates to ISO (encoder-decoder); held-out exact match {test_accuracy:.3f}",
-            ylabel="cross-entropy (nats / character)",
-            log_scale=True,
-        )
-        print(f"wrote {metrics_path}, {plot} and {result.checkpoint}")
-    print(f"wall time {metrics['wall_time_s']:.1f} s (training {train_time:.1f} s)")
-    return metrics
+    return finish(
+        args,
+        trained,
+        start,
+        {"test_accuracy": test_accuracy, "examples": examples},
+        title=f"Dates to ISO (encoder-decoder); held-out exact match {test_accuracy:.3f}",
+        ylabel="cross-entropy (nats / character)",
+        log_scale=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
