@@ -394,7 +394,7 @@ def main() -> None:
         if len(results) == 0:
             print(
                 "float32 matmul peak (best GFLOP/s of a square matmul): "
-                + ", ".join(f"{k} {v:.0f}" for k, v in peak.items())
+                + ", ".join(f"{k.replace('jaxrnn', 'jax')} {v:.0f}" for k, v in peak.items())
             )
         flops = {mode: w.flops(mode) for mode in args.mode}
         print_workload(result, args.mode, max(peak.values()), flops)

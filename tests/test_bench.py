@@ -1,5 +1,6 @@
 """The benchmark scripts run (tiny sizes): a broken benchmark is found before it is needed."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     [
         ("hoist.py", ["--quick", "--workloads", "rnn_small"]),
         ("bptt.py", ["--quick", "--workloads", "rnn_tanh"]),
+        ("parallel.py", ["--quick", "--cells", "min_gru", "--peer", "rnn_tanh"]),
+        ("run.py", ["--quick", "--workloads", "rnn_small"]),
     ],
 )
 def test_benchmark_runs_and_prints_a_table(script, args):
@@ -29,3 +32,26 @@ def test_benchmark_runs_and_prints_a_table(script, args):
     assert len(rows) == 1, result.stdout
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
     assert all(c for c in cells), rows[0]
+
+
+def test_peer_benchmark_agrees_with_jaxrnn_and_does_not_retrace(tmp_path):
+    out = tmp_path / "run.json"
+    args = ["--quick", "--workloads", "gru_medium", "--peers", "torch", "--mode", "train"]
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads(out.read_text())
+    (workload,) = record["workloads"]
+    names = {row["name"] for row in workload["rows"]}
+    assert names == {"jaxrnn bptt", "jaxrnn autodiff", "torch nn.GRU"}
+    # Loss and gradients of every implementation, across processes, to float32 round-off.
+    assert all(row["difference"] < 1e-4 for row in workload["rows"]), workload["rows"]
+    assert all(row["train"]["median_ms"] > 0 for row in workload["rows"])
+    assert {row["cache_size"] for row in record["extras"]["sweep"]} == {1}
+    memory = {row["variant"]: row["peak_bytes"] for row in record["extras"]["memory"]}
+    assert memory["autodiff, remat=True"] < memory["autodiff"]
