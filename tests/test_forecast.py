@@ -69,6 +69,9 @@ def test_load_series_without_dates_and_bad_rows(tmp_path):
     path.write_text("day,temp\n1,nan\n")
     with pytest.raises(ValueError, match=r"line 2: the value 'nan' is not finite"):
         forecast.load_series(path)
+    path.write_text("year,month,ppm\n2000,1,3\n2000,Feb,4\n")
+    with pytest.raises(ValueError, match=r"line 3: 'Feb' is not a number"):
+        forecast.load_series(path)
     path.write_text("day,temp\n")
     with pytest.raises(ValueError, match="no data rows"):
         forecast.load_series(path)
