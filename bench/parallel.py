@@ -1,10 +1,10 @@
 """Linear-recurrence cells step by step vs in parallel, against an LSTM of the same size.
 
-For `jr.min_gru`, `jr.min_lstm` and `jr.lru` this times three forms of
-`jr.unroll`: the step-by-step scan with the input matmul inside the loop
-(`parallel=False`, the CPU default), the same with the matmul hoisted before the
-scan (`parallel=False, hoist=True`), and one `jax.lax.associative_scan` over time
-(`parallel=True`). A peer cell (`jr.lstm` by default) of the same hidden size
+For `jr.min_gru`, `jr.min_lstm` and `jr.lru` this times the two forms of
+`jr.unroll`: the coefficients of all steps in one matmul, then either a
+`jax.lax.scan` over `h = a * h + b` (`parallel=False`, the CPU default) or one
+`jax.lax.associative_scan` over time (`parallel=True`). A peer cell (`jr.lstm` by
+default) of the same hidden size
 runs the step-by-step scan beside them, in the same process. Inference is a
 jitted forward pass; a train step is a jitted `value_and_grad` of a mean-square
 loss. Memory is XLA's temporary buffer size for the compiled train step
@@ -40,7 +40,6 @@ PEERS: dict[str, Callable[[int], jr.Cell]] = {
 }
 FORMS: dict[str, dict[str, bool]] = {
     "sequential": {"parallel": False},
-    "sequential hoisted": {"parallel": False, "hoist": True},
     "associative": {"parallel": True},
 }
 

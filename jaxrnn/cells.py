@@ -88,8 +88,8 @@ class CoefficientsFn(Protocol):
     def __call__(self, params: Params, xs: Array) -> tuple[Array, Array]:
         """The coefficients `(a, b)` of `h_t = a_t * h_{t-1} + b_t` for inputs `(..., input_size)`.
 
-        Both have shape `(..., state_size)` (the leading dims of `xs`), real or complex.
-        With `log_space=True` they are `(log a, log b)`, real, for positive `a` and `b`.
+        Both have shape `(..., state_size)` (the leading dims of `xs`), real or complex;
+        `log_coefficients` returns `(log a, log b)` instead, for positive `a` and `b`.
         """
 
 
@@ -122,16 +122,17 @@ class LinearRecurrence(NamedTuple):
         is the state.
       to_carry: `to_carry(h) -> carry`, the inverse of `to_state`; `None` when the carry
         is the state.
-      log_space: `coefficients` returns `(log a, log b)` of positive `a` and `b`, and the
-        parallel scan combines them in log space (Feng et al. 2024): products of many
-        decays become sums of logs.
+      log_coefficients: optional, for cells whose `a` and `b` are positive:
+        `log_coefficients(params, xs) -> (log a, log b)`. When set, the parallel scan
+        combines logarithms (Feng et al. 2024), so products of many decays become sums
+        of logs; the `lax.scan` form still uses `coefficients`, which is cheaper.
     """
 
     coefficients: CoefficientsFn
     output: OutputFn | None = None
     to_state: Callable[[Carry], Array] | None = None
     to_carry: Callable[[Array], Carry] | None = None
-    log_space: bool = False
+    log_coefficients: CoefficientsFn | None = None
 
 
 class Cell(NamedTuple):

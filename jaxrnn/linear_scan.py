@@ -162,12 +162,13 @@ def _linear_scan(
     reverse: bool,
     parallel: bool,
     log_space: bool,
+    unroll: int | bool = 1,
 ) -> Array:
     """`linear_scan` on checked arrays; `unroll` calls it directly."""
     if resets is not None:
         resets = _expand(resets, a.ndim)
     if not parallel:
-        return _sequential(a, b, initial, resets, reverse, log_space)
+        return _sequential(a, b, initial, resets, reverse, log_space, unroll)
     if log_space:
 
         def combine(first, second):
@@ -206,6 +207,7 @@ def _sequential(
     resets: Array | None,
     reverse: bool,
     log_space: bool,
+    unroll: int | bool,
 ) -> Array:
     if log_space:
         a, b = jnp.exp(a), jnp.exp(b)
@@ -217,7 +219,7 @@ def _sequential(
         h = a_t * h + b_t
         return h, h
 
-    return jax.lax.scan(body, initial, (a, b, resets), reverse=reverse)[1]
+    return jax.lax.scan(body, initial, (a, b, resets), reverse=reverse, unroll=unroll)[1]
 
 
 _jitted_linear_scan = jax.jit(_linear_scan, static_argnames=("reverse", "parallel", "log_space"))

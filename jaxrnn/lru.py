@@ -81,10 +81,9 @@ def lru(
 
     The carry is the complex state as a tuple of real arrays
     `(h_re, h_im)`, each `(*batch, N)`, so it can be saved, checked and fed back
-    like any other carry (`initial_carry`, checkpoints, `jaxrnn.generate`). The
-    sequential form (`step`, `unroll(..., parallel=False)`) computes in real
-    arithmetic in the params' dtype; the parallel form scans complex numbers
-    (complex64, or complex128 for float64 params; half-precision params are
+    like any other carry (`initial_carry`, checkpoints, `jaxrnn.generate`). `step`
+    computes in real arithmetic in the params' dtype; `jaxrnn.unroll` scans complex
+    numbers (complex64, or complex128 for float64 params; half-precision params are
     widened to float32 inside the scan and the results cast back).
 
     Args:

@@ -96,8 +96,8 @@ def min_gru(
     which keeps $\tilde h_t$ positive, and the parallel scan combines
     $\log a_t = -\mathrm{softplus}(k_z)$ and $\log b_t = -\mathrm{softplus}(-k_z) +
     \log g(k_h)$ in log space. With `log_space=False`, $g$ is the identity (the
-    paper's plain minGRU) and the scan runs on $a_t, b_t$ themselves. The
-    sequential form (`step`, `unroll(..., parallel=False)`) is the same either way.
+    paper's plain minGRU) and the parallel scan runs on $a_t, b_t$ themselves. The
+    sequential forms (`step`, `unroll(..., parallel=False)`) use $a_t, b_t$ either way.
 
     Params: `w_x (input_size, 2 * hidden_size)` (blocks $z$, $\tilde h$) and
     `b (2 * hidden_size,)`, zeros at init. The carry and the output are
@@ -140,11 +140,16 @@ def min_gru(
     def coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
         projected = _fused_project(params, xs)
         k_z, k_h = projected[..., :H], projected[..., H:]
-        if log_space:
-            return -jax.nn.softplus(k_z), -jax.nn.softplus(-k_z) + _log_g(k_h)
-        return jax.nn.sigmoid(-k_z), jax.nn.sigmoid(k_z) * k_h
+        return jax.nn.sigmoid(-k_z), jax.nn.sigmoid(k_z) * candidate(k_h)
 
-    linear = LinearRecurrence(coefficients=coefficients, log_space=log_space)
+    def log_coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
+        projected = _fused_project(params, xs)
+        k_z, k_h = projected[..., :H], projected[..., H:]
+        return -jax.nn.softplus(k_z), -jax.nn.softplus(-k_z) + _log_g(k_h)
+
+    linear = LinearRecurrence(
+        coefficients=coefficients, log_coefficients=log_coefficients if log_space else None
+    )
     return _make(
         "min_gru" if log_space else "min_gru_linear",
         H,
@@ -218,11 +223,15 @@ def min_lstm(
 
     def coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
         d, k_h = split(_fused_project(params, xs))
-        if log_space:
-            return -jax.nn.softplus(d), -jax.nn.softplus(-d) + _log_g(k_h)
-        return jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * k_h
+        return jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * candidate(k_h)
 
-    linear = LinearRecurrence(coefficients=coefficients, log_space=log_space)
+    def log_coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
+        d, k_h = split(_fused_project(params, xs))
+        return -jax.nn.softplus(d), -jax.nn.softplus(-d) + _log_g(k_h)
+
+    linear = LinearRecurrence(
+        coefficients=coefficients, log_coefficients=log_coefficients if log_space else None
+    )
     return _make(
         "min_lstm" if log_space else "min_lstm_linear",
         H,

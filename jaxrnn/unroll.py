@@ -142,14 +142,15 @@ def unroll(
         through time, `cell.bptt`; `unroll`, `remat` and `hoist` do not apply).
         Both give the same gradients up to round-off.
       parallel: for cells whose state is a linear recurrence (`cell.linear` is set:
-        `jaxrnn.min_gru`, `jaxrnn.min_lstm`, `jaxrnn.lru`), run the whole sequence
-        as one `jax.lax.associative_scan` (`True`) or step by step with
-        `jax.lax.scan` (`False`). Both give the same values and gradients up to
-        round-off, with `lengths`, `mask`, `resets`, `reverse` and an initial
-        carry folded into the scan's coefficients. `None` uses
-        `default_parallel()` for such cells and the step-by-step scan for any
-        other. `unroll`, `remat`, `hoist` and `grad` apply to the step-by-step
-        scan only.
+        `jaxrnn.min_gru`, `jaxrnn.min_lstm`, `jaxrnn.lru`), whether the recurrence
+        `h_t = a_t * h_{t-1} + b_t` runs as one `jax.lax.associative_scan` over
+        time (`True`) or as a `jax.lax.scan` (`False`). Either way the
+        coefficients `a`, `b` of all steps are computed first, in one matmul,
+        with `lengths`, `mask`, `resets`, `reverse` and the initial carry folded
+        into them; both forms give the same values and gradients up to
+        round-off. `None` uses `default_parallel()`. Such cells ignore `remat`
+        and `hoist` (each step stores only `a` and `b`), and `unroll` applies to
+        the `lax.scan` form. `True` with any other cell raises a `ValueError`.
 
     Returns:
       `(carry, hs)`: the final carry, and `hs` of shape `(T, *batch, H)` (with
@@ -196,8 +197,8 @@ def unroll(
                 "grad='bptt' is a hand-derived backward pass of the step-by-step scan; "
                 "it cannot be combined with parallel=True"
             )
-    else:
-        parallel = cell.linear is not None and grad == "autodiff" and default_parallel()
+    elif cell.linear is not None:
+        parallel = default_parallel()
     if grad == "bptt" and cell.bptt is None:
         raise ValueError(
             f"grad='bptt' needs a cell with a hand-derived backward; {cell.name!r} has none"
@@ -217,10 +218,10 @@ def unroll(
     if resets is not None:
         resets = _checks.step_flags(resets, "resets", time_axis, flags_shape)
 
-    if parallel:
+    if cell.linear is not None:
         traced = _is_traced(params, xs, carry, lengths, mask, resets)
-        run = _parallel if traced else _jitted_parallel
-        carry, hs = run(cell, params, xs, carry, lengths, mask, resets, reverse)
+        run = _linear if traced else _jitted_linear
+        carry, hs = run(cell, params, xs, carry, lengths, mask, resets, reverse, parallel, unroll)
     elif grad == "bptt":
         if mask is not None or resets is not None:
             raise ValueError(
@@ -275,7 +276,7 @@ def _step_flags(
     return valid, resets
 
 
-def _parallel(
+def _linear(
     cell: Cell,
     params: Params,
     xs: Array,
@@ -284,16 +285,19 @@ def _parallel(
     mask: Array | None,
     resets: Array | None,
     reverse: bool,
+    parallel: bool,
+    unroll: int | bool,
 ) -> tuple[Carry, Array]:
-    """`_scan` for a cell with `cell.linear`, as one associative scan over time."""
+    """`_scan` for a cell with `cell.linear`: coefficients for all steps, then one scan."""
     linear = cell.linear
     valid, resets = _step_flags(xs.shape[0], lengths, mask, resets, reverse)
     if valid is not None:
         xs = _hold_where_invalid(valid, xs, jnp.zeros((), xs.dtype))
-    a, b = linear.coefficients(params, xs)
+    log_space = parallel and linear.log_coefficients is not None
+    a, b = (linear.log_coefficients if log_space else linear.coefficients)(params, xs)
     if valid is not None:
         # An invalid step is the identity map h -> 1 * h + 0.
-        one, zero = (0.0, -jnp.inf) if linear.log_space else (1.0, 0.0)
+        one, zero = (0.0, -jnp.inf) if log_space else (1.0, 0.0)
         a = _hold_where_invalid(valid, a, jnp.asarray(one, a.dtype))
         b = _hold_where_invalid(valid, b, jnp.asarray(zero, b.dtype))
     initial = carry if linear.to_state is None else linear.to_state(carry)
@@ -303,8 +307,9 @@ def _parallel(
         initial.astype(a.dtype),
         resets,
         reverse=reverse,
-        parallel=True,
-        log_space=linear.log_space,
+        parallel=parallel,
+        log_space=log_space,
+        unroll=unroll,
     )
     if states.shape[0] == 0:
         final = initial
@@ -321,7 +326,7 @@ def _parallel(
     return final, hs
 
 
-_jitted_parallel = jax.jit(_parallel, static_argnums=(0, 7))
+_jitted_linear = jax.jit(_linear, static_argnums=(0, 7, 8, 9))
 
 
 def _scan(
