@@ -16,7 +16,7 @@ elementwise operations instead of an LSTM's recurrent matmul. Both cells start
 with the chrono initialisation (Tallec & Ollivier, 2018): the gate that keeps the
 state is biased so that memory starts at about `T` steps.
 
-Run it with the defaults (about 4 minutes on two CPU cores; minGRU reaches a held-out
+Run it with the defaults (2.5-4 minutes on two CPU cores; minGRU reaches a held-out
 MSE near 0.008 in about 1 minute, the LSTM stays at the baseline):
 
     python examples/long_range.py
