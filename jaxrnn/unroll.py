@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -132,8 +133,10 @@ def unroll(
         axis but the last, which holds the features.
       unroll: how many steps each scan iteration runs (`lax.scan`'s `unroll`);
         `True` unrolls fully. Changes speed and compile time, never values.
-      remat: recompute each step's activations in the backward pass instead of
-        storing them (`jax.checkpoint`), trading compute for memory.
+      remat: keep the carry only every ~sqrt(T) steps for the backward pass and
+        recompute the steps in between (`jax.checkpoint` over segments of
+        `isqrt(T)` steps), trading one extra forward pass for memory. Values
+        and gradients are unchanged.
       hoist: project all inputs with one large matmul before the scan (`True`)
         or inside each step (`False`). `None` uses `default_hoist()`: inside
         the loop on CPU, where it measured faster, hoisted on GPU and TPU.
@@ -367,8 +370,41 @@ def _scan(
         return new_carry, h
 
     if remat:
-        body = jax.checkpoint(body)
+        return _segmented_scan(body, carry, (inputs, valid, resets), reverse, unroll)
     return jax.lax.scan(body, carry, (inputs, valid, resets), reverse=reverse, unroll=unroll)
+
+
+def _segmented_scan(
+    body: Any, carry: Carry, inputs: Any, reverse: bool, unroll: int | bool
+) -> tuple[Carry, Array]:
+    """`lax.scan(body, ...)` that stores the carry only every ~sqrt(T) steps for the backward.
+
+    The steps are cut into segments of `k = isqrt(T)` steps; an outer scan runs
+    each segment under `jax.checkpoint`, so the backward pass keeps the carry at
+    segment boundaries and recomputes one segment at a time: about `2 sqrt(T)`
+    steps' activations live at once instead of `T` (checkpointing every step
+    alone still stores each step's carry). Leftover steps (`T mod k`) run as a
+    plain scan after the segments (before them in reverse).
+    """
+    num_steps = jax.tree.leaves(inputs)[0].shape[0]
+    size = max(1, math.isqrt(num_steps))
+    count, rest = divmod(num_steps, size)
+
+    def run(carry: Carry, xs: Any) -> tuple[Carry, Array]:
+        return jax.lax.scan(body, carry, xs, reverse=reverse, unroll=unroll)
+
+    segment = jax.checkpoint(run)
+    head = jax.tree.map(lambda a: a[: count * size].reshape(count, size, *a.shape[1:]), inputs)
+    tail = jax.tree.map(lambda a: a[count * size :], inputs)
+    if reverse and rest:
+        carry, tail_hs = run(carry, tail)
+    carry, head_hs = jax.lax.scan(segment, carry, head, reverse=reverse)
+    hs = head_hs.reshape(count * size, *head_hs.shape[2:])
+    if not rest:
+        return carry, hs
+    if not reverse:
+        carry, tail_hs = run(carry, tail)
+    return carry, jnp.concatenate([hs, tail_hs])
 
 
 _jitted_scan = jax.jit(_scan, static_argnums=(0, 7, 8, 9, 10))

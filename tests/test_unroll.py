@@ -114,6 +114,40 @@ def test_options_change_nothing(name, options, x64):
     assert_trees_close(grads, want_grads, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("num_steps", [1, 2, 11, 16])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_remat_segments_change_nothing(num_steps, reverse, x64):
+    """remat cuts T into isqrt(T)-step segments plus a remainder, forwards and backwards."""
+    cell, params, carry, xs = setup("lstm", dtype=jnp.float64, num_steps=num_steps)
+    rng = np.random.default_rng(num_steps)
+    options = {
+        "lengths": jnp.asarray(rng.integers(0, num_steps + 1, (2, 3))),
+        "resets": jnp.asarray(rng.random((num_steps, 2, 3)) < 0.2),
+        "mask": jnp.asarray(rng.random((num_steps, 2, 3)) < 0.9),
+        "reverse": reverse,
+    }
+    base = value_and_grads(sequence_loss(cell, **options))
+    other = value_and_grads(sequence_loss(cell, remat=True, **options))
+    (value, grads), (want_value, want_grads) = other(params, xs, carry), base(params, xs, carry)
+    np.testing.assert_allclose(value, want_value, rtol=1e-12)
+    assert_trees_close(grads, want_grads, rtol=1e-10, atol=1e-12)
+
+
+def test_remat_keeps_less_for_the_backward_pass():
+    cell = jr.lstm(64)
+    params = cell.init(jax.random.key(0), 32)
+    xs = jnp.ones((1000, 8, 32))
+
+    def temp_bytes(remat):
+        def loss(params):
+            return jnp.sum(jr.unroll(cell, params, xs, remat=remat)[0][1])  # the final c only
+
+        compiled = jax.jit(jax.grad(loss)).lower(params).compile()
+        return compiled.memory_analysis().temp_size_in_bytes
+
+    assert temp_bytes(True) * 4 < temp_bytes(False)
+
+
 @pytest.mark.parametrize("time_axis", [1, -2, 2])
 def test_time_axis_equals_transposing(time_axis):
     cell, params, carry, xs = setup("gru")
