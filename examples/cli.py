@@ -161,22 +161,31 @@ def make_optimizer(
     return optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(rate))
 
 
+def checkpoint_dir(args: argparse.Namespace, name: str | None = None) -> Path | None:
+    """Where a run keeps its checkpoints: `--out DIR/checkpoints[/name]`, or None."""
+    if args.out is None:
+        return None
+    return args.out / "checkpoints" if name is None else args.out / "checkpoints" / name
+
+
 def start_or_resume(
     parser: argparse.ArgumentParser,
     args: argparse.Namespace,
     fresh: jr.train.TrainState,
     config: dict[str, Any],
+    name: str | None = None,
 ) -> tuple[jr.train.TrainState, jr.train.Restored | None]:
     """The state to train from: `fresh`, or with `--resume` the newest checkpoint in `--out`.
 
     `config` holds the options that shape the model and its data; a checkpoint
     saved with other values cannot be resumed, and the usage error names them.
     Without `--resume`, a `--out` that already holds checkpoints is refused
-    rather than mixed with a new run.
+    rather than mixed with a new run. `name` tells apart several models trained
+    by one script (each in its own `checkpoints/name` folder).
     """
-    if args.out is None:
+    directory = checkpoint_dir(args, name)
+    if directory is None:
         return fresh, None
-    directory = args.out / "checkpoints"
     path = jr.checkpoint.latest(directory)
     if path is None:
         if args.resume:
@@ -269,6 +278,8 @@ def train(
     args: argparse.Namespace,
     fresh: jr.train.TrainState,
     model_options: Sequence[str],
+    *,
+    name: str | None = None,
     **fit_kwargs: Any,
 ) -> Trained:
     """Train from `fresh`, or resume from `--out`, up to `--steps`, as every script does.
@@ -285,12 +296,17 @@ def train(
         `checkpoint_every`.
       fresh: the state of a new run.
       model_options: names of options in `args` that define the model and data.
+      name: for a script that trains several models, this one's name: its
+        checkpoints go to `--out DIR/checkpoints/name` and its progress bar is
+        labelled with it.
       **fit_kwargs: `step_fn`, `batches`, and optionally `evaluate`, `eval_every`,
         `progress` for `jaxrnn.train.fit`.
     """
     config = config_of(args)
     model_config = {k: config[k] for k in model_options}
-    state, restored = start_or_resume(parser, args, fresh, model_config)
+    state, restored = start_or_resume(parser, args, fresh, model_config, name)
+    if name is not None:
+        fit_kwargs.setdefault("description", name)
     start = time.perf_counter()
     result = fit_or_exit(
         script,
@@ -298,7 +314,7 @@ def train(
         state=state,
         steps=args.steps,
         log_every=args.log_every,
-        checkpoint_dir=None if args.out is None else args.out / "checkpoints",
+        checkpoint_dir=checkpoint_dir(args, name),
         checkpoint_every=args.checkpoint_every,
         resume_from=restored,
         metadata={"config": model_config},
