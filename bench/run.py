@@ -33,6 +33,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -98,7 +99,8 @@ def extras(args: argparse.Namespace) -> None:
     memory_w = WORKLOADS["lstm_long"].scaled(args.scale)
     _emit(
         {
-            "sweep_workload": sweep_w.describe(),
+            # T is what the sweep varies, so the description leaves it out.
+            "sweep_workload": re.sub(r" T=\d+", "", sweep_w.describe()),
             "sweep": workers.sweep(sweep_w, steps, args.seed, args.runs),
             "memory_workload": memory_w.describe(),
             "memory": workers.memory(memory_w, args.seed, args.rounds, args.runs),
