@@ -114,10 +114,21 @@ def test_options_change_nothing(name, options, x64):
     assert_trees_close(grads, want_grads, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("num_steps", [1, 2, 11, 16])
+@pytest.mark.parametrize(
+    ("num_steps", "size"),
+    [(1, 1), (2, 1), (7, 2), (11, 3), (12, 3), (16, 4), (1000, 25), (1009, 31), (2000, 40)],
+)
+def test_remat_segment_size(num_steps, size):
+    """A divisor of T near sqrt(T) where one is close, else isqrt(T) and a remainder."""
+    from jaxrnn.unroll import _segment_size
+
+    assert _segment_size(num_steps) == size
+
+
+@pytest.mark.parametrize("num_steps", [1, 2, 7, 11, 12, 16])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_remat_segments_change_nothing(num_steps, reverse, x64):
-    """remat cuts T into isqrt(T)-step segments plus a remainder, forwards and backwards."""
+    """remat's segments, with and without a remainder, forwards and backwards."""
     cell, params, carry, xs = setup("lstm", dtype=jnp.float64, num_steps=num_steps)
     rng = np.random.default_rng(num_steps)
     options = {
@@ -146,6 +157,29 @@ def test_remat_keeps_less_for_the_backward_pass():
         return compiled.memory_analysis().temp_size_in_bytes
 
     assert temp_bytes(True) * 4 < temp_bytes(False)
+
+
+def test_remat_cuts_a_train_step_four_times():
+    """bench/run.py's lstm_long: LSTM, dense head and cross-entropy at each of 2000 steps."""
+    cell, head = jr.lstm(64), jr.dense(32)
+    params = {"cell": cell.init(jax.random.key(0), 32), "head": head.init(jax.random.key(1), 64)}
+    xs, labels = jnp.ones((2000, 8, 32)), jnp.zeros((2000, 8), jnp.int32)
+
+    def peak_bytes(remat):
+        def loss(params, xs, labels):
+            _, hs = jr.unroll(cell, params["cell"], xs, remat=remat)
+            return jr.sequence_softmax_cross_entropy(head.apply(params["head"], hs), labels)
+
+        compiled = jax.jit(jax.value_and_grad(loss)).lower(params, xs, labels).compile()
+        m = compiled.memory_analysis()
+        return (
+            m.argument_size_in_bytes
+            + m.output_size_in_bytes
+            + m.temp_size_in_bytes
+            - m.alias_size_in_bytes
+        )
+
+    assert peak_bytes(True) * 4 < peak_bytes(False)
 
 
 @pytest.mark.parametrize("time_axis", [1, -2, 2])
