@@ -11,7 +11,11 @@ for each workload:
    warm-up runs, then rounds that visit every implementation in turn (A B C, C B A, ...),
    so a change in the machine's load hits all of them alike; the median and the minimum
    over all timed runs, GFLOP/s (matmul FLOPs only), the percentage of the float32 matmul
-   peak measured in the same run, the compile time (JAX) and the ratio to jaxrnn.
+   peak measured in the same run, the compile time (JAX) and the ratio to jaxrnn, and
+   the minor page faults per run: memory the step touches that the kernel must map
+   first. With glibc's malloc every run maps its large buffers afresh, in 4 KiB pages;
+   `--hugepages` runs every worker with glibc's `hugetlb` tunable, so they fault in
+   2 MiB pages.
 
 Each framework runs in its own worker process (`--worker NAME`, JSON over stdin/stdout):
 PyTorch and XLA in one process fight over the cores' threads and slow each other down.
@@ -34,6 +38,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,6 +52,9 @@ import workers
 from workers import WORKLOADS, Workload
 
 PEERS = ("torch", "flax", "equinox", "scan")
+HUGEPAGES_TUNABLE = "glibc.malloc.hugetlb=1"
+"""glibc >= 2.35: `madvise(MADV_HUGEPAGE)` on what malloc maps, so fresh memory faults in
+2 MiB pages instead of 4 KiB ones (see `--hugepages`)."""
 SWEEP_STEPS = (50, 100, 200, 400, 800)
 QUICK_SCALE = 1 / 8
 
@@ -82,12 +90,14 @@ def serve(args: argparse.Namespace) -> None:
             _emit({"gflops": gflops})
             continue
         call = impls[request["impl"]].calls[request["mode"]]
-        times = []
+        times, faults = [], []
         for _ in range(request["runs"]):
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             call()
             times.append(1e3 * (time.perf_counter() - start))
-        _emit({"times": times})
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
+        _emit({"times": times, "faults": faults})
 
 
 def extras(args: argparse.Namespace) -> None:
@@ -114,12 +124,18 @@ def extras(args: argparse.Namespace) -> None:
 class Worker:
     """A worker process: started with its arguments, then driven by JSON lines."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], hugepages: bool = False) -> None:
+        env = dict(os.environ)
+        if hugepages:
+            env["GLIBC_TUNABLES"] = ":".join(
+                t for t in (env.get("GLIBC_TUNABLES"), HUGEPAGES_TUNABLE) if t
+            )
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
 
     def read(self) -> dict[str, Any]:
@@ -180,7 +196,7 @@ def run_workload(w: Workload, args: argparse.Namespace, peak: dict[str, float]) 
         try:
             # One at a time, so that compile times are not measured under each other's load.
             for framework in frameworks:
-                worker = Worker(worker_argv(framework, w, args, outdir))
+                worker = Worker(worker_argv(framework, w, args, outdir), args.hugepages)
                 started.append(worker)
                 for i, impl in enumerate(worker.read()["impls"]):
                     impl["grads"] = dict(np.load(impl["grads"]))
@@ -192,6 +208,7 @@ def run_workload(w: Workload, args: argparse.Namespace, peak: dict[str, float]) 
             for e in entries:
                 e["difference"] = relative_difference(reference, e.pop("grads"))
                 e["times"] = {mode: [] for mode in args.mode}
+                e["faults"] = {mode: [] for mode in args.mode}
             for r in range(args.rounds):
                 for e in entries if r % 2 == 0 else reversed(entries):
                     for mode in args.mode:
@@ -199,6 +216,7 @@ def run_workload(w: Workload, args: argparse.Namespace, peak: dict[str, float]) 
                             cmd="time", impl=e["index"], mode=mode, runs=args.runs
                         )
                         e["times"][mode] += reply["times"]
+                        e["faults"][mode] += reply["faults"]
         finally:
             for worker in started:
                 worker.close()
@@ -211,6 +229,7 @@ def run_workload(w: Workload, args: argparse.Namespace, peak: dict[str, float]) 
                 "median_ms": statistics.median(times),
                 "min_ms": min(times),
                 "compile_s": e["compile_s"].get(mode),
+                "page_faults": statistics.median(e["faults"][mode]),
             }
         rows.append(row)
     return {"workload": w.name, "description": w.describe(), "rows": rows}
@@ -233,16 +252,17 @@ def print_workload(result: dict[str, Any], modes: list[str], peak: float, flops:
         print(f"{mode}, best jaxrnn: {ours['name']}\n")
         print(
             "| implementation | median ms | min ms | GFLOP/s | % of peak | compile s "
-            "| best jaxrnn / this | max rel. diff |"
+            "| best jaxrnn / this | max rel. diff | page faults |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             m = r[mode]
             gflops = flops[mode] / m["median_ms"] / 1e6
             print(
                 f"| {r['name']} | {m['median_ms']:.1f} | {m['min_ms']:.1f} | {gflops:.1f} "
                 f"| {100 * gflops / peak:.0f}% | {_fmt_s(m['compile_s'])} "
-                f"| {ours[mode]['median_ms'] / m['median_ms']:.2f}x | {r['difference']:.1e} |"
+                f"| {ours[mode]['median_ms'] / m['median_ms']:.2f}x | {r['difference']:.1e} "
+                f"| {m['page_faults']:.0f} |"
             )
         print()
 
@@ -353,6 +373,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="FILE", help="also write all results as JSON")
     parser.add_argument("--plot", metavar="FILE", help="save a PNG of the T sweep")
     parser.add_argument(
+        "--hugepages",
+        action="store_true",
+        help=f"run every worker with GLIBC_TUNABLES={HUGEPAGES_TUNABLE} (glibc >= 2.35): "
+        "fresh memory faults in 2 MiB pages instead of 4 KiB ones",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help=f"sizes scaled by {QUICK_SCALE}, 2 rounds of 1 run: a smoke test, not a measurement",
@@ -387,8 +413,11 @@ def main() -> None:
     print(versions)
     print(
         f"median and min of {args.rounds} interleaved rounds x {args.runs} runs "
-        f"after {args.warmup} warm-up runs; ratios use medians"
+        f"after {args.warmup} warm-up runs; ratios use medians; page faults: the median "
+        "count of minor page faults per run"
     )
+    if args.hugepages:
+        print(f"every worker runs with GLIBC_TUNABLES={HUGEPAGES_TUNABLE}")
     results, summary, peak = [], [], {}
     for name in args.workloads:
         w = WORKLOADS[name].scaled(args.scale)
@@ -417,7 +446,8 @@ def main() -> None:
                 str(args.rounds),
                 "--runs",
                 str(max(args.runs, 3)),
-            ]
+            ],
+            args.hugepages,
         )
         try:
             extra = worker.read()

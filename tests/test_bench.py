@@ -37,6 +37,7 @@ def test_benchmark_runs_and_prints_a_table(script, args):
 def test_peer_benchmark_agrees_with_jaxrnn_and_does_not_retrace(tmp_path):
     out = tmp_path / "run.json"
     args = ["--quick", "--workloads", "gru_medium", "--peers", "torch", "--mode", "train"]
+    args.append("--hugepages")
     result = subprocess.run(
         [sys.executable, str(BENCH / "run.py"), *args, "--json", str(out)],
         capture_output=True,
@@ -52,6 +53,8 @@ def test_peer_benchmark_agrees_with_jaxrnn_and_does_not_retrace(tmp_path):
     # Loss and gradients of every implementation, across processes, to float32 round-off.
     assert all(row["difference"] < 1e-4 for row in workload["rows"]), workload["rows"]
     assert all(row["train"]["median_ms"] > 0 for row in workload["rows"])
+    assert all(row["train"]["page_faults"] >= 0 for row in workload["rows"])
+    assert "GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in result.stdout
     assert {row["cache_size"] for row in record["extras"]["sweep"]} == {1}
     memory = {row["variant"]: row["peak_bytes"] for row in record["extras"]["memory"]}
     assert memory["autodiff, remat=True"] < memory["autodiff"]
