@@ -24,7 +24,8 @@ compared across processes.
 
 Then, for jaxrnn alone: a sweep over the sequence length (compile time and train-step
 time, and whether a second batch of the same shape retraces), and the peak memory of a
-train step (XLA's `memory_analysis`) with and without `remat`.
+train step (XLA's `memory_analysis`) with and without `remat` (and the head in
+`jr.map_chunks`).
 
 Run `python bench/run.py --help` for the options; `--quick` runs tiny sizes in seconds
 as a smoke test.

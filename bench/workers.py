@@ -435,8 +435,13 @@ def matmul_peak(framework: str, size: int, runs: int) -> float:
 # --- jaxrnn only: the T sweep and the memory of a train step -----------------------------
 
 
-def _jaxrnn_train(w: Workload, data: dict[str, np.ndarray], **unroll_kwargs: Any) -> Any:
-    """`(jitted value_and_grad, (params, xs, ys))` of the jaxrnn model."""
+def _jaxrnn_train(
+    w: Workload, data: dict[str, np.ndarray], chunks: bool = False, **unroll_kwargs: Any
+) -> Any:
+    """`(jitted value_and_grad, (params, xs, ys))` of the jaxrnn model.
+
+    `chunks`: the head and the loss run through `jr.map_chunks`.
+    """
     jax = _jax_setup()
     import jax.numpy as jnp
 
@@ -447,7 +452,14 @@ def _jaxrnn_train(w: Workload, data: dict[str, np.ndarray], **unroll_kwargs: Any
 
     def loss(p: Any, xs: Any, ys: Any) -> Any:
         _, hs = jr.unroll(cell, p["cell"], xs, **unroll_kwargs)
-        return jr.sequence_softmax_cross_entropy(head.apply(p["head"], hs), ys)
+        if not chunks:
+            return jr.sequence_softmax_cross_entropy(head.apply(p["head"], hs), ys)
+
+        def step_losses(hs: Any, ys: Any) -> Any:
+            logits = head.apply(p["head"], hs)
+            return jr.sequence_softmax_cross_entropy(logits, ys, reduction="none")
+
+        return jnp.mean(jr.map_chunks(step_losses, hs, ys))
 
     args = (params, jnp.asarray(data["xs"]), jnp.asarray(data["ys"]))
     return jax.jit(jax.value_and_grad(loss)), args
@@ -504,6 +516,11 @@ def memory(w: Workload, seed: int, rounds: int, runs: int) -> list[dict[str, Any
     variants = {
         "autodiff": {"grad": "autodiff"},
         "autodiff, remat=True": {"grad": "autodiff", "remat": True},
+        "autodiff, remat=True, head in map_chunks": {
+            "grad": "autodiff",
+            "remat": True,
+            "chunks": True,
+        },
         "bptt": {"grad": "bptt"},
     }
     compiled, info = {}, {}

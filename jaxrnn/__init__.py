@@ -13,6 +13,7 @@ from jaxrnn.cells import Params as Params
 from jaxrnn.cells import gru as gru
 from jaxrnn.cells import lstm as lstm
 from jaxrnn.cells import rnn as rnn
+from jaxrnn.chunks import map_chunks as map_chunks
 from jaxrnn.generate import generate as generate
 from jaxrnn.generate import rollout as rollout
 from jaxrnn.generate import shift_right as shift_right
@@ -63,6 +64,7 @@ __all__ = [
     "linear_scan",
     "lru",
     "lstm",
+    "map_chunks",
     "min_gru",
     "min_lstm",
     "rnn",

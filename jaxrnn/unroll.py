@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import jax
@@ -11,6 +10,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.cells import Carry, Cell, Params
+from jaxrnn.chunks import _segment_size
 from jaxrnn.linear_scan import _linear_scan
 
 Array = jax.Array
@@ -405,27 +405,6 @@ def _segmented_scan(
     if not reverse:
         carry, tail_hs = run(carry, tail)
     return carry, jnp.concatenate([hs, tail_hs])
-
-
-def _segment_size(num_steps: int) -> int:
-    """Steps per remat segment: a divisor of `num_steps` near its square root if one is close.
-
-    `k` steps per segment keep `T / k` boundary carries plus one segment's `k` steps of
-    activations, least at `k = sqrt(T)`. A divisor avoids leftover steps, which cost
-    copies of the whole input and output sequences (slicing, then concatenating):
-    the lstm_long train step of `bench/run.py` (`T = 2000`) peaks at 16.8 MiB with
-    `k = 44` and 12.5 MiB with `k = 40`. A divisor is taken when `k + T / k` stays
-    within 10% of its least value `2 sqrt(T)`; else `isqrt(T)` with leftover steps
-    (for a prime `T`, say).
-    """
-    root = max(1, math.isqrt(num_steps))
-    best = min(
-        (d for d in range(1, 2 * root + 1) if num_steps % d == 0),
-        key=lambda d: d + num_steps // d,
-    )
-    if best + num_steps // best <= 1.1 * 2 * math.sqrt(num_steps):
-        return best
-    return root
 
 
 _jitted_scan = jax.jit(_scan, static_argnums=(0, 7, 8, 9, 10))

@@ -42,6 +42,7 @@ PUBLIC_API = [
     "linear_scan",
     "lru",
     "lstm",
+    "map_chunks",
     "min_gru",
     "min_lstm",
     "rnn",

@@ -58,3 +58,4 @@ def test_peer_benchmark_agrees_with_jaxrnn_and_does_not_retrace(tmp_path):
     assert {row["cache_size"] for row in record["extras"]["sweep"]} == {1}
     memory = {row["variant"]: row["peak_bytes"] for row in record["extras"]["memory"]}
     assert memory["autodiff, remat=True"] < memory["autodiff"]
+    assert memory["autodiff, remat=True, head in map_chunks"] < memory["autodiff"]

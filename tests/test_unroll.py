@@ -120,7 +120,7 @@ def test_options_change_nothing(name, options, x64):
 )
 def test_remat_segment_size(num_steps, size):
     """A divisor of T near sqrt(T) where one is close, else isqrt(T) and a remainder."""
-    from jaxrnn.unroll import _segment_size
+    from jaxrnn.chunks import _segment_size
 
     assert _segment_size(num_steps) == size
 
