@@ -204,24 +204,31 @@ def _apply_head(head: dict[str, Any], hs: Any) -> Any:
     return hs @ head["w"] + head["b"].reshape((1,) * (hs.ndim - 1) + head["b"].shape)
 
 
+def jaxrnn_forward(w: Workload, grad: str) -> Callable[[Any, Any], Any]:
+    """`forward(params, xs) -> logits` of the jaxrnn model: `jr.unroll`, then `jr.dense`."""
+    import jaxrnn as jr
+
+    cell, head = _jaxrnn_cell(w), jr.dense(w.output_size)
+
+    def forward(p: Any, xs: Any) -> Any:
+        _, hs = jr.unroll(cell, p["cell"], xs, grad=grad)
+        return head.apply(p["head"], hs)
+
+    return forward
+
+
 def build_jaxrnn(w: Workload, data: dict[str, np.ndarray], modes: list[str]) -> list[Impl]:
     """jaxrnn: `jr.unroll` with `grad="bptt"` and `grad="autodiff"`, `jr.dense`, its loss."""
     _jax_setup()
     import jaxrnn as jr
 
-    cell, head = _jaxrnn_cell(w), jr.dense(w.output_size)
     params = {"cell": _cell_params(data), "head": _head_params(data)}
     impls = []
     for grad in ("bptt", "autodiff"):
-
-        def forward(p: Any, xs: Any, grad: str = grad) -> Any:
-            _, hs = jr.unroll(cell, p["cell"], xs, grad=grad)
-            return head.apply(p["head"], hs)
-
         impls.append(
             _jax_impl(
                 f"jaxrnn {grad}",
-                forward,
+                jaxrnn_forward(w, grad),
                 params,
                 data,
                 modes,

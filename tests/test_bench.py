@@ -59,3 +59,24 @@ def test_peer_benchmark_agrees_with_jaxrnn_and_does_not_retrace(tmp_path):
     memory = {row["variant"]: row["peak_bytes"] for row in record["extras"]["memory"]}
     assert memory["autodiff, remat=True"] < memory["autodiff"]
     assert memory["autodiff, remat=True, head in map_chunks"] < memory["autodiff"]
+
+
+def test_profile_adds_up_the_kernels_of_a_step():
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "profile.py"), "--quick", "--workload", "lstm_medium"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        cells[0]: float(cells[1])
+        for line in result.stdout.splitlines()
+        if line.startswith("| ")
+        and len(cells := [c.strip() for c in line.strip("|").split("|")]) == 3
+        and cells[1].replace(".", "").replace("-", "").isdigit()
+    }
+    # The recurrent matmul runs once per step; the weight gradients once after the loop.
+    assert rows["matmul, in the loop"] > 0, result.stdout
+    assert rows["matmul, once"] > 0, result.stdout
