@@ -271,12 +271,68 @@ def scan_forward(cell: str) -> Callable[[Any, Any], Any]:
     return forward
 
 
+def scan_forward_feature_major(cell: str) -> Callable[[Any, Any], Any]:
+    """`scan_forward` with the state feature-major: `z^T = W_x^T x^T + W_h^T h^T`, `(G*H, B)`.
+
+    The same sums in the same order as `scan_forward` (each output element of a matmul
+    is the same dot product); only the layout of the state and the gates differs: each
+    gate is a block of rows, not of columns. The outputs are transposed back at the end.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    # The weights are transposed once, before the loop: `w` is `(N, K)` here.
+    def mm_x(w: Any, x: Any) -> Any:  # w (N, I), x (B, I) -> (N, B)
+        return jax.lax.dot_general(w, x, (((1,), (1,)), ((), ())))
+
+    def mm_h(w: Any, h: Any) -> Any:  # w (N, H), h (H, B) -> (N, B)
+        return w @ h
+
+    def step(p: Any, carry: Any, x: Any) -> tuple[Any, Any]:
+        b = p["b"][:, None]
+        if cell == "rnn":
+            h = jnp.tanh(mm_x(p["w_x"], x) + mm_h(p["w_h"], carry) + b)
+            return h, h
+        if cell == "lstm":
+            h, c = carry
+            i, f, g, o = jnp.split(mm_x(p["w_x"], x) + mm_h(p["w_h"], h) + b, 4, axis=0)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), h
+        a_r, a_z, a_n = jnp.split(mm_x(p["w_x"], x) + b, 3, axis=0)
+        u_r, u_z, u_n = jnp.split(mm_h(p["w_h"], carry), 3, axis=0)
+        r, z = jax.nn.sigmoid(a_r + u_r), jax.nn.sigmoid(a_z + u_z)
+        n = jnp.tanh(a_n + r * (u_n + p["b_hn"][:, None]))
+        h = n + z * (carry - n)
+        return h, h
+
+    def forward(p: Any, xs: Any) -> Any:
+        batch, hidden = xs.shape[1], p["cell"]["w_h"].shape[0]
+        h0 = jnp.zeros((hidden, batch), xs.dtype)
+        carry = (h0, h0) if cell == "lstm" else h0
+        transposed = {**p["cell"], "w_x": p["cell"]["w_x"].T, "w_h": p["cell"]["w_h"].T}
+        _, hs = jax.lax.scan(lambda c, x: step(transposed, c, x), carry, xs)
+        return _apply_head(p["head"], jnp.swapaxes(hs, 1, 2))
+
+    return forward
+
+
 def build_scan(w: Workload, data: dict[str, np.ndarray], modes: list[str]) -> list[Impl]:
-    """A hand-written fused-gate `lax.scan`, autodiff gradients."""
+    """Hand-written fused-gate `lax.scan`s, batch-major and feature-major; autodiff."""
     _jax_setup()
     params = {"cell": _cell_params(data), "head": _head_params(data)}
     to_jaxrnn = lambda g: _with_head(g["cell"], g["head"])  # noqa: E731
-    return [_jax_impl("hand-written scan", scan_forward(w.cell), params, data, modes, to_jaxrnn)]
+    return [
+        _jax_impl("hand-written scan", scan_forward(w.cell), params, data, modes, to_jaxrnn),
+        _jax_impl(
+            "hand-written scan, feature-major",
+            scan_forward_feature_major(w.cell),
+            params,
+            data,
+            modes,
+            to_jaxrnn,
+        ),
+    ]
 
 
 _FLAX_CELLS = {
