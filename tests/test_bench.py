@@ -63,7 +63,7 @@ def test_peer_benchmark_agrees_with_jaxrnn_and_does_not_retrace(tmp_path):
 
 def test_profile_adds_up_the_kernels_of_a_step():
     result = subprocess.run(
-        [sys.executable, str(BENCH / "profile.py"), "--quick", "--workload", "lstm_medium"],
+        [sys.executable, str(BENCH / "profile_step.py"), "--quick", "--workload", "lstm_medium"],
         capture_output=True,
         text=True,
         timeout=300,

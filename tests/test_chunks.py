@@ -28,8 +28,8 @@ def step_losses(head, params):
     return fn
 
 
-@pytest.mark.parametrize("num_steps", [1, 2, 7, 16, T])
-@pytest.mark.parametrize("chunk_size", [None, 1, 4, 5, 100])
+@pytest.mark.parametrize("num_steps", [1, 7, 16, T])
+@pytest.mark.parametrize("chunk_size", [None, 1, 5, 100])
 def test_values_and_gradients_equal_one_call(num_steps, chunk_size, x64):
     head, params, hs, labels = setup(num_steps)
 

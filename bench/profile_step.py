@@ -9,8 +9,9 @@ kernels that took longest and a summary by kind:
 - matmul, in the loop: the recurrent (and in-loop input) matmuls, run once per step;
 - matmul, once: the weight-gradient GEMMs after the loop, the head;
 - elementwise: XLA's fused loops (gates, their gradients, the loss);
-- data movement: copies, concatenations, zero-filled buffers, and the per-step writes
-  of what the backward pass needs into `(T, ...)` arrays (`dynamic-update-slice`);
+- data movement: copies, concatenations, zero-filled buffers, each step's slice of the
+  inputs (`dynamic-slice`) and the per-step writes of outputs and of what the backward
+  pass needs into `(T, ...)` arrays (`dynamic-update-slice`);
 - the rest: the wall time of a profiled call less all the kernels' time; negative when
   XLA:CPU ran independent kernels at once (each is counted in full);
 - thread-pool waits: how long the calling thread waited for the intra-op pool's
@@ -18,7 +19,7 @@ kernels that took longest and a summary by kind:
 
 The minor page faults per call come from `getrusage`.
 
-    python bench/profile.py --workload lstm_medium --mode train --grad bptt
+    python bench/profile_step.py --workload lstm_medium --mode train --grad bptt
 """
 
 from __future__ import annotations
@@ -63,9 +64,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def kind_of(name: str, hlo: str) -> str:
-    opcode = re.search(rf"%{re.escape(name)} = \S+ (\S+?)\(", hlo)
-    op = opcode.group(1) if opcode else ""
+def hlo_opcodes(hlo: str) -> dict[str, str]:
+    """Each instruction's name and opcode in HLO text (`%name = type opcode(operands)`).
+
+    The type may be a tuple with spaces, `(f32[2], f32[3])`; the opcode is the first word
+    after it that an opening parenthesis follows.
+    """
+    found = {}
+    for line in hlo.splitlines():
+        match = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = (.*)", line)
+        if match:
+            opcode = re.search(r"[\s)]([a-z][\w-]*)\(", match.group(2))
+            found[match.group(1)] = opcode.group(1) if opcode else ""
+    return found
+
+
+def kind_of(name: str, op: str) -> str:
     if "ynn_fusion" in name or "xnn_fusion" in name or op in ("dot", "convolution"):
         return "matmul"
     moves = ("copy", "wrapped_copy", "wrapped_broadcast", "concatenate", "wrapped_transpose")
@@ -73,6 +87,7 @@ def kind_of(name: str, hlo: str) -> str:
         op in ("copy", "concatenate", "broadcast", "transpose")
         or name.startswith(moves)
         or "dynamic-update-slice" in name
+        or "dynamic-slice" in name
     ):
         return DATA_MOVEMENT
     return "elementwise"
@@ -126,7 +141,9 @@ def main() -> None:
         with gzip.open(trace) as f:
             events = json.load(f)["traceEvents"]
 
-    kernels = set(re.findall(r"^\s*(?:ROOT )?%([\w.\-]+) = ", hlo, re.MULTILINE))
+    # Loops and calls are events too, spanning the kernels inside them: leave them out.
+    opcodes = hlo_opcodes(hlo)
+    kernels = {name for name, op in opcodes.items() if op not in ("while", "conditional", "call")}
     total: dict[str, float] = collections.defaultdict(float)
     count: dict[str, int] = collections.Counter()
     waits = 0.0
@@ -158,12 +175,12 @@ def main() -> None:
     for name in ranked[: args.top]:
         ms = per_call_ms(total[name])
         print(
-            f"| {name} | {kind_of(name, hlo)} | {count[name] // args.calls} "
+            f"| {name} | {kind_of(name, opcodes[name])} | {count[name] // args.calls} "
             f"| {ms:.2f} | {100 * ms / profiled_ms:.1f}% |"
         )
     by_kind: dict[str, float] = collections.defaultdict(float)
     for name in ranked:
-        kind = kind_of(name, hlo)
+        kind = kind_of(name, opcodes[name])
         if kind == "matmul":
             kind += ", in the loop" if count[name] // args.calls >= w.steps else ", once"
         by_kind[kind] += per_call_ms(total[name])
