@@ -26,7 +26,7 @@ __all__ = ["map_chunks"]
 def map_chunks(fn: Callable[..., Any], *xs: Array, chunk_size: int | None = None) -> Any:
     """Apply `fn` to `xs` a chunk of time steps at a time, recomputing each chunk for gradients.
 
-    The result is `fn(*xs)`, computed as
+    It computes, with `k` steps per chunk,
 
     ```python
     outs = [fn(*(x[t : t + k] for x in xs)) for t in range(0, T, k)]
@@ -86,7 +86,7 @@ def map_chunks(fn: Callable[..., Any], *xs: Array, chunk_size: int | None = None
         raise ValueError("map_chunks needs at least one array xs after fn")
     arrays = []
     for i, x in enumerate(xs):
-        if not isinstance(x, (jax.Array, jnp.ndarray)) and not hasattr(x, "__array__"):
+        if not isinstance(x, jax.Array) and not hasattr(x, "__array__"):
             raise TypeError(f"xs[{i}] must be an array, got {type(x).__name__}")
         x = jnp.asarray(x)
         if x.ndim == 0:
