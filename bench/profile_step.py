@@ -37,14 +37,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import workers
+from workers import HUGEPAGES_TUNABLE, with_hugepages
+
 DATA_MOVEMENT = "data movement"
 TRACEME_FLAG = "--xla_cpu_enable_xprof_traceme=true"
-HUGEPAGES_TUNABLE = "glibc.malloc.hugetlb=1"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    import workers
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workload", choices=list(workers.WORKLOADS), default="lstm_medium")
     parser.add_argument("--mode", choices=("train", "infer"), default="train")
@@ -95,17 +95,13 @@ def kind_of(name: str, op: str) -> str:
 
 def main() -> None:
     args = parse_args()
-    env = dict(os.environ)
-    if args.hugepages and HUGEPAGES_TUNABLE not in env.get("GLIBC_TUNABLES", ""):
+    if args.hugepages and HUGEPAGES_TUNABLE not in os.environ.get("GLIBC_TUNABLES", ""):
         # glibc reads its tunables when the process starts, so set them and start again.
-        tunables = [t for t in (env.get("GLIBC_TUNABLES"), HUGEPAGES_TUNABLE) if t]
-        env["GLIBC_TUNABLES"] = ":".join(tunables)
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+        os.execve(sys.executable, [sys.executable, *sys.argv], with_hugepages(dict(os.environ)))
     if TRACEME_FLAG not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TRACEME_FLAG}".strip()
 
     import jax
-    import workers
 
     w = workers.WORKLOADS[args.workload].scaled(1 / 8 if args.quick else 1.0)
     data = workers.make_data(w, args.seed)
@@ -162,7 +158,7 @@ def main() -> None:
     print(
         f"jaxrnn {args.mode} step, grad={args.grad!r}, {args.workload}: {w.describe()}; "
         f"jax {jax.__version__}, {os.cpu_count()} CPUs"
-        + (f", GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']}" if "GLIBC_TUNABLES" in env else "")
+        + (f", GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']}" if args.hugepages else "")
     )
     print(
         f"{wall_ms:.1f} ms per call without the profiler, {profiled_ms:.1f} ms with it "

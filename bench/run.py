@@ -50,12 +50,9 @@ from typing import Any
 
 import numpy as np
 import workers
-from workers import WORKLOADS, Workload
+from workers import HUGEPAGES_TUNABLE, WORKLOADS, Workload
 
 PEERS = ("torch", "flax", "equinox", "scan")
-HUGEPAGES_TUNABLE = "glibc.malloc.hugetlb=1"
-"""glibc >= 2.35: `madvise(MADV_HUGEPAGE)` on what malloc maps, so fresh memory faults in
-2 MiB pages instead of 4 KiB ones (see `--hugepages`)."""
 SWEEP_STEPS = (50, 100, 200, 400, 800)
 QUICK_SCALE = 1 / 8
 
@@ -126,11 +123,7 @@ class Worker:
     """A worker process: started with its arguments, then driven by JSON lines."""
 
     def __init__(self, argv: list[str], hugepages: bool = False) -> None:
-        env = dict(os.environ)
-        if hugepages:
-            env["GLIBC_TUNABLES"] = ":".join(
-                t for t in (env.get("GLIBC_TUNABLES"), HUGEPAGES_TUNABLE) if t
-            )
+        env = workers.with_hugepages(dict(os.environ)) if hugepages else None
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), *argv],
             stdin=subprocess.PIPE,
