@@ -252,24 +252,30 @@ def _make_cell(
     initial_carry: InitialCarryFn,
     recur: RecurFn,
     bptt: BpttFn | None = None,
+    *,
+    project: ProjectFn = _fused_project,
+    linear: LinearRecurrence | None = None,
 ) -> Cell:
+    """A `Cell` whose `step` checks its arguments, then runs `recur` after `project`."""
+
     def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
         x = _checks.float_array(x, "x")
         if x.ndim < 1:
             raise ValueError("x must have shape (*batch, input_size), got a scalar")
         _checks.check_params(cell, params, x.shape[-1], x.dtype, source="x")
         carry = _checks.check_carry(cell, carry, x.shape[:-1], x.dtype, source="x")
-        return recur(params, carry, _fused_project(params, x))
+        return recur(params, carry, project(params, x))
 
     cell = Cell(
         init=init,
         initial_carry=initial_carry,
-        project=_fused_project,
+        project=project,
         recur=recur,
         step=step,
         hidden_size=hidden_size,
         name=name,
         bptt=bptt,
+        linear=linear,
     )
     return cell
 

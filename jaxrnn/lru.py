@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn.cells import Cell, LinearRecurrence, Params, _batch_shape
+from jaxrnn.cells import Cell, LinearRecurrence, Params, _batch_shape, _make_cell
 
 Array = jax.Array
 
@@ -186,16 +186,6 @@ def lru(
         new_im = lam_re * h_im + lam_im * h_re + gamma * u_im
         return (new_re, new_im), readout(params, new_re, new_im, skip)
 
-    def step(
-        params: Params, carry: tuple[Array, Array], x: Array
-    ) -> tuple[tuple[Array, Array], Array]:
-        x = _checks.float_array(x, "x")
-        if x.ndim < 1:
-            raise ValueError("x must have shape (*batch, input_size), got a scalar")
-        _checks.check_params(cell, params, x.shape[-1], x.dtype, source="x")
-        carry = _checks.check_carry(cell, carry, x.shape[:-1], x.dtype, source="x")
-        return recur(params, carry, project(params, x))
-
     def coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
         complex_dtype = _complex_dtype(xs.dtype)
         real_dtype = jnp.finfo(complex_dtype).dtype
@@ -223,14 +213,4 @@ def lru(
     linear = LinearRecurrence(
         coefficients=coefficients, output=output, to_state=to_state, to_carry=to_carry
     )
-    cell = Cell(
-        init=init,
-        initial_carry=initial_carry,
-        project=project,
-        recur=recur,
-        step=step,
-        hidden_size=H,
-        name="lru",
-        linear=linear,
-    )
-    return cell
+    return _make_cell("lru", H, init, initial_carry, recur, project=project, linear=linear)

@@ -27,6 +27,7 @@ from jaxrnn.cells import (
     Params,
     _fused_project,
     _gate_blocks,
+    _make_cell,
     _zeros_carry,
     default_input_init,
 )
@@ -60,25 +61,8 @@ def _init(hidden_size: int, gates: int, input_init: Initializer) -> InitFn:
 
 
 def _make(name: str, hidden_size: int, gates: int, input_init: Initializer, recur, linear) -> Cell:
-    def step(params: Params, carry: Array, x: Array) -> tuple[Array, Array]:
-        x = _checks.float_array(x, "x")
-        if x.ndim < 1:
-            raise ValueError("x must have shape (*batch, input_size), got a scalar")
-        _checks.check_params(cell, params, x.shape[-1], x.dtype, source="x")
-        carry = _checks.check_carry(cell, carry, x.shape[:-1], x.dtype, source="x")
-        return recur(params, carry, _fused_project(params, x))
-
-    cell = Cell(
-        init=_init(hidden_size, gates, input_init),
-        initial_carry=_zeros_carry(hidden_size, 1),
-        project=_fused_project,
-        recur=recur,
-        step=step,
-        hidden_size=hidden_size,
-        name=name,
-        linear=linear,
-    )
-    return cell
+    init = _init(hidden_size, gates, input_init)
+    return _make_cell(name, hidden_size, init, _zeros_carry(hidden_size, 1), recur, linear=linear)
 
 
 def min_gru(
