@@ -40,7 +40,7 @@ from cli import (
 
 import jaxrnn as jr
 from jaxrnn import course
-from jaxrnn.gradcheck import GradcheckResult, gradcheck
+from jaxrnn.gradient_check import GradcheckResult, gradcheck
 
 LSTM_GATES = ("Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo")
 

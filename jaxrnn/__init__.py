@@ -1,15 +1,20 @@
 """jaxrnn: functional recurrent networks for JAX.
 
-A cell is a NamedTuple of pure functions over a params dict; `unroll` runs it
-over a sequence with `jax.lax.scan`.
+A cell is a NamedTuple of pure functions over a params pytree; `unroll` runs it
+over a sequence with `jax.lax.scan`. The extras (`checkpoint`, `course`,
+`gradcheck`, `interop`, `train`) load on first use, not with `import jaxrnn`.
 """
 
-from jaxrnn import checkpoint, course, interop, train
-from jaxrnn.cells import Carry as Carry
-from jaxrnn.cells import Cell as Cell
-from jaxrnn.cells import Initializer as Initializer
-from jaxrnn.cells import LinearRecurrence as LinearRecurrence
-from jaxrnn.cells import Params as Params
+import importlib
+from typing import Any
+
+from jaxrnn.cell import BpttStep as BpttStep
+from jaxrnn.cell import Carry as Carry
+from jaxrnn.cell import Cell as Cell
+from jaxrnn.cell import Initializer as Initializer
+from jaxrnn.cell import LinearStep as LinearStep
+from jaxrnn.cell import Params as Params
+from jaxrnn.cell import Step as Step
 from jaxrnn.cells import gru as gru
 from jaxrnn.cells import lstm as lstm
 from jaxrnn.cells import rnn as rnn
@@ -17,8 +22,6 @@ from jaxrnn.chunks import map_chunks as map_chunks
 from jaxrnn.generate import generate as generate
 from jaxrnn.generate import rollout as rollout
 from jaxrnn.generate import shift_right as shift_right
-from jaxrnn.gradcheck import GradcheckResult as GradcheckResult
-from jaxrnn.gradcheck import gradcheck as gradcheck
 from jaxrnn.heads import Dense as Dense
 from jaxrnn.heads import dense as dense
 from jaxrnn.layers import Bidirectional as Bidirectional
@@ -39,17 +42,38 @@ from jaxrnn.unroll import unroll as unroll
 
 __version__ = "0.1.0"
 
+_EXTRAS = {
+    "checkpoint": ("jaxrnn.checkpoint", None),
+    "course": ("jaxrnn.course", None),
+    "interop": ("jaxrnn.interop", None),
+    "train": ("jaxrnn.train", None),
+    "gradcheck": ("jaxrnn.gradient_check", "gradcheck"),
+    "GradcheckResult": ("jaxrnn.gradient_check", "GradcheckResult"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load an extra on first use (PEP 562), so `import jaxrnn` stays the core."""
+    if name not in _EXTRAS:
+        raise AttributeError(f"module 'jaxrnn' has no attribute {name!r}")
+    module_name, attribute = _EXTRAS[name]
+    module = importlib.import_module(module_name)
+    return module if attribute is None else getattr(module, attribute)
+
+
 __all__ = [
     "Bidirectional",
+    "BpttStep",
     "Carry",
     "Cell",
     "Dense",
     "GradcheckResult",
     "Initializer",
     "Layer",
-    "LinearRecurrence",
+    "LinearStep",
     "Params",
     "Stack",
+    "Step",
     "bidirectional",
     "checkpoint",
     "course",

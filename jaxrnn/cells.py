@@ -1,286 +1,193 @@
-"""Recurrent cells: NamedTuples of pure functions over a dict of arrays.
+r"""The classic cells, Elman RNN, LSTM and GRU, each written once as a `BpttStep`.
 
-A cell holds no state. `init` makes a params dict from an explicit PRNG key,
-`initial_carry` makes the zero state, and `step` advances one time step.
-`step` is split in two so that `jaxrnn.unroll` can choose where the input
-matmul runs: `project` is the input half of the affine map (it accepts any
-number of leading dims, so it can run over a whole sequence at once) and
-`recur` is the rest of the step, given the projected input.
+Each cell's equations are one `forward` function: the step that `jaxrnn.unroll`
+runs, the step whose residuals the hand-derived backward pass
+(`unroll(..., grad="bptt")`) reads, and the step behind `jaxrnn.course`. Next
+to it sit the per-step `backward` rule and the weight gradients over all steps
+(`grads`); `jaxrnn.bptt` runs them, and the test suite checks them against
+`jax.grad`.
 
-Every built-in cell uses fused gates: one input weight `w_x` of shape
-`(input_size, G * hidden_size)`, one recurrent weight `w_h` of shape
-`(hidden_size, G * hidden_size)` and one bias `b` of shape
-`(G * hidden_size,)`, with the gates in PyTorch's order so that weights move
-between the two libraries by a transpose.
+Every built-in cell uses fused gates (`jaxrnn.fused`): `w_x (I, G*H)`,
+`w_h (H, G*H)` and `b (G*H,)`, with the gates in PyTorch's order. The steps are
+module constants (`RNN_TANH`, `RNN_RELU`, `LSTM`, `GRU`, `GRU_ORIGINAL`), so
+`cell.step is jaxrnn.cells.LSTM` says that a cell computes exactly the LSTM,
+whatever its name or initialisation; `jaxrnn.interop` recognises cells that way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
-from jaxrnn import bptt as _bptt
+from jaxrnn import checks, fused
+from jaxrnn.cell import BpttStep, Cell, Initializer, Params
 
 Array = jax.Array
-Params = dict[str, Array]
-"""A cell's parameters: a flat dict of arrays with documented keys."""
-Carry = Any
-"""A cell's recurrent state: an array `(*batch, hidden_size)`, or a tuple of them."""
-Initializer = Callable[[Array, tuple[int, ...], Any], Array]
-"""`init(key, shape, dtype) -> array`, the signature of `jax.nn.initializers`."""
+Pair = tuple[Array, Array]
 
 
-class InitFn(Protocol):
-    def __call__(self, key: Array, input_size: int, dtype: Any = jnp.float32) -> Params:
-        """Make parameters.
-
-        Args:
-          key: a PRNG key (`jax.random.key(seed)`); the same key gives the same params.
-          input_size: the number of input features.
-          dtype: a floating dtype for every parameter.
-
-        Returns:
-          A dict of arrays; see each cell's docstring for its keys and shapes.
-        """
+def _outer(a: Array, b: Array) -> Array:
+    """`a^T b` over all `T * rows` rows of `a (T, rows, m)` and `b (T, rows, n)`: `(m, n)`."""
+    return jnp.tensordot(a, b, axes=((0, 1), (0, 1)))
 
 
-class InitialCarryFn(Protocol):
-    def __call__(self, batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> Carry:
-        """The all-zeros state, each array of shape `(*batch_shape, hidden_size)`."""
+def _rows_sum(a: Array) -> Array:
+    return jnp.sum(a, axis=(0, 1))
 
 
-class ProjectFn(Protocol):
-    def __call__(self, params: Params, x: Array) -> Array:
-        """Input half of the affine map: `(..., input_size) -> (..., G * hidden_size)`."""
+def _sigmoid_grad(s: Array) -> Array:
+    """The derivative of the sigmoid, from its output."""
+    return s * (1 - s)
 
 
-class RecurFn(Protocol):
-    def __call__(self, params: Params, carry: Carry, projected: Array) -> tuple[Carry, Array]:
-        """One step given the projected input `(*batch, G * hidden_size)`.
-
-        Returns `(new_carry, h)` with `h` of shape `(*batch, hidden_size)`.
-        """
+def _input_grads(params: Params, xs: Array, h_prev: Array, dz: Array, du: Array) -> Any:
+    """Gradients of `x @ w_x + b` (from `dz`) and `h_prev @ w_h` (from `du`), and of `xs`."""
+    dparams = {"w_x": _outer(xs, dz), "w_h": _outer(h_prev, du), "b": _rows_sum(dz)}
+    return dparams, dz @ params["w_x"].T
 
 
-class StepFn(Protocol):
-    def __call__(self, params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
-        """One time step: `x (*batch, input_size)` to `(new_carry, h (*batch, hidden_size))`."""
+# Elman RNN: h = phi(x W_x + h W_h + b).
 
 
-class BpttFn(Protocol):
-    def __call__(
-        self,
-        params: Params,
-        xs: Array,
-        carry: Carry,
-        lengths: Array | None,
-        reverse: bool,
-    ) -> tuple[Carry, Array]:
-        """`unroll` over time-major `xs (T, *batch, input_size)`, already checked,
-        with a hand-derived backward pass through time (a `jax.custom_vjp`)."""
+def _rnn_forward(phi: Any) -> Any:
+    def forward(params: Params, h: Array, projected: Array, read: Array) -> Any:
+        h = phi(projected + read @ params["w_h"])
+        return h, h, ()
+
+    return forward
 
 
-class CoefficientsFn(Protocol):
-    def __call__(self, params: Params, xs: Array) -> tuple[Array, Array]:
-        """The coefficients `(a, b)` of `h_t = a_t * h_{t-1} + b_t` for inputs `(..., input_size)`.
+def _rnn_backward(derivative: Any) -> Any:
+    def backward(params: Params, residuals: Any, h: Array, dh: Array) -> Pair:
+        dz = dh * derivative(h)
+        return dz, dz @ params["w_h_t"]
 
-        Both have shape `(..., state_size)` (the leading dims of `xs`), real or complex;
-        `log_coefficients` returns `(log a, log b)` instead, for positive `a` and `b`.
-        """
-
-
-class OutputFn(Protocol):
-    def __call__(self, params: Params, states: Array, xs: Array) -> Array:
-        """Outputs `(..., hidden_size)` from states `(..., state_size)` and their inputs."""
+    return backward
 
 
-class LinearRecurrence(NamedTuple):
-    r"""How a cell's state follows a linear recurrence, so `unroll` can scan it in parallel.
-
-    The state `h` (an array `(*batch, state_size)`, real or complex) evolves as
-
-    $$h_t = a_t \odot h_{t-1} + b_t, \qquad y_t = \mathrm{output}(h_t, x_t)$$
-
-    where `a_t` and `b_t` depend on the input `x_t` only, never on `h_{t-1}`.
-    Steps compose associatively, `(a_1, b_1) \circ (a_2, b_2) = (a_1 a_2, a_2 b_1 + b_2)`,
-    so `jaxrnn.unroll(..., parallel=True)` can run a whole sequence through
-    `jax.lax.associative_scan` in `O(log T)` depth. The cell's `recur` must compute the
-    same step one at a time.
-
-    Attributes:
-      coefficients: `coefficients(params, xs) -> (a, b)` for inputs `xs (..., input_size)`
-        with any leading dims; `a` and `b` have shape `(..., state_size)`.
-      output: `output(params, states, xs) -> ys`, from states `(..., state_size)` and the
-        inputs of the same steps to outputs `(..., hidden_size)`; `None` when the output
-        is the state itself.
-      to_state: `to_state(carry) -> h`, the carry as the state array `(*batch, state_size)`
-        (e.g. a complex array from its real and imaginary parts); `None` when the carry
-        is the state.
-      to_carry: `to_carry(h) -> carry`, the inverse of `to_state`; `None` when the carry
-        is the state.
-      log_coefficients: optional, for cells whose `a` and `b` are positive:
-        `log_coefficients(params, xs) -> (log a, log b)`. When set, the parallel scan
-        combines logarithms (Feng et al. 2024), so products of many decays become sums
-        of logs; the `lax.scan` form still uses `coefficients`, which is cheaper.
-    """
-
-    coefficients: CoefficientsFn
-    output: OutputFn | None = None
-    to_state: Callable[[Carry], Array] | None = None
-    to_carry: Callable[[Array], Carry] | None = None
-    log_coefficients: CoefficientsFn | None = None
+def _rnn_grads(params: Params, xs: Array, h_prev: Array, residuals: Any, dz: Array) -> Any:
+    return _input_grads(params, xs, h_prev, dz, dz)
 
 
-class Cell(NamedTuple):
-    """A recurrent cell: pure functions plus the sizes they were built for.
-
-    Attributes:
-      init: `init(key, input_size, dtype=jnp.float32) -> params`.
-      initial_carry: `initial_carry(batch_shape=(), dtype=jnp.float32) -> carry`, all zeros.
-      project: `project(params, x) -> projected`, the input half of the affine map;
-        `x` may have any leading dims, e.g. `(T, *batch, input_size)`.
-      recur: `recur(params, carry, projected) -> (carry, h)`, the rest of one step.
-      step: `step(params, carry, x) -> (carry, h)`, equal to `recur` after `project`,
-        with its arguments checked.
-      hidden_size: the size of `h`.
-      name: a short name used in error messages (`"lstm"`, `"gru"`, ...).
-      bptt: optional; the same computation as `unroll` with a hand-derived
-        backward pass, used by `unroll(..., grad="bptt")`. `None` when the cell
-        has none.
-      linear: optional; for cells whose state is a linear recurrence in the state
-        (`jaxrnn.min_gru`, `jaxrnn.min_lstm`, `jaxrnn.lru`), the `LinearRecurrence`
-        that lets `unroll(..., parallel=True)` scan the whole sequence at once. `None`
-        for cells with a nonlinear recurrence (`rnn`, `lstm`, `gru`).
-
-    A cell is hashable (so it can be a static argument of `jax.jit`); build it once
-    and reuse it rather than calling the constructor inside a jitted function.
-    """
-
-    init: InitFn
-    initial_carry: InitialCarryFn
-    project: ProjectFn
-    recur: RecurFn
-    step: StepFn
-    hidden_size: int
-    name: str
-    bptt: BpttFn | None = None
-    linear: LinearRecurrence | None = None
+RNN_TANH = BpttStep(
+    fused.project, _rnn_forward(jnp.tanh), _rnn_backward(lambda h: 1 - h * h), _rnn_grads
+)
+RNN_RELU = BpttStep(
+    fused.project,
+    _rnn_forward(jax.nn.relu),
+    _rnn_backward(lambda h: (h > 0).astype(h.dtype)),
+    _rnn_grads,
+)
 
 
-def default_input_init() -> Initializer:
-    """Glorot-uniform, applied to each gate's `(input_size, hidden_size)` block."""
-    return jax.nn.initializers.glorot_uniform()
+# LSTM.
 
 
-def default_recurrent_init() -> Initializer:
-    """Orthogonal, applied to each gate's `(hidden_size, hidden_size)` block."""
-    return jax.nn.initializers.orthogonal()
+def _lstm_forward(params: Params, carry: Pair, projected: Array, read: Pair) -> Any:
+    _, c_prev = carry
+    z = projected + read[0] @ params["w_h"]
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+    c = f * c_prev + i * g
+    h = o * jnp.tanh(c)
+    return (h, c), h, (i, f, g, o, c_prev)
 
 
-def _gate_blocks(
-    initializer: Initializer, key: Array, rows: int, hidden_size: int, gates: int, dtype: Any
-) -> Array:
-    """`(rows, gates * hidden_size)` made of one initialised block per gate."""
-    # QR (orthogonal init) has no half-precision kernel: draw in float32, then cast.
-    draw_dtype = dtype if jnp.dtype(dtype).itemsize >= 4 else jnp.float32
-    keys = jax.random.split(key, gates)
-    blocks = [initializer(k, (rows, hidden_size), draw_dtype) for k in keys]
-    return jnp.concatenate(blocks, axis=1).astype(dtype)
-
-
-def _fused_init(
-    hidden_size: int,
-    gates: int,
-    input_init: Initializer,
-    recurrent_init: Initializer,
-    bias: Callable[[Any], Array],
-) -> InitFn:
-    def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> Params:
-        key = _checks.prng_key(key)
-        input_size = _checks.positive_int(input_size, "input_size")
-        dtype = _checks.floating_dtype(dtype)
-        key_x, key_h = jax.random.split(key)
-        return {
-            "w_x": _gate_blocks(input_init, key_x, input_size, hidden_size, gates, dtype),
-            "w_h": _gate_blocks(recurrent_init, key_h, hidden_size, hidden_size, gates, dtype),
-            "b": bias(dtype),
-        }
-
-    return init
-
-
-def _zeros_carry(hidden_size: int, parts: int) -> InitialCarryFn:
-    def initial_carry(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> Carry:
-        batch_shape = _batch_shape(batch_shape)
-        dtype = _checks.floating_dtype(dtype)
-        zeros = jnp.zeros((*batch_shape, hidden_size), dtype)
-        return zeros if parts == 1 else tuple(zeros for _ in range(parts))
-
-    return initial_carry
-
-
-def _batch_shape(batch_shape: Any) -> tuple[int, ...]:
-    if isinstance(batch_shape, int):
-        batch_shape = (batch_shape,)
-    try:
-        dims = tuple(batch_shape)
-    except TypeError as e:
-        raise TypeError(f"batch_shape must be a tuple of ints, got {batch_shape!r}") from e
-    for d in dims:
-        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
-            raise ValueError(f"batch_shape must be a tuple of non-negative ints, got {dims!r}")
-    return dims
-
-
-def _add_bias(y: Array, bias: Array) -> Array:
-    # Explicit reshape: users may run with jax_numpy_rank_promotion="raise".
-    return y + bias.reshape((1,) * (y.ndim - 1) + bias.shape)
-
-
-def _fused_project(params: Params, x: Array) -> Array:
-    return _add_bias(x @ params["w_x"], params["b"])
-
-
-def _make_cell(
-    name: str,
-    hidden_size: int,
-    init: InitFn,
-    initial_carry: InitialCarryFn,
-    recur: RecurFn,
-    bptt: BpttFn | None = None,
-    *,
-    project: ProjectFn = _fused_project,
-    linear: LinearRecurrence | None = None,
-) -> Cell:
-    """A `Cell` whose `step` checks its arguments, then runs `recur` after `project`."""
-
-    def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
-        x = _checks.float_array(x, "x")
-        if x.ndim < 1:
-            raise ValueError("x must have shape (*batch, input_size), got a scalar")
-        _checks.check_params(cell, params, x.shape[-1], x.dtype, source="x")
-        carry = _checks.check_carry(cell, carry, x.shape[:-1], x.dtype, source="x")
-        return recur(params, carry, project(params, x))
-
-    cell = Cell(
-        init=init,
-        initial_carry=initial_carry,
-        project=project,
-        recur=recur,
-        step=step,
-        hidden_size=hidden_size,
-        name=name,
-        bptt=bptt,
-        linear=linear,
+def _lstm_backward(params: Params, residuals: Any, h: Array, dnew: Pair) -> Any:
+    i, f, g, o, c_prev = residuals
+    tanh_c = jnp.tanh(f * c_prev + i * g)  # recomputed: cheaper than saving it per step
+    dh, dc = dnew
+    dc = dc + dh * o * (1 - tanh_c * tanh_c)
+    dz = jnp.concatenate(
+        [
+            dc * g * _sigmoid_grad(i),
+            dc * c_prev * _sigmoid_grad(f),
+            dc * i * (1 - g * g),
+            dh * tanh_c * _sigmoid_grad(o),
+        ],
+        axis=-1,
     )
-    return cell
+    return dz, (dz @ params["w_h_t"], dc * f)
 
 
-_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+LSTM = BpttStep(fused.project, _lstm_forward, _lstm_backward, _rnn_grads)
+
+
+# GRU, reset gate after the recurrent matmul (PyTorch, cuDNN).
+
+
+def _gru_forward(params: Params, h: Array, projected: Array, read: Array) -> Any:
+    H = h.shape[-1]
+    u = read @ params["w_h"]
+    r = jax.nn.sigmoid(projected[..., :H] + u[..., :H])
+    z = jax.nn.sigmoid(projected[..., H : 2 * H] + u[..., H : 2 * H])
+    u_n = fused.add_bias(u[..., 2 * H :], params["b_hn"])
+    n = jnp.tanh(projected[..., 2 * H :] + r * u_n)
+    h_new = n + z * (h - n)
+    return h_new, h_new, (r, z, n, u_n, h)
+
+
+def _gru_backward(params: Params, residuals: Any, h: Array, dh: Array) -> Any:
+    r, z, n, u_n, h_prev = residuals
+    da_n = dh * (1 - z) * (1 - n * n)
+    du = jnp.concatenate(
+        [da_n * u_n * _sigmoid_grad(r), dh * (h_prev - n) * _sigmoid_grad(z), da_n * r], axis=-1
+    )
+    return (du, da_n), dh * z + du @ params["w_h_t"]
+
+
+def _gru_grads(params: Params, xs: Array, h_prev: Array, residuals: Any, emitted: Pair) -> Any:
+    du, da_n = emitted
+    H = da_n.shape[-1]
+    # The r and z gates see x and h through one pre-activation; n does not.
+    da = jnp.concatenate([du[..., : 2 * H], da_n], axis=-1)
+    dparams, dxs = _input_grads(params, xs, residuals[-1], da, du)
+    return {**dparams, "b_hn": _rows_sum(du[..., 2 * H :])}, dxs
+
+
+GRU = BpttStep(fused.project, _gru_forward, _gru_backward, _gru_grads)
+
+
+# GRU, reset gate before the recurrent matmul (the original formulation).
+
+
+def _gru_original_forward(params: Params, h: Array, projected: Array, read: Array) -> Any:
+    H = h.shape[-1]
+    w_h = params["w_h"]
+    u = read @ w_h[:, : 2 * H]
+    r = jax.nn.sigmoid(projected[..., :H] + u[..., :H])
+    z = jax.nn.sigmoid(projected[..., H : 2 * H] + u[..., H:])
+    n = jnp.tanh(projected[..., 2 * H :] + (r * read) @ w_h[:, 2 * H :])
+    h_new = n + z * (h - n)
+    return h_new, h_new, (r, z, n, h)
+
+
+def _gru_original_backward(params: Params, residuals: Any, h: Array, dh: Array) -> Any:
+    r, z, n, h_prev = residuals
+    H = h_prev.shape[-1]
+    w_h_t = params["w_h_t"]
+    da_n = dh * (1 - z) * (1 - n * n)
+    dq = da_n @ w_h_t[2 * H :]
+    da_rz = jnp.concatenate(
+        [dq * h_prev * _sigmoid_grad(r), dh * (h_prev - n) * _sigmoid_grad(z)], axis=-1
+    )
+    dh_prev = dh * z + dq * r + da_rz @ w_h_t[: 2 * H]
+    return jnp.concatenate([da_rz, da_n], axis=-1), dh_prev
+
+
+def _gru_original_grads(params: Params, xs: Array, h_prev: Array, residuals: Any, da: Array) -> Any:
+    r, h_prev = residuals[0], residuals[-1]
+    H = r.shape[-1]
+    dparams, dxs = _input_grads(params, xs, h_prev, da, da[..., : 2 * H])
+    dw_h_n = _outer(r * h_prev, da[..., 2 * H :])
+    return {**dparams, "w_h": jnp.concatenate([dparams["w_h"], dw_h_n], axis=1)}, dxs
+
+
+GRU_ORIGINAL = BpttStep(
+    fused.project, _gru_original_forward, _gru_original_backward, _gru_original_grads
+)
 
 
 def rnn(
@@ -294,6 +201,12 @@ def rnn(
 
     $$h_t = \phi(x_t W_x + h_{t-1} W_h + b), \qquad \phi \in \{\tanh, \mathrm{relu}\}$$
 
+    Backward (`grad="bptt"`), with $\bar h_t$ the gradient reaching $h_t$:
+    $\bar a_t = \bar h_t \odot \phi'(a_t)$ (read off $h_t$: $1 - h_t^2$ or
+    $[h_t > 0]$), $\bar h_{t-1} \mathrel{+}= \bar a_t W_h^\top$; after the loop
+    $\bar W_x = X^\top \bar A$, $\bar W_h = H_{\text{prev}}^\top \bar A$,
+    $\bar b = \sum_t \bar a_t$, $\bar X = \bar A W_x^\top$.
+
     Params: `w_x (input_size, hidden_size)`, `w_h (hidden_size, hidden_size)`,
     `b (hidden_size,)`. The carry is `h (*batch, hidden_size)`. Equal to
     `torch.nn.RNN` with `b = bias_ih + bias_hh`.
@@ -305,7 +218,7 @@ def rnn(
       recurrent_init: initializer for `w_h` (default orthogonal). The bias starts at zero.
 
     Returns:
-      A `Cell`.
+      A `Cell` whose step is `jaxrnn.cells.RNN_TANH` or `RNN_RELU`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
@@ -315,29 +228,11 @@ def rnn(
       >>> h.shape
       (2, 8)
     """
-    hidden_size = _checks.positive_int(hidden_size, "hidden_size")
-    _checks.one_of(nonlinearity, "nonlinearity", tuple(_ACTIVATIONS))
-    activation = _ACTIVATIONS[nonlinearity]
-
-    def recur(params: Params, h: Array, projected: Array) -> tuple[Array, Array]:
-        h = activation(projected + h @ params["w_h"])
-        return h, h
-
-    init = _fused_init(
-        hidden_size,
-        1,
-        input_init or default_input_init(),
-        recurrent_init or default_recurrent_init(),
-        lambda dtype: jnp.zeros((hidden_size,), dtype),
-    )
-    return _make_cell(
-        f"rnn_{nonlinearity}",
-        hidden_size,
-        init,
-        _zeros_carry(hidden_size, 1),
-        recur,
-        bptt=_bptt.rnn(nonlinearity),
-    )
+    H = checks.positive_int(hidden_size, "hidden_size")
+    checks.one_of(nonlinearity, "nonlinearity", ("tanh", "relu"))
+    init = fused.init(H, 1, input_init, recurrent_init or fused.default_recurrent_init())
+    step = RNN_TANH if nonlinearity == "tanh" else RNN_RELU
+    return Cell(init, fused.zeros_carry(H), step, H, f"rnn_{nonlinearity}")
 
 
 def lstm(
@@ -355,6 +250,13 @@ def lstm(
     $$c_t = \sigma(f) \odot c_{t-1} + \sigma(i) \odot \tanh(g), \qquad
       h_t = \sigma(o) \odot \tanh(c_t)$$
 
+    Backward (`grad="bptt"`): the step saves $i, f, g, o$ (after their nonlinearities)
+    and $c_{t-1}$. With $\hat c = \bar c_t + \bar h_t \odot o \odot (1 - \tanh^2 c_t)$:
+    $\bar z_i = \hat c\, g\, i(1-i)$, $\bar z_f = \hat c\, c_{t-1} f(1-f)$,
+    $\bar z_g = \hat c\, i (1 - g^2)$, $\bar z_o = \bar h_t \tanh(c_t)\, o(1-o)$,
+    $\bar c_{t-1} = \hat c\, f$ and $\bar h_{t-1} \mathrel{+}= \bar z_t W_h^\top$; the
+    weight gradients follow after the loop as for `rnn`.
+
     Params: `w_x (input_size, 4 * hidden_size)`, `w_h (hidden_size, 4 * hidden_size)`,
     `b (4 * hidden_size,)`. The carry is the tuple `(h, c)`, each
     `(*batch, hidden_size)`. Equal to `torch.nn.LSTM` with `b = bias_ih + bias_hh`.
@@ -367,7 +269,7 @@ def lstm(
       recurrent_init: initializer for each gate's block of `w_h` (default orthogonal).
 
     Returns:
-      A `Cell`.
+      A `Cell` whose step is `jaxrnn.cells.LSTM`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
@@ -382,26 +284,14 @@ def lstm(
       Jozefowicz, Zaremba & Sutskever, "An Empirical Exploration of Recurrent
       Network Architectures", ICML 2015.
     """
-    hidden_size = _checks.positive_int(hidden_size, "hidden_size")
-    H = hidden_size
+    H = checks.positive_int(hidden_size, "hidden_size")
 
     def bias(dtype: Any) -> Array:
         return jnp.zeros((4 * H,), dtype).at[H : 2 * H].set(forget_bias)
 
-    def recur(
-        params: Params, carry: tuple[Array, Array], projected: Array
-    ) -> tuple[tuple[Array, Array], Array]:
-        h, c = carry
-        z = projected + h @ params["w_h"]
-        i, f, g, o = jnp.split(z, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
-        return (h, c), h
-
-    init = _fused_init(
-        H, 4, input_init or default_input_init(), recurrent_init or default_recurrent_init(), bias
-    )
-    return _make_cell("lstm", H, init, _zeros_carry(H, 2), recur, bptt=_bptt.lstm())
+    recurrent_init = recurrent_init or fused.default_recurrent_init()
+    init = fused.init(H, 4, input_init, recurrent_init, bias)
+    return Cell(init, fused.zeros_carry(H, 2), LSTM, H, "lstm")
 
 
 def gru(
@@ -424,6 +314,14 @@ def gru(
     `reset_after=False` is the original formulation, which resets the state before
     the matmul, $n = \tanh(a_n + (r \odot h_{t-1}) W_{h,n})$.
 
+    Backward (`grad="bptt"`): with $\bar a_n = \bar h_t (1 - z)(1 - n^2)$ and
+    $\bar z_z = \bar h_t (h_{t-1} - n)\, z(1-z)$, `reset_after=True` gives
+    $\bar z_r = \bar a_n \tilde u_n\, r(1-r)$ (with $\tilde u_n = u_n + b_{hn}$) and
+    $\bar h_{t-1} \mathrel{+}= \bar h_t z + [\bar z_r, \bar z_z, \bar a_n r] W_h^\top$;
+    `reset_after=False` gives $\bar q = \bar a_n W_{h,n}^\top$,
+    $\bar z_r = \bar q\, h_{t-1}\, r(1-r)$ and
+    $\bar h_{t-1} \mathrel{+}= \bar h_t z + \bar q r + [\bar z_r, \bar z_z] W_{h,rz}^\top$.
+
     Params: `w_x (input_size, 3 * hidden_size)`, `w_h (hidden_size, 3 * hidden_size)`,
     `b (3 * hidden_size,)` and, with `reset_after=True`, `b_hn (hidden_size,)` (the
     recurrent bias of the candidate, which sits inside the reset product and so
@@ -439,7 +337,7 @@ def gru(
         Biases start at zero.
 
     Returns:
-      A `Cell`.
+      A `Cell` whose step is `jaxrnn.cells.GRU` or `GRU_ORIGINAL`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
@@ -452,47 +350,12 @@ def gru(
       Cho et al., "Learning Phrase Representations using RNN Encoder-Decoder for
       Statistical Machine Translation", EMNLP 2014.
     """
-    hidden_size = _checks.positive_int(hidden_size, "hidden_size")
-    reset_after = _checks.boolean(reset_after, "reset_after")
-    H = hidden_size
-    fused_init = _fused_init(
-        H,
-        3,
-        input_init or default_input_init(),
-        recurrent_init or default_recurrent_init(),
-        lambda dtype: jnp.zeros((3 * H,), dtype),
-    )
-
+    H = checks.positive_int(hidden_size, "hidden_size")
+    reset_after = checks.boolean(reset_after, "reset_after")
+    recurrent_init = recurrent_init or fused.default_recurrent_init()
     if reset_after:
-
-        def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> Params:
-            params = fused_init(key, input_size, dtype)
-            return {**params, "b_hn": jnp.zeros((H,), params["b"].dtype)}
-
-        def recur(params: Params, h: Array, projected: Array) -> tuple[Array, Array]:
-            u = h @ params["w_h"]
-            r = jax.nn.sigmoid(projected[..., :H] + u[..., :H])
-            z = jax.nn.sigmoid(projected[..., H : 2 * H] + u[..., H : 2 * H])
-            n = jnp.tanh(projected[..., 2 * H :] + r * _add_bias(u[..., 2 * H :], params["b_hn"]))
-            h = n + z * (h - n)
-            return h, h
-
-        return _make_cell("gru", H, init, _zeros_carry(H, 1), recur, bptt=_bptt.gru())
-
-    def recur_original(params: Params, h: Array, projected: Array) -> tuple[Array, Array]:
-        w_h = params["w_h"]
-        u = h @ w_h[:, : 2 * H]
-        r = jax.nn.sigmoid(projected[..., :H] + u[..., :H])
-        z = jax.nn.sigmoid(projected[..., H : 2 * H] + u[..., H:])
-        n = jnp.tanh(projected[..., 2 * H :] + (r * h) @ w_h[:, 2 * H :])
-        h = n + z * (h - n)
-        return h, h
-
-    return _make_cell(
-        "gru_original",
-        H,
-        fused_init,
-        _zeros_carry(H, 1),
-        recur_original,
-        bptt=_bptt.gru(reset_after=False),
-    )
+        b_hn = lambda dtype: {"b_hn": jnp.zeros((H,), dtype)}  # noqa: E731
+        init = fused.init(H, 3, input_init, recurrent_init, extra=b_hn)
+        return Cell(init, fused.zeros_carry(H), GRU, H, "gru")
+    init = fused.init(H, 3, input_init, recurrent_init)
+    return Cell(init, fused.zeros_carry(H), GRU_ORIGINAL, H, "gru_original")

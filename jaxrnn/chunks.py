@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
+from jaxrnn import checks
 
 Array = jax.Array
 
@@ -97,14 +97,14 @@ def map_chunks(fn: Callable[..., Any], *xs: Array, chunk_size: int | None = None
         if x.shape[0] != num_steps:
             raise ValueError(
                 f"every xs must have the same number of steps on axis 0: xs[0] has "
-                f"{num_steps}, xs[{i}] has shape {_checks.shape_str(x.shape)}"
+                f"{num_steps}, xs[{i}] has shape {checks.shape_str(x.shape)}"
             )
     if num_steps == 0:
         return fn(*arrays)
     if chunk_size is None:
-        size = _segment_size(num_steps)
+        size = segment_size(num_steps)
     else:
-        size = min(_checks.positive_int(chunk_size, "chunk_size"), num_steps)
+        size = min(checks.positive_int(chunk_size, "chunk_size"), num_steps)
 
     def checked(*chunk: Array) -> Any:
         out = fn(*chunk)
@@ -115,7 +115,7 @@ def map_chunks(fn: Callable[..., Any], *xs: Array, chunk_size: int | None = None
                 raise ValueError(
                     f"fn must return arrays with one row per step (axis 0 of length "
                     f"{steps} for a chunk of {steps} steps); output"
-                    f"{jax.tree_util.keystr(path)} has shape {_checks.shape_str(shape)}"
+                    f"{jax.tree_util.keystr(path)} has shape {checks.shape_str(shape)}"
                 )
         return out
 
@@ -130,7 +130,7 @@ def map_chunks(fn: Callable[..., Any], *xs: Array, chunk_size: int | None = None
     return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), out, tail)
 
 
-def _segment_size(num_steps: int) -> int:
+def segment_size(num_steps: int) -> int:
     """Steps per chunk: a divisor of `num_steps` near its square root if one is close.
 
     `k` steps per chunk keep `T / k` values between chunks (the carry at each chunk

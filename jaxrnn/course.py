@@ -68,8 +68,9 @@ import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
 
-from jaxrnn import _checks
-from jaxrnn.cells import Cell, Params, lstm, rnn
+from jaxrnn import cells, checks
+from jaxrnn.cell import Cell, Params
+from jaxrnn.cells import lstm, rnn
 
 Array = jax.Array
 Gradients = dict[str, np.ndarray]
@@ -143,7 +144,7 @@ def _array(x: Any, name: str, dims: Sequence[str], *, keep_jax: bool = False) ->
             hint = f"; a bias is a column, reshape it with {name}.reshape(-1, 1)"
         raise ValueError(
             f"{name} must have {len(dims)} dims ({', '.join(dims)}), "
-            f"got shape {_checks.shape_str(x.shape)}{hint}"
+            f"got shape {checks.shape_str(x.shape)}{hint}"
         )
     return x
 
@@ -151,8 +152,8 @@ def _array(x: Any, name: str, dims: Sequence[str], *, keep_jax: bool = False) ->
 def _expect_shape(name: str, x: Any, shape: tuple[int, ...], why: str) -> None:
     if tuple(x.shape) != tuple(shape):
         raise ValueError(
-            f"{name} has shape {_checks.shape_str(x.shape)} but expected "
-            f"{_checks.shape_str(shape)}: {why}"
+            f"{name} has shape {checks.shape_str(x.shape)} but expected "
+            f"{checks.shape_str(shape)}: {why}"
         )
 
 
@@ -194,7 +195,7 @@ def _rnn_parameters(
     p = _parameter_dict(parameters, RNN_KEYS, "RNN", name, keep_jax)
     n_a, n_x = p["Wax"].shape
     n_y = p["Wya"].shape[0]
-    source = f"n_a = {n_a} from {name}['Wax'] of shape {_checks.shape_str(p['Wax'].shape)}"
+    source = f"n_a = {n_a} from {name}['Wax'] of shape {checks.shape_str(p['Wax'].shape)}"
     _expect_shape(f"{name}['Waa']", p["Waa"], (n_a, n_a), f"(n_a, n_a) with {source}")
     _expect_shape(f"{name}['Wya']", p["Wya"], (n_y, n_a), f"(n_y, n_a) with {source}")
     _expect_shape(f"{name}['ba']", p["ba"], (n_a, 1), f"(n_a, 1) with {source}")
@@ -215,7 +216,7 @@ def _lstm_parameters(
     p = _parameter_dict(parameters, LSTM_KEYS, "LSTM", name, keep_jax)
     n_a, width = p["Wf"].shape
     n_x = width - n_a
-    wf = f"{name}['Wf'] of shape {_checks.shape_str(p['Wf'].shape)}"
+    wf = f"{name}['Wf'] of shape {checks.shape_str(p['Wf'].shape)}"
     if n_x < 1:
         raise ValueError(
             f"{wf} must be (n_a, n_a + n_x) with n_x >= 1: the gates act on the stacked "
@@ -256,7 +257,7 @@ def _check_inputs(
     if x.shape[0] != n_x:
         raise ValueError(
             f"{name} has {x.shape[0]} features ({name}.shape[0]; shape "
-            f"{_checks.shape_str(x.shape)}) but {weight} expects n_x = {n_x}"
+            f"{checks.shape_str(x.shape)}) but {weight} expects n_x = {n_x}"
         )
     m = x.shape[1]
     for state_name, state in states:
@@ -449,7 +450,7 @@ def from_cell_params(params: Mapping[str, Any], head: Mapping[str, Any]) -> dict
     gates = width // n_a if n_a else 0
     if gates not in (1, 4) or width != gates * n_a:
         raise ValueError(
-            f"params['w_h'] has shape {_checks.shape_str(w_h.shape)}; the course has a "
+            f"params['w_h'] has shape {checks.shape_str(w_h.shape)}; the course has a "
             f"one-gate RNN (n_a, n_a) and an LSTM (n_a, 4 * n_a) only (a GRU's (n_a, 3 * n_a) "
             f"has no course version)"
         )
@@ -489,11 +490,16 @@ def _softmax_logits(head: Mapping[str, Array], h: Array) -> Array:
     return jax.nn.softmax(logits, axis=-1).T
 
 
+def _step(step: Any, params: Params, carry: Any, xt: Array) -> tuple[Any, Array, Any]:
+    """One step of a built-in cell's own `forward`, on the course's `(features, m)` arrays."""
+    return step.forward(params, carry, step.project(params, xt.T), carry)
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _rnn_step(
     cell: Cell, params: Params, head: dict[str, Array], xt: Array, a_prev: Array
 ) -> tuple[Array, Array]:
-    _, h = cell.step(params, a_prev.T, xt.T)
+    _, h, _ = _step(cell.step, params, a_prev.T, xt)
     return h.T, _softmax_logits(head, h)
 
 
@@ -501,13 +507,7 @@ def _rnn_step(
 def _lstm_step(
     cell: Cell, params: Params, head: dict[str, Array], xt: Array, a_prev: Array, c_prev: Array
 ) -> tuple[Array, Array, Array, tuple[Array, Array, Array, Array]]:
-    x, h = xt.T, a_prev.T
-    (h_next, c_next), _ = cell.step(params, (h, c_prev.T), x)
-    # The cache needs the gates, which `step` does not return: rebuild them from the
-    # cell's own input projection and recurrent weight.
-    z = cell.project(params, x) + h @ params["w_h"]
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    ft, it, cct, ot = jax.nn.sigmoid(f), jax.nn.sigmoid(i), jnp.tanh(g), jax.nn.sigmoid(o)
+    (h_next, c_next), _, (it, ft, cct, ot, _) = _step(cell.step, params, (a_prev.T, c_prev.T), xt)
     return h_next.T, c_next.T, _softmax_logits(head, h_next), (ft.T, it.T, cct.T, ot.T)
 
 
@@ -566,12 +566,12 @@ def rnn_cell_forward(
 
 
 def _wax(p: Mapping[str, np.ndarray]) -> str:
-    return f"parameters['Wax'] of shape {_checks.shape_str(p['Wax'].shape)}"
+    return f"parameters['Wax'] of shape {checks.shape_str(p['Wax'].shape)}"
 
 
 def _wf(p: Mapping[str, np.ndarray]) -> str:
     n_a, width = p["Wf"].shape
-    return f"parameters['Wf'] of shape {_checks.shape_str(p['Wf'].shape)} (n_x = {width} - {n_a})"
+    return f"parameters['Wf'] of shape {checks.shape_str(p['Wf'].shape)} (n_x = {width} - {n_a})"
 
 
 def _sequence(x: Any) -> np.ndarray:
@@ -819,17 +819,33 @@ def _lstm_cache(cache: Any, name: str) -> tuple[dict[str, np.ndarray], dict[str,
     return named, p
 
 
+def _step_backward(
+    step: Any, params: Params, xt: Array, a_prev: Array, residuals: Any, h: Array, dnew: Any
+) -> tuple[Params, Array, Any]:
+    """One step of a built-in cell's own backward rule and weight gradients, course layout in.
+
+    Returns the library-layout parameter gradients, `dxt (n_x, m)` and the gradient of
+    the carry the step started from.
+    """
+    back_params = {**params, "w_h_t": params["w_h"].T}
+    emitted, dprev = step.backward(back_params, residuals, h, dnew)
+    one = functools.partial(jax.tree.map, lambda a: a[None])
+    dparams, dxs = step.grads(params, xt.T[None], a_prev.T[None], one(residuals), one(emitted))
+    return dparams, dxs[0].T, dprev
+
+
 @jax.jit
 def _rnn_cell_grads(
     da_next: Array, a_next: Array, a_prev: Array, xt: Array, Wax: Array, Waa: Array
 ) -> dict[str, Array]:
-    dz = (1 - a_next**2) * da_next  # tanh'(z) = 1 - tanh(z)^2 = 1 - a_next^2
+    params = {"w_x": Wax.T, "w_h": Waa.T, "b": jnp.zeros(Wax.shape[:1], Wax.dtype)}
+    g, dxt, da_prev = _step_backward(cells.RNN_TANH, params, xt, a_prev, (), a_next.T, da_next.T)
     return {
-        "dxt": Wax.T @ dz,
-        "da_prev": Waa.T @ dz,
-        "dWax": dz @ xt.T,
-        "dWaa": dz @ a_prev.T,
-        "dba": jnp.sum(dz, axis=1, keepdims=True),
+        "dxt": dxt,
+        "da_prev": da_prev.T,
+        "dWax": g["w_x"].T,
+        "dWaa": g["w_h"].T,
+        "dba": g["b"][:, None],
     }
 
 
@@ -985,24 +1001,23 @@ def _lstm_cell_grads(
     da_next: Array, dc_next: Array, s: dict[str, Array], W: dict[str, Array]
 ) -> dict[str, Array]:
     n_a = s["a_prev"].shape[0]
-    tanh_c = jnp.tanh(s["c_next"])
-    # The full gradient reaching c_next: directly, and through a_next = ot * tanh(c_next).
-    dc = dc_next + da_next * s["ot"] * (1 - tanh_c**2)
-    d = {
-        "f": dc * s["c_prev"] * s["ft"] * (1 - s["ft"]),
-        "i": dc * s["cct"] * s["it"] * (1 - s["it"]),
-        "c": dc * s["it"] * (1 - s["cct"] ** 2),
-        "o": da_next * tanh_c * s["ot"] * (1 - s["ot"]),
+    weights = [W[gate] for gate in _LSTM_GATE_ORDER]
+    params = {
+        "w_x": jnp.concatenate([w[:, n_a:].T for w in weights], axis=1),
+        "w_h": jnp.concatenate([w[:, :n_a].T for w in weights], axis=1),
+        "b": jnp.zeros((4 * n_a,), weights[0].dtype),  # the backward does not read it
     }
-    concat = jnp.concatenate([s["a_prev"], s["xt"]], axis=0)
-    grads = {
-        "dxt": sum(W[g][:, n_a:].T @ d[g] for g in _LSTM_GRAD_ORDER),
-        "da_prev": sum(W[g][:, :n_a].T @ d[g] for g in _LSTM_GRAD_ORDER),
-        "dc_prev": dc * s["ft"],
-    }
-    for g in _LSTM_GRAD_ORDER:
-        grads[f"dW{g}"] = d[g] @ concat.T
-        grads[f"db{g}"] = jnp.sum(d[g], axis=1, keepdims=True)
+    residuals = tuple(s[k].T for k in ("it", "ft", "cct", "ot", "c_prev"))
+    dnew = (da_next.T, dc_next.T)
+    g, dxt, (da_prev, dc_prev) = _step_backward(
+        cells.LSTM, params, s["xt"], s["a_prev"], residuals, s["a_next"].T, dnew
+    )
+    grads = {"dxt": dxt, "da_prev": da_prev.T, "dc_prev": dc_prev.T}
+    blocks = dict(zip(_LSTM_GATE_ORDER, range(4), strict=True))
+    for gate in _LSTM_GRAD_ORDER:
+        cols = slice(blocks[gate] * n_a, (blocks[gate] + 1) * n_a)
+        grads[f"dW{gate}"] = jnp.concatenate([g["w_h"][:, cols].T, g["w_x"][:, cols].T], axis=1)
+        grads[f"db{gate}"] = g["b"][cols][:, None]
     return grads
 
 

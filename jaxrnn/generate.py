@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn import _checks
-from jaxrnn.cells import Carry, Cell, Params
+from jaxrnn import checks
+from jaxrnn.cell import Carry, Cell, Params
 
 Array = jax.Array
 
@@ -88,7 +88,8 @@ def generate(
       key: a PRNG key; required unless `greedy=True` (where it is unused).
       temperature: a positive scalar (a float or a scalar array, which may be
         traced); below 1 sharpens the distribution, above 1 flattens it.
-        Ignored when `greedy=True`.
+        Ignored when `greedy=True`. A traced value cannot raise: where it is not
+        a finite number > 0 every token is -1, never a valid class.
       top_k: sample only among the `top_k` largest logits (`1 <= top_k <= C`);
         `None` samples among all classes. Ignored when `greedy=True`.
       greedy: pick the argmax instead of sampling.
@@ -119,7 +120,7 @@ def generate(
       ((6, 3), (6, 3, 5), dtype('int32'))
     """
     first_input, carry, num_steps = _common(cell, params, carry, first_input, num_steps)
-    greedy = _checks.boolean(greedy, "greedy")
+    greedy = checks.boolean(greedy, "greedy")
     if not callable(readout):
         raise TypeError(f"readout must be a function h -> logits, got {type(readout).__name__}")
     if not callable(embed):
@@ -131,23 +132,23 @@ def generate(
                 "key is required to sample: pass key=jax.random.key(seed), or greedy=True "
                 "for argmax decoding"
             )
-        key = _checks.prng_key(key)
+        key = checks.prng_key(key)
         temperature = _temperature(temperature)
         if top_k is not None:
-            top_k = _checks.positive_int(top_k, "top_k")
+            top_k = checks.positive_int(top_k, "top_k")
         keys = jax.random.split(key, num_steps)
     batch_shape = first_input.shape[:-1]
 
     def body(state: tuple[Carry, Array], step_key: Array | None) -> tuple[Any, Any]:
         carry, x = state
         carry, h = cell.step(params, carry, x)
-        logits = _checks.float_array(readout(h), "readout(h)")
+        logits = checks.float_array(readout(h), "readout(h)")
         if logits.ndim != len(batch_shape) + 1 or logits.shape[:-1] != batch_shape:
             raise ValueError(
                 f"readout(h) must return logits of shape (*batch, C) with batch shape "
-                f"{_checks.shape_str(batch_shape)} (from first_input); h has shape "
-                f"{_checks.shape_str(h.shape)} and readout(h) has shape "
-                f"{_checks.shape_str(logits.shape)}"
+                f"{checks.shape_str(batch_shape)} (from first_input); h has shape "
+                f"{checks.shape_str(h.shape)} and readout(h) has shape "
+                f"{checks.shape_str(logits.shape)}"
             )
         if greedy:
             token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
@@ -300,7 +301,7 @@ def shift_right(targets: Array, start: Any, *, time_axis: int = 0) -> Array:
     if start.shape not in ((), step_shape):
         raise ValueError(
             f"start must be a scalar or have the shape of one step of targets, "
-            f"{_checks.shape_str(step_shape)}; got shape {_checks.shape_str(start.shape)}"
+            f"{checks.shape_str(step_shape)}; got shape {checks.shape_str(start.shape)}"
         )
     if targets.shape[0] == 0:
         return jnp.moveaxis(targets, 0, time_axis)
@@ -313,9 +314,8 @@ def _common(
     cell: Cell, params: Params, carry: Carry | None, first_input: Any, num_steps: Any
 ) -> tuple[Array, Carry, int]:
     """Check what `generate` and `rollout` share; returns the arrays to scan over."""
-    if not isinstance(cell, Cell):
-        raise TypeError(f"cell must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), got {type(cell)}")
-    first_input = _checks.float_array(first_input, "first_input")
+    checks.cell(cell)
+    first_input = checks.float_array(first_input, "first_input")
     if first_input.ndim < 1:
         raise ValueError("first_input must have shape (*batch, input_size), got a scalar")
     first_input = jnp.asarray(first_input, first_input.dtype)  # drop weak typing for the scan
@@ -326,22 +326,22 @@ def _common(
     if num_steps < 0:
         raise ValueError(f"num_steps must be a non-negative int, got {num_steps}")
     batch_shape, dtype = first_input.shape[:-1], first_input.dtype
-    _checks.check_params(cell, params, first_input.shape[-1], dtype, source="first_input")
+    checks.params(cell, params, first_input.shape[-1], dtype, source="first_input")
     if carry is None:
-        carry = cell.initial_carry(batch_shape, dtype)
+        carry = checks.initial_carry(cell, batch_shape, dtype)
     else:
-        carry = _checks.check_carry(cell, carry, batch_shape, dtype, source="first_input")
-        carry = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype), carry)
+        carry = checks.carry(cell, carry, batch_shape, dtype, source="first_input")
+    checks.step(cell, params, carry, first_input)
     return first_input, carry, int(num_steps)
 
 
 def _fed_back(x: Any, name: str, first_input: Array) -> Array:
     """`x`, checked to fit where `first_input` went: the scan carries it to the next step."""
-    x = _checks.float_array(x, name)
+    x = checks.float_array(x, name)
     if x.shape != first_input.shape:
         raise ValueError(
             f"{name} is the next step's input, so it must have the shape of first_input, "
-            f"{_checks.shape_str(first_input.shape)}; got {_checks.shape_str(x.shape)}"
+            f"{checks.shape_str(first_input.shape)}; got {checks.shape_str(x.shape)}"
         )
     if x.dtype != first_input.dtype:
         raise TypeError(
@@ -359,10 +359,10 @@ def _temperature(temperature: Any) -> Any:
         if not (np.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
         return float(temperature)
-    arr = _checks.float_array(temperature, "temperature")
+    arr = checks.float_array(temperature, "temperature")
     if arr.shape != ():
         raise ValueError(
-            f"temperature must be a scalar, got an array of shape {_checks.shape_str(arr.shape)}"
+            f"temperature must be a scalar, got an array of shape {checks.shape_str(arr.shape)}"
         )
     if not isinstance(arr, jax.core.Tracer):
         value = float(arr)
@@ -375,15 +375,23 @@ def _sample(key: Array, logits: Array, temperature: Any, top_k: int | None) -> A
     """Draw one token per batch element from `softmax(logits / temperature)`."""
     # Gumbel noise in half precision is too coarse; draw in at least float32.
     dtype = jnp.float32 if jnp.dtype(logits.dtype).itemsize < 4 else logits.dtype
-    scaled = logits.astype(dtype) / jnp.asarray(temperature, dtype)
+    temperature = jnp.asarray(temperature, dtype)
+    scaled = logits.astype(dtype) / temperature
     if top_k is None:
-        return jax.random.categorical(key, scaled, axis=-1).astype(jnp.int32)
+        tokens = jax.random.categorical(key, scaled, axis=-1).astype(jnp.int32)
+    else:
+        tokens = _sample_top_k(key, scaled, top_k)
+    usable = jnp.isfinite(temperature) & (temperature > 0)
+    return jnp.where(usable, tokens, jnp.asarray(-1, jnp.int32))
+
+
+def _sample_top_k(key: Array, logits: Array, top_k: int) -> Array:
     num_classes = logits.shape[-1]
     if top_k > num_classes:
         raise ValueError(
             f"top_k must be at most the number of classes C={num_classes} "
             f"(readout(h).shape[-1]); got {top_k}"
         )
-    values, indices = jax.lax.top_k(scaled, top_k)
+    values, indices = jax.lax.top_k(logits, top_k)
     choice = jax.random.categorical(key, values, axis=-1)
     return jnp.take_along_axis(indices, choice[..., None], axis=-1)[..., 0].astype(jnp.int32)

@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
-from jaxrnn.cells import Initializer, Params, _add_bias
+from jaxrnn import checks
+from jaxrnn.cell import Initializer, Params
+from jaxrnn.fused import add_bias
 
 Array = jax.Array
 
@@ -60,38 +61,38 @@ def dense(output_size: int, *, kernel_init: Initializer | None = None) -> Dense:
       >>> logits.shape
       (10, 2, 5)
     """
-    output_size = _checks.positive_int(output_size, "output_size")
+    output_size = checks.positive_int(output_size, "output_size")
     kernel_init = kernel_init or jax.nn.initializers.lecun_normal()
 
     def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> Params:
-        key = _checks.prng_key(key)
-        input_size = _checks.positive_int(input_size, "input_size")
-        dtype = _checks.floating_dtype(dtype)
+        key = checks.prng_key(key)
+        input_size = checks.positive_int(input_size, "input_size")
+        dtype = checks.floating_dtype(dtype)
         return {
             "w": kernel_init(key, (input_size, output_size), dtype),
             "b": jnp.zeros((output_size,), dtype),
         }
 
     def apply(params: Params, hs: Array) -> Array:
-        hs = _checks.float_array(hs, "hs")
+        hs = checks.float_array(hs, "hs")
         if not isinstance(params, dict) or set(params) != {"w", "b"}:
             raise TypeError("params must be the dict {'w', 'b'} that dense(...).init returns")
         w, b = params["w"], params["b"]
         if w.ndim != 2 or b.shape != (w.shape[1],) or w.shape[1] != output_size:
             raise ValueError(
-                f"params['w'] has shape {_checks.shape_str(w.shape)} and params['b'] "
-                f"{_checks.shape_str(b.shape)}, expected (input_size, {output_size}) and "
+                f"params['w'] has shape {checks.shape_str(w.shape)} and params['b'] "
+                f"{checks.shape_str(b.shape)}, expected (input_size, {output_size}) and "
                 f"({output_size},)"
             )
         if hs.ndim < 1 or hs.shape[-1] != w.shape[0]:
             raise ValueError(
-                f"hs has shape {_checks.shape_str(hs.shape)} but params['w'] expects "
+                f"hs has shape {checks.shape_str(hs.shape)} but params['w'] expects "
                 f"{w.shape[0]} features on the last axis"
             )
         if hs.dtype != w.dtype:
             raise TypeError(
                 f"hs has dtype {hs.dtype} but params have dtype {w.dtype}; cast one explicitly"
             )
-        return _add_bias(hs @ w, b)
+        return add_bias(hs @ w, b)
 
     return Dense(init=init, apply=apply, output_size=output_size)

@@ -89,8 +89,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn import _checks
-from jaxrnn.cells import Cell, Params
+from jaxrnn import cells, checks
+from jaxrnn.cell import Cell, Params
 from jaxrnn.layers import Bidirectional, Stack
 
 __all__ = [
@@ -107,6 +107,23 @@ __all__ = [
 ]
 
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+_BUILTIN = {
+    cells.RNN_TANH: "rnn_tanh",
+    cells.RNN_RELU: "rnn_relu",
+    cells.LSTM: "lstm",
+    cells.GRU: "gru",
+    cells.GRU_ORIGINAL: "gru_original",
+}
+
+
+def _builtin(cell: Cell) -> str | None:
+    """Which built-in equations `cell` computes, recognised by its step, or `None`."""
+    try:
+        return _BUILTIN.get(cell.step)
+    except TypeError:  # an unhashable step is not a built-in one
+        return None
+
+
 _TORCH_CLASS = {1: "nn.RNN", 3: "nn.GRU", 4: "nn.LSTM"}
 _SUFFIX = re.compile(r"_l\d+(_reverse)?")
 
@@ -117,19 +134,18 @@ def _check_cell(cell: Any, function: str) -> int:
         raise TypeError(
             f"cell must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), got {type(cell).__name__}"
         )
-    if cell.name == "gru_original":
+    if _builtin(cell) == "gru_original":
         raise ValueError(
             f"{function} cannot convert cell 'gru_original' (jaxrnn.gru(H, reset_after=False)): "
             f"PyTorch has no such GRU, torch.nn.GRU applies the reset gate after the recurrent "
             f"matmul; use jaxrnn.gru(H) (reset_after=True) for PyTorch weights"
         )
-    if cell.name not in _GATES:
-        kinds = ", ".join(repr(k) for k in _GATES)
+    if _builtin(cell) not in _GATES:
         raise ValueError(
-            f"{function} supports the built-in cells whose cell.name is one of {kinds} "
-            f"(torch.nn.RNN, nn.LSTM, nn.GRU); got cell.name {cell.name!r}"
+            f"{function} supports the built-in cells jaxrnn.rnn, lstm and gru (torch.nn.RNN, "
+            f"nn.LSTM, nn.GRU), recognised by their step; cell {cell.name!r} has another step"
         )
-    return _GATES[cell.name]
+    return _GATES[_builtin(cell)]
 
 
 def _check_suffix(suffix: Any) -> str:
@@ -322,20 +338,20 @@ def from_torch(
     if w_hh.ndim != 2 or w_hh.shape != (GH, H):
         hint = _shape_hint(w_hh) if w_hh.ndim == 2 else ""
         raise ValueError(
-            f"state_dict[{names['weight_hh']!r}] has shape {_checks.shape_str(w_hh.shape)} but "
-            f"{context} expects {_checks.shape_str((GH, H))} = (gates * hidden_size, "
+            f"state_dict[{names['weight_hh']!r}] has shape {checks.shape_str(w_hh.shape)} but "
+            f"{context} expects {checks.shape_str((GH, H))} = (gates * hidden_size, "
             f"hidden_size){hint}"
         )
     if w_ih.ndim != 2 or w_ih.shape[0] != GH or w_ih.shape[1] < 1:
         raise ValueError(
-            f"state_dict[{names['weight_ih']!r}] has shape {_checks.shape_str(w_ih.shape)} but "
+            f"state_dict[{names['weight_ih']!r}] has shape {checks.shape_str(w_ih.shape)} but "
             f"{context} expects ({GH}, input_size) = (gates * hidden_size, input_size)"
         )
     for part in ("bias_ih", "bias_hh"):
         key = names[part]
         if key in arrays and arrays[key].shape != (GH,):
             raise ValueError(
-                f"state_dict[{key!r}] has shape {_checks.shape_str(arrays[key].shape)} but "
+                f"state_dict[{key!r}] has shape {checks.shape_str(arrays[key].shape)} but "
                 f"{context} expects ({GH},) = (gates * hidden_size,)"
             )
 
@@ -343,7 +359,7 @@ def from_torch(
         target = w_ih.dtype
         _check_jax_can_hold(target, f"the dtype of state_dict[{first!r}]")
     else:
-        _checks.floating_dtype(dtype)
+        checks.floating_dtype(dtype)
         target = np.dtype(jnp.dtype(dtype))
         _check_jax_can_hold(target, "dtype")
     arrays = {key: arr.astype(target, copy=False) for key, arr in arrays.items()}
@@ -353,7 +369,7 @@ def from_torch(
         b_ih = b_hh = np.zeros((GH,), target)
 
     params = {"w_x": arrays[names["weight_ih"]].T, "w_h": arrays[names["weight_hh"]].T}
-    if cell.name == "gru":
+    if _builtin(cell) == "gru":
         folded = np.concatenate([b_hh[: 2 * H], np.zeros((H,), target)])
         params["b"] = _add_exact(b_ih, folded)
         params["b_hn"] = b_hh[2 * H :]
@@ -376,10 +392,10 @@ def _check_params(
     w_x = as_array(params["w_x"], "params['w_x']")
     if w_x.ndim != 2 or w_x.shape[0] < 1:
         raise ValueError(
-            f"params['w_x'] has shape {_checks.shape_str(w_x.shape)} but must be "
+            f"params['w_x'] has shape {checks.shape_str(w_x.shape)} but must be "
             f"(input_size, gates * hidden_size)"
         )
-    expected = _checks.param_template(cell, int(w_x.shape[0]), jnp.dtype(jnp.float32))
+    expected = checks.param_template(cell, int(w_x.shape[0]), jnp.dtype(jnp.float32))
     context = f"cell {cell.name!r} (hidden_size={cell.hidden_size})"
     missing = sorted(set(expected) - set(params))
     extra = sorted(map(str, set(params) - set(expected)))
@@ -393,9 +409,9 @@ def _check_params(
         got = arrays[key]
         if got.shape != want.shape:
             raise ValueError(
-                f"params[{key!r}] has shape {_checks.shape_str(got.shape)} but {context} with "
+                f"params[{key!r}] has shape {checks.shape_str(got.shape)} but {context} with "
                 f"input_size={w_x.shape[0]} (from params['w_x'].shape[0]) expects "
-                f"{_checks.shape_str(want.shape)}"
+                f"{checks.shape_str(want.shape)}"
             )
         if got.dtype != w_x.dtype:
             raise TypeError(
@@ -480,7 +496,7 @@ def to_torch(
     arrays = _check_params(cell, params)
     H = cell.hidden_size
     bias_hh = np.zeros_like(arrays["b"])
-    if cell.name == "gru":
+    if _builtin(cell) == "gru":
         bias_hh[2 * H :] = arrays["b_hn"]
     return {
         f"weight_ih{suffix}": np.array(arrays["w_x"].T, order="C"),
@@ -538,7 +554,7 @@ def _torch_layout(layer: Any, function: str) -> tuple[tuple[Cell | Bidirectional
                 )
         for cell in _layer_cells(item):
             _check_cell(cell, function)
-            if (cell.name, cell.hidden_size) != (reference.name, reference.hidden_size):
+            if (_builtin(cell), cell.hidden_size) != (_builtin(reference), reference.hidden_size):
                 raise ValueError(
                     f"{function} needs one kind of cell with one hidden size in every layer, as "
                     f"in one PyTorch module; layers[0] has cell {reference.name!r} with "
@@ -552,7 +568,7 @@ def _check_bidirectional(layer: Bidirectional, function: str, name: str) -> None
     fwd, bwd = layer.fwd_cell, layer.bwd_cell
     _check_cell(fwd, function)
     _check_cell(bwd, function)
-    if (fwd.name, fwd.hidden_size) != (bwd.name, bwd.hidden_size):
+    if (_builtin(fwd), fwd.hidden_size) != (_builtin(bwd), bwd.hidden_size):
         raise ValueError(
             f"{name} runs cell {fwd.name!r} (hidden_size={fwd.hidden_size}) forwards and "
             f"{bwd.name!r} (hidden_size={bwd.hidden_size}) backwards, but a bidirectional "
@@ -674,7 +690,7 @@ def _layer_from_torch(
             if w_x.shape[0] != want:
                 raise ValueError(
                     f"state_dict['weight_ih_l{index}'] has shape "
-                    f"{_checks.shape_str(w_x.shape[::-1])} but layers[{index}] reads the "
+                    f"{checks.shape_str(w_x.shape[::-1])} but layers[{index}] reads the "
                     f"{want} features of layers[{index - 1}]: expected "
                     f"({w_x.shape[1]}, {want})"
                 )
@@ -747,7 +763,7 @@ def _layer_to_torch(
         if index > 0 and w.shape[1] != _out(layers[index - 1]):
             raise ValueError(
                 f"{path} reads {w.shape[1]} features (its w_x has shape "
-                f"{_checks.shape_str(w.shape[::-1])}) but layers[{index - 1}] outputs "
+                f"{checks.shape_str(w.shape[::-1])}) but layers[{index - 1}] outputs "
                 f"{_out(layers[index - 1])}"
             )
         if dtype is not None and w.dtype != dtype:
@@ -782,8 +798,8 @@ def _bidirectional_to_torch(
     if fwd.shape != bwd.shape or fwd.dtype != bwd.dtype:
         raise ValueError(
             f"{path}['fwd'] and {path}['bwd'] must have one input size and dtype; their w_x "
-            f"are {_checks.shape_str(fwd.shape[::-1])} {fwd.dtype} and "
-            f"{_checks.shape_str(bwd.shape[::-1])} {bwd.dtype}"
+            f"are {checks.shape_str(fwd.shape[::-1])} {fwd.dtype} and "
+            f"{checks.shape_str(bwd.shape[::-1])} {bwd.dtype}"
         )
     return state
 
@@ -837,7 +853,7 @@ def carry_from_torch(layer_or_cell: Cell | Bidirectional | Stack, h_n: Any, c_n:
     layers, directions = _torch_layout(layer_or_cell, "carry_from_torch")
     reference = _layer_cells(layers[0])[0]
     H, count = reference.hidden_size, len(layers) * directions
-    lstm = reference.name == "lstm"
+    lstm = _builtin(reference) == "lstm"
     names = ("h_n", "c_n") if lstm else ("h_n",)
     if lstm and c_n is None:
         raise ValueError("c_n must be given for an LSTM, (L * D, *batch, hidden_size); got None")
@@ -851,7 +867,7 @@ def carry_from_torch(layer_or_cell: Cell | Bidirectional | Stack, h_n: Any, c_n:
         arr = _torch_state(value, name)
         if arr.ndim < 2 or arr.shape[0] != count or arr.shape[-1] != H:
             raise ValueError(
-                f"{name} has shape {_checks.shape_str(arr.shape)} but must be "
+                f"{name} has shape {checks.shape_str(arr.shape)} but must be "
                 f"({count}, *batch, {H}) = (num_layers * num_directions, *batch, hidden_size) "
                 f"with {len(layers)} layer{'s' * (len(layers) > 1)} and {directions} "
                 f"direction{'s' * (directions > 1)}"
@@ -859,8 +875,8 @@ def carry_from_torch(layer_or_cell: Cell | Bidirectional | Stack, h_n: Any, c_n:
         states.append(arr)
     if lstm and (states[0].shape != states[1].shape or states[0].dtype != states[1].dtype):
         raise ValueError(
-            f"h_n and c_n must have one shape and dtype, got {_checks.shape_str(states[0].shape)} "
-            f"{states[0].dtype} and {_checks.shape_str(states[1].shape)} {states[1].dtype}"
+            f"h_n and c_n must have one shape and dtype, got {checks.shape_str(states[0].shape)} "
+            f"{states[0].dtype} and {checks.shape_str(states[1].shape)} {states[1].dtype}"
         )
 
     def cell_carry(entry: int) -> Any:
@@ -906,7 +922,7 @@ def carry_to_torch(layer_or_cell: Cell | Bidirectional | Stack, carry: Any) -> A
     layers, directions = _torch_layout(layer_or_cell, "carry_to_torch")
     reference = _layer_cells(layers[0])[0]
     H = reference.hidden_size
-    lstm = reference.name == "lstm"
+    lstm = _builtin(reference) == "lstm"
     if isinstance(layer_or_cell, Stack):
         if not isinstance(carry, (list, tuple)) or len(carry) != len(layers):
             raise TypeError(
@@ -948,15 +964,15 @@ def carry_to_torch(layer_or_cell: Cell | Bidirectional | Stack, carry: Any) -> A
             arr = _to_numpy(value, name)
             if arr.ndim < 1 or arr.shape[-1] != H:
                 raise ValueError(
-                    f"{name} has shape {_checks.shape_str(arr.shape)} but must be "
+                    f"{name} has shape {checks.shape_str(arr.shape)} but must be "
                     f"(*batch, {H}) = (*batch, hidden_size)"
                 )
             if shape is None:
                 shape, dtype, first = arr.shape, arr.dtype, name
             elif arr.shape != shape or arr.dtype != dtype:
                 raise ValueError(
-                    f"{name} has shape {_checks.shape_str(arr.shape)} and dtype {arr.dtype} but "
-                    f"{first} has {_checks.shape_str(shape)} and {dtype}; every state must share "
+                    f"{name} has shape {checks.shape_str(arr.shape)} and dtype {arr.dtype} but "
+                    f"{first} has {checks.shape_str(shape)} and {dtype}; every state must share "
                     f"one shape and dtype"
                 )
             into.append(arr)
@@ -968,7 +984,7 @@ def _describe_carry(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of {len(value)}"
     if hasattr(value, "shape"):
-        return f"an array of shape {_checks.shape_str(value.shape)}"
+        return f"an array of shape {checks.shape_str(value.shape)}"
     return f"a {type(value).__name__}"
 
 
@@ -1004,7 +1020,7 @@ def _same_dtype(arrays: Mapping[str, Any]) -> Any:
 def _target_dtype(dtype: Any, found: Any) -> Any:
     if dtype is None:
         return found
-    _checks.floating_dtype(dtype)
+    checks.floating_dtype(dtype)
     target = np.dtype(jnp.dtype(dtype))
     _check_jax_can_hold(target, "dtype")
     return target
@@ -1027,17 +1043,17 @@ def _check_built_in(cell: Any, function: str, supported: Mapping[str, str], libr
         raise TypeError(
             f"cell must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), got {type(cell).__name__}"
         )
-    if cell.name == "gru_original":
+    if _builtin(cell) == "gru_original":
         raise ValueError(
             f"{function} cannot convert cell 'gru_original' (jaxrnn.gru(H, reset_after=False)): "
             f"{library}'s GRU applies the reset gate after the recurrent matmul, "
             f"n = tanh(x W_in + b_in + r * (h W_hn + b_hn)); use jaxrnn.gru(H) (reset_after=True)"
         )
-    if cell.name not in supported:
-        kinds = ", ".join(f"{name!r} ({cls})" for name, cls in supported.items())
+    if _builtin(cell) not in supported:
+        kinds = ", ".join(f"{_JAXRNN_FOR.get(k, k)} ({cls})" for k, cls in supported.items())
         raise ValueError(
-            f"{function} supports the built-in cells whose cell.name is one of {kinds}; "
-            f"got cell.name {cell.name!r}"
+            f"{function} supports the built-in cells {kinds}, recognised by their step; "
+            f"cell {cell.name!r} has another step"
         )
 
 
@@ -1124,7 +1140,7 @@ def _flax_kinds(cell: Any, function: str) -> tuple[str, ...]:
         "rnn_relu": "flax SimpleCell(activation_fn=relu)",
     }
     _check_built_in(cell, function, supported, "Flax")
-    return _FLAX_KINDS[cell.name]
+    return _FLAX_KINDS[_builtin(cell)]
 
 
 def _entries(layout: Sequence[_FlaxEntry]) -> set[tuple[str, str]]:
@@ -1157,7 +1173,7 @@ def _unwrap_flax(flax_params: Any) -> tuple[Mapping[str, Any], str]:
 
 def _match_flax_layout(cell: Cell, tree: Mapping[str, Any], path: str) -> str:
     """The Flax cell kind whose param names `tree` has, or an error saying what differs."""
-    kinds = _FLAX_KINDS[cell.name]
+    kinds = _FLAX_KINDS[_builtin(cell)]
     got = {(str(module), str(leaf)) for module, sub in tree.items() for leaf in sub}
     for kind in kinds:
         if _entries(_FLAX_LAYOUTS[kind]) == got:
@@ -1168,7 +1184,7 @@ def _match_flax_layout(cell: Cell, tree: Mapping[str, Any], path: str) -> str:
     others: dict[str, str] = {}  # Flax class -> the jaxrnn cell it converts to
     for name, other in _FLAX_KINDS.items():
         for kind in other:
-            if name != cell.name and _entries(_FLAX_LAYOUTS[kind]) == got:
+            if name != _builtin(cell) and _entries(_FLAX_LAYOUTS[kind]) == got:
                 others.setdefault(kind, _JAXRNN_FOR[name])
     if others:
         which = " or ".join(
@@ -1264,11 +1280,11 @@ def from_flax(cell: Cell, flax_params: Mapping[str, Any], *, dtype: Any = None) 
     x_kernel = arrays[first]
     if x_kernel.ndim != 2 or x_kernel.shape[0] < 1:
         raise ValueError(
-            f"{names[first]} has shape {_checks.shape_str(x_kernel.shape)} but must be "
+            f"{names[first]} has shape {checks.shape_str(x_kernel.shape)} but must be "
             f"(input_size, {'hidden_size' if layout[0][3] is not None else 'gates * hidden_size'})"
         )
     input_size = int(x_kernel.shape[0])
-    template = _checks.param_template(cell, input_size, jnp.dtype(jnp.float32))
+    template = checks.param_template(cell, input_size, jnp.dtype(jnp.float32))
     context = f"cell {cell.name!r} (hidden_size={H}) read as a flax.{kind}"
     for module, leaf, param, gate in layout:
         want = tuple(template[param].shape)
@@ -1277,9 +1293,9 @@ def from_flax(cell: Cell, flax_params: Mapping[str, Any], *, dtype: Any = None) 
         got = arrays[module, leaf].shape
         if tuple(got) != want:
             raise ValueError(
-                f"{names[module, leaf]} has shape {_checks.shape_str(got)} but {context} with "
+                f"{names[module, leaf]} has shape {checks.shape_str(got)} but {context} with "
                 f"input_size={input_size} (from {names[first]}.shape[0]) expects "
-                f"{_checks.shape_str(want)}"
+                f"{checks.shape_str(want)}"
             )
 
     target = _target_dtype(dtype, found)
@@ -1300,7 +1316,7 @@ def from_flax(cell: Cell, flax_params: Mapping[str, Any], *, dtype: Any = None) 
 
 
 def _flax_kind(cell: Cell, kind: Any) -> str:
-    kinds = _FLAX_KINDS[cell.name]
+    kinds = _FLAX_KINDS[_builtin(cell)]
     if kind is None:
         return kinds[0]
     if not isinstance(kind, str):
@@ -1394,10 +1410,10 @@ def to_flax(cell: Cell, params: Params, kind: str | None = None) -> dict[str, di
 
 
 def _flax_state(value: Any, name: str, hidden_size: int) -> jax.Array:
-    arr = _checks.float_array(value, name)
+    arr = checks.float_array(value, name)
     if arr.ndim < 1 or arr.shape[-1] != hidden_size:
         raise ValueError(
-            f"{name} has shape {_checks.shape_str(arr.shape)} but must be "
+            f"{name} has shape {checks.shape_str(arr.shape)} but must be "
             f"(*batch, {hidden_size}) = (*batch, hidden_size)"
         )
     return arr
@@ -1406,7 +1422,7 @@ def _flax_state(value: Any, name: str, hidden_size: int) -> jax.Array:
 def _convert_carry(cell: Cell, carry: Any, name: str, order: str) -> Any:
     """`carry` checked, with an LSTM's two states swapped; `order` names them as given."""
     H = cell.hidden_size
-    if cell.name != "lstm":
+    if _builtin(cell) != "lstm":
         if isinstance(carry, (tuple, list)):
             raise TypeError(
                 f"{name} of cell {cell.name!r} must be one array h (*batch, {H}), "
@@ -1424,7 +1440,7 @@ def _convert_carry(cell: Cell, carry: Any, name: str, order: str) -> Any:
     if a.shape != b.shape or a.dtype != b.dtype:
         raise ValueError(
             f"{name}[0] ({first}) and {name}[1] ({second}) must have one shape and dtype, got "
-            f"{_checks.shape_str(a.shape)} {a.dtype} and {_checks.shape_str(b.shape)} {b.dtype}"
+            f"{checks.shape_str(a.shape)} {a.dtype} and {checks.shape_str(b.shape)} {b.dtype}"
         )
     return (b, a)
 
@@ -1504,7 +1520,7 @@ _EQUINOX_ARRAYS = {
 def _check_equinox(cell: Any, module: Any, name: str, function: str) -> None:
     """An error unless `module` is the equinox.nn cell that `cell` converts to."""
     supported = {"lstm": "equinox.nn.LSTMCell", "gru": "equinox.nn.GRUCell"}
-    if isinstance(cell, Cell) and cell.name in ("rnn_tanh", "rnn_relu"):
+    if isinstance(cell, Cell) and _builtin(cell) in ("rnn_tanh", "rnn_relu"):
         raise ValueError(
             f"{function} cannot convert cell {cell.name!r}: equinox.nn has no plain RNN cell, "
             f"only LSTMCell and GRUCell"
@@ -1519,10 +1535,10 @@ def _check_equinox(cell: Any, module: Any, name: str, function: str) -> None:
             f"{name} must be an equinox.nn.LSTMCell or equinox.nn.GRUCell, "
             f"got {type(module).__module__}.{type(module).__qualname__}"
         )
-    if kind != cell.name:
+    if kind != _builtin(cell):
         raise ValueError(
-            f"cell {cell.name!r} converts to and from {supported[cell.name]}, but {name} is an "
-            f"equinox.nn.{_EQUINOX_CLASS[kind]}; use {_JAXRNN_FOR[kind]} for it"
+            f"cell {cell.name!r} converts to and from {supported[_builtin(cell)]}, but {name} "
+            f"is an equinox.nn.{_EQUINOX_CLASS[kind]}; use {_JAXRNN_FOR[kind]} for it"
         )
     if module.hidden_size != cell.hidden_size:
         raise ValueError(
@@ -1573,7 +1589,7 @@ def from_equinox(cell: Cell, eqx_cell: Any, *, dtype: Any = None) -> Params:
     """
     _check_equinox(cell, eqx_cell, "eqx_cell", "from_equinox")
     H = cell.hidden_size
-    GH = {"lstm": 4, "gru": 3}[cell.name] * H
+    GH = {"lstm": 4, "gru": 3}[_builtin(cell)] * H
     I = eqx_cell.input_size
     shapes = {"weight_ih": (GH, I), "weight_hh": (GH, H), "bias": (GH,), "bias_n": (H,)}
     meaning = {
@@ -1583,16 +1599,16 @@ def from_equinox(cell: Cell, eqx_cell: Any, *, dtype: Any = None) -> Params:
         "bias_n": "(hidden_size,)",
     }
     arrays = {}
-    for attr in _EQUINOX_ARRAYS[cell.name]:
+    for attr in _EQUINOX_ARRAYS[_builtin(cell)]:
         value = getattr(eqx_cell, attr)
         if value is None and attr.startswith("bias"):
             continue  # use_bias=False
         arr = _as_jax(value, f"eqx_cell.{attr}")
         if tuple(arr.shape) != shapes[attr]:
             raise ValueError(
-                f"eqx_cell.{attr} has shape {_checks.shape_str(arr.shape)} but an "
+                f"eqx_cell.{attr} has shape {checks.shape_str(arr.shape)} but an "
                 f"equinox.nn.{_EQUINOX_CLASS[cell.name]} with input_size={I} and "
-                f"hidden_size={H} has {_checks.shape_str(shapes[attr])} = {meaning[attr]}"
+                f"hidden_size={H} has {checks.shape_str(shapes[attr])} = {meaning[attr]}"
             )
         arrays[f"eqx_cell.{attr}"] = arr
     target = _target_dtype(dtype, _same_dtype(arrays))
@@ -1602,7 +1618,7 @@ def from_equinox(cell: Cell, eqx_cell: Any, *, dtype: Any = None) -> Params:
         "w_h": arrays["weight_hh"].T,
         "b": arrays.get("bias", jnp.zeros((GH,), target)),
     }
-    if cell.name == "gru":
+    if _builtin(cell) == "gru":
         params["b_hn"] = arrays.get("bias_n", jnp.zeros((H,), target))
     return params
 
@@ -1650,12 +1666,12 @@ def to_equinox(cell: Cell, params: Params, like: Any) -> Any:
     input_size = arrays["w_x"].shape[0]
     if input_size != like.input_size:
         raise ValueError(
-            f"params['w_x'] has shape {_checks.shape_str(arrays['w_x'].shape)}, input_size "
+            f"params['w_x'] has shape {checks.shape_str(arrays['w_x'].shape)}, input_size "
             f"{input_size}, but like has input_size={like.input_size}; build like with "
             f"input_size={input_size}"
         )
     values = {"weight_ih": arrays["w_x"].T, "weight_hh": arrays["w_h"].T, "bias": arrays["b"]}
-    if cell.name == "gru":
+    if _builtin(cell) == "gru":
         values["bias_n"] = arrays["b_hn"]
     for attr, param in (("bias", "b"), ("bias_n", "b_hn")):
         if attr in values and getattr(like, attr) is None:

@@ -20,26 +20,22 @@ Without a key nothing is dropped, which is how a trained network is evaluated.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
-from jaxrnn.cells import Carry, Cell, Params
+from jaxrnn import checks
+from jaxrnn.cell import Carry, Cell, LinearStep, Params, Step, has_projection
 from jaxrnn.unroll import unroll
 
 Array = jax.Array
 
 MERGES = ("concat", "sum", "mean", None)
 """The values `bidirectional` accepts for `merge`."""
-
-RECURRENT_DROPOUT_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_original")
-"""The `cell.name`s that `stack(..., recurrent_dropout=p)` knows how to mask."""
 
 
 class LayerInitFn(Protocol):
@@ -199,9 +195,9 @@ def bidirectional(fwd_cell: Cell, bwd_cell: Cell, merge: str | None = "concat") 
       >>> bool(jnp.all(ys[2:, 1] == 0))                            # padding stays zero
       True
     """
-    _check_cell(fwd_cell, "fwd_cell")
-    _check_cell(bwd_cell, "bwd_cell")
-    _checks.one_of(merge, "merge", MERGES)
+    checks.cell(fwd_cell, "fwd_cell")
+    checks.cell(bwd_cell, "bwd_cell")
+    checks.one_of(merge, "merge", MERGES)
     hf, hb = fwd_cell.hidden_size, bwd_cell.hidden_size
     if merge in ("sum", "mean") and hf != hb:
         raise ValueError(
@@ -218,9 +214,9 @@ def bidirectional(fwd_cell: Cell, bwd_cell: Cell, merge: str | None = "concat") 
         output_size = hf
 
     def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> dict[str, Params]:
-        key = _checks.prng_key(key)
-        input_size = _checks.positive_int(input_size, "input_size")
-        dtype = _checks.floating_dtype(dtype)
+        key = checks.prng_key(key)
+        input_size = checks.positive_int(input_size, "input_size")
+        dtype = checks.floating_dtype(dtype)
         key_fwd, key_bwd = jax.random.split(key)
         return {
             "fwd": fwd_cell.init(key_fwd, input_size, dtype),
@@ -242,10 +238,10 @@ def bidirectional(fwd_cell: Cell, bwd_cell: Cell, merge: str | None = "concat") 
         time_axis: int = 0,
         key: Array | None = None,
     ) -> tuple[Carry, Any]:
-        xs, time_axis = _checks.time_major(xs, time_axis)
+        xs, time_axis = checks.time_major(xs, time_axis)
         lengths = _check_lengths(lengths, xs)
         if key is not None:
-            _checks.prng_key(key)
+            checks.prng_key(key)
         params = _check_layer_params(layer, params, xs.shape[-1], xs.dtype, "params", "xs")
         if carry is not None:
             carry = _check_layer_carry(layer, carry, xs.shape[1:-1], xs.dtype, "carry")
@@ -300,10 +296,11 @@ def stack(
       drawn afresh at every time step.
     - `recurrent_dropout` is the variational dropout of Gal & Ghahramani (2016):
       for every cell (both directions of a bidirectional layer), one mask per
-      sequence over the units of the state `h` that enters the recurrent matmul
-      (`h @ w_h`), shared by all time steps. It drops nothing else: an LSTM's
-      `c` and a GRU's interpolation `z * h` see the state itself. The cells are
-      recognised by `cell.name` (`RECURRENT_DROPOUT_CELLS`).
+      sequence over the units of the carry that the recurrent weights read, shared by
+      all time steps. A `jaxrnn.Step` or `BpttStep` gets the masked carry as `read`
+      only, so the built-in cells drop just the `h` entering `h @ w_h`: an LSTM's `c`
+      and a GRU's interpolation `z * h` see the state itself. A plain step function
+      gets the whole carry masked. A `LinearStep` has no recurrent weights to mask.
 
     `residual=True` adds each layer's input (before dropout) to its output, so
     every layer's output size must equal its input size (the first layer's
@@ -363,8 +360,8 @@ def stack(
     layers = _check_layers(layers)
     dropout = _rate(dropout, "dropout")
     recurrent_dropout = _rate(recurrent_dropout, "recurrent_dropout")
-    residual = _checks.boolean(residual, "residual")
-    learn_initial_carry = _checks.boolean(learn_initial_carry, "learn_initial_carry")
+    residual = checks.boolean(residual, "residual")
+    learn_initial_carry = checks.boolean(learn_initial_carry, "learn_initial_carry")
     sizes = [_output_size(layer) for layer in layers]
     if residual:
         for index in range(1, len(layers)):
@@ -372,18 +369,17 @@ def stack(
     if recurrent_dropout > 0:
         for index, layer in enumerate(layers):
             for cell in _cells(layer):
-                if cell.name not in RECURRENT_DROPOUT_CELLS:
+                if isinstance(cell.step, LinearStep):
                     raise ValueError(
-                        f"recurrent_dropout masks the state entering the recurrent matmul of the "
-                        f"built-in cells, whose cell.name is one of "
-                        f"{', '.join(map(repr, RECURRENT_DROPOUT_CELLS))}; layers[{index}] has "
-                        f"cell.name {cell.name!r}. Use recurrent_dropout=0.0 with this cell"
+                        f"recurrent_dropout masks what a cell's recurrent weights read, but "
+                        f"layers[{index}] has cell {cell.name!r}, whose step is a LinearStep with "
+                        f"no recurrent weights. Use recurrent_dropout=0.0 with this cell"
                     )
 
     def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> dict[str, Any]:
-        key = _checks.prng_key(key)
-        input_size = _checks.positive_int(input_size, "input_size")
-        dtype = _checks.floating_dtype(dtype)
+        key = checks.prng_key(key)
+        input_size = checks.positive_int(input_size, "input_size")
+        dtype = checks.floating_dtype(dtype)
         if residual:
             _check_residual(0, input_size, sizes[0], "input_size")
         keys = jax.random.split(key, len(layers))
@@ -408,7 +404,7 @@ def stack(
         time_axis: int = 0,
         key: Array | None = None,
     ) -> tuple[list[Carry], Array]:
-        xs, time_axis = _checks.time_major(xs, time_axis)
+        xs, time_axis = checks.time_major(xs, time_axis)
         lengths = _check_lengths(lengths, xs)
         batch_shape, dtype = xs.shape[1:-1], xs.dtype
         if residual:
@@ -440,7 +436,7 @@ def stack(
             carries = [None] * len(layers)
         layer_keys = None
         if key is not None:
-            key = _checks.prng_key(key)
+            key = checks.prng_key(key)
             if dropout > 0 or recurrent_dropout > 0:
                 layer_keys = jax.random.split(key, len(layers))
 
@@ -461,7 +457,7 @@ def stack(
                     cells = _cells(layer)
                     cell_keys = jax.random.split(key_recurrent, len(cells))
                     masks = tuple(
-                        _dropout_mask(k, recurrent_dropout, (*batch_shape, cell.hidden_size), dtype)
+                        _carry_mask(k, recurrent_dropout, cell, batch_shape, dtype)
                         for k, cell in zip(cell_keys, cells, strict=True)
                     )
             if isinstance(layer, Cell):
@@ -550,60 +546,48 @@ def _dropout_mask(key: Array, rate: float, shape: tuple[int, ...], dtype: Any) -
     return jnp.where(kept, jnp.asarray(1.0 / keep, dtype), jnp.zeros((), dtype))
 
 
+def _carry_mask(key: Array, rate: float, cell: Cell, batch_shape: Any, dtype: Any) -> Any:
+    """One dropout mask per leaf of the cell's carry, each of that leaf's shape."""
+    leaves, tree = jax.tree.flatten(jax.eval_shape(lambda: cell.initial_carry(batch_shape, dtype)))
+    keys = jax.random.split(key, len(leaves))
+    masks = [
+        _dropout_mask(k, rate, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves, strict=True)
+    ]
+    return jax.tree.unflatten(tree, masks)
+
+
 @functools.lru_cache(maxsize=256)
 def _with_recurrent_mask(cell: Cell) -> Cell:
-    """`cell` whose carry is `(mask, carry)`: `mask * h` enters the recurrent matmul.
+    """`cell` whose carry is `(mask, carry)`, with `mask * carry` as what its weights read.
 
     The mask rides in the carry rather than in a closure, so the cell is the same
     object on every call and an eager `unroll` does not compile again for a new mask.
     """
-    H = cell.hidden_size
+    step = cell.step
 
-    if cell.name == "lstm":
+    def masked(mask: Any, carry: Carry) -> Carry:
+        return jax.tree.map(jnp.multiply, carry, mask)
 
-        def recur(params: Params, carry: Carry, projected: Array) -> tuple[Carry, Array]:
-            mask, (h, c) = carry
-            new_carry, out = cell.recur(params, (h * mask, c), projected)
-            return (mask, new_carry), out
+    if has_projection(step):
 
-    elif cell.name in ("gru", "gru_original"):
+        def recur(params: Params, carry: Carry, projected: Any, read: Carry) -> Any:
+            mask, inner = carry
+            new, y = step.recur(params, inner, projected, masked(mask, read[1]))
+            return (mask, new), y
 
-        def recur(params: Params, carry: Carry, projected: Array) -> tuple[Carry, Array]:
-            mask, h = carry
-            dropped = h * mask
-            interpolated, _ = cell.recur(params, dropped, projected)
-            # The cell also interpolated towards the dropped state, `n + z * (dropped - n)`;
-            # the state itself must not be dropped, so add back `z * (h - dropped)`. Only
-            # the update gate's block of w_h: slicing a full product would make the
-            # backward pass multiply by all three blocks.
-            u_z = dropped @ params["w_h"][:, H : 2 * H]
-            z = jax.nn.sigmoid(projected[..., H : 2 * H] + u_z)
-            new_h = interpolated + z * (h - dropped)
-            return (mask, new_h), new_h
-
+        new_step: Any = Step(step.project, recur)
     else:
 
-        def recur(params: Params, carry: Carry, projected: Array) -> tuple[Carry, Array]:
-            mask, h = carry
-            new_h, out = cell.recur(params, h * mask, projected)
-            return (mask, new_h), out
+        def new_step(params: Params, carry: Carry, x: Array) -> Any:
+            mask, inner = carry
+            new, y = step(params, masked(mask, inner), x)
+            return (mask, new), y
 
     def initial_carry(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> Carry:
         inner = cell.initial_carry(batch_shape, dtype)
-        return (jnp.ones(jax.tree.leaves(inner)[0].shape, dtype), inner)
+        return (jax.tree.map(jnp.ones_like, inner), inner)
 
-    def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
-        return recur(params, carry, cell.project(params, x))
-
-    return Cell(
-        init=cell.init,
-        initial_carry=initial_carry,
-        project=cell.project,
-        recur=recur,
-        step=step,
-        hidden_size=H,
-        name=cell.name,
-    )
+    return cell._replace(initial_carry=initial_carry, step=new_step)
 
 
 # Structure.
@@ -618,13 +602,6 @@ def _output_size(layer: Cell | Bidirectional) -> int:
 
 
 # Checks.
-
-
-def _check_cell(cell: Any, name: str) -> None:
-    if not isinstance(cell, Cell):
-        raise TypeError(
-            f"{name} must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), got {type(cell).__name__}"
-        )
 
 
 def _check_layers(layers: Any) -> tuple[Cell | Bidirectional, ...]:
@@ -676,37 +653,14 @@ def _check_residual(index: int, input_size: int, output_size: int, source: str) 
 def _check_lengths(lengths: Any, xs: Array) -> Array | None:
     if lengths is None:
         return None
-    return _checks.check_lengths(lengths, xs.shape[1:-1], xs.shape[0])
-
-
-@contextlib.contextmanager
-def _named(short: str, full: str) -> Iterator[None]:
-    """Re-raise a check's error with the argument it names, `short`, renamed `full`.
-
-    The checks of `_checks` name a cell's own `params` and `carry`; inside a layer
-    those live deeper, e.g. at `params['layers'][1]['bwd']`.
-    """
-    try:
-        yield
-    except (TypeError, ValueError) as error:
-        message = str(error)
-        if type(error) not in (TypeError, ValueError):
-            raise
-        if message.startswith(short):
-            message = full + message[len(short) :]
-        elif f" {short} " in message:
-            message = message.replace(f" {short} ", f" {full} ", 1)
-        else:
-            raise
-        raise type(error)(message) from None
+    return checks.lengths(lengths, xs.shape[1:-1], xs.shape[0])
 
 
 def _check_layer_params(
     layer: Cell | Bidirectional, params: Any, input_size: int, dtype: Any, path: str, source: str
 ) -> Any:
     if isinstance(layer, Cell):
-        with _named("params", path):
-            _checks.check_params(layer, params, input_size, dtype, source=source)
+        checks.params(layer, params, input_size, dtype, source=source, path=path)
         return params
     if not isinstance(params, dict) or set(params) != {"fwd", "bwd"}:
         got = sorted(map(str, params)) if isinstance(params, dict) else type(params).__name__
@@ -715,8 +669,9 @@ def _check_layer_params(
             f"['bwd', 'fwd'] (each cell's params); got {got}"
         )
     for part, cell in (("fwd", layer.fwd_cell), ("bwd", layer.bwd_cell)):
-        with _named("params", f"{path}[{part!r}]"):
-            _checks.check_params(cell, params[part], input_size, dtype, source=source)
+        checks.params(
+            cell, params[part], input_size, dtype, source=source, path=f"{path}[{part!r}]"
+        )
     return params
 
 
@@ -724,12 +679,11 @@ def _check_layer_carry(
     layer: Cell | Bidirectional, carry: Any, batch_shape: tuple[int, ...], dtype: Any, path: str
 ) -> Carry:
     if isinstance(layer, Cell):
-        with _named("carry", path):
-            return _checks.check_carry(layer, carry, batch_shape, dtype)
+        return checks.carry(layer, carry, batch_shape, dtype, path=path)
     if not isinstance(carry, (tuple, list)) or len(carry) != 2:
         raise ValueError(
             f"{path} must be a pair (fwd_carry, bwd_carry) for a bidirectional layer, as "
-            f"its initial_carry(...) makes; got {_describe(carry)}"
+            f"its initial_carry(...) makes; got {checks.describe(carry)}"
         )
     return tuple(
         _check_layer_carry(cell, part, batch_shape, dtype, f"{path}[{index}]")
@@ -741,7 +695,7 @@ def _check_carry_list(carry: Any, num_layers: int) -> list[Any]:
     if not isinstance(carry, (list, tuple)) or len(carry) != num_layers:
         raise ValueError(
             f"carry must be a list of {num_layers} carries, one per layer (as "
-            f"initial_carry(...) makes), or None; got {_describe(carry)}"
+            f"initial_carry(...) makes), or None; got {checks.describe(carry)}"
         )
     return list(carry)
 
@@ -766,15 +720,7 @@ def _check_stack_params(
         if not isinstance(params[name], (list, tuple)) or len(params[name]) != num_layers:
             raise ValueError(
                 f"params[{name!r}] must be a list of {num_layers} entries, one per layer; "
-                f"got {_describe(params[name])}"
+                f"got {checks.describe(params[name])}"
             )
     learned = list(params["initial_carry"]) if learn_initial_carry else None
     return list(params["layers"]), learned
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)}"
-    if hasattr(value, "shape"):
-        return f"an array of shape {_checks.shape_str(value.shape)}"
-    return f"a {type(value).__name__}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
+from jaxrnn import checks
 
 Array = jax.Array
 
@@ -102,14 +102,14 @@ def linear_scan(
     b = _coefficient(b, "b")
     if a.shape != b.shape or a.dtype != b.dtype:
         raise ValueError(
-            f"a and b must have one shape and dtype, got a {_checks.shape_str(a.shape)} "
-            f"{a.dtype} and b {_checks.shape_str(b.shape)} {b.dtype}"
+            f"a and b must have one shape and dtype, got a {checks.shape_str(a.shape)} "
+            f"{a.dtype} and b {checks.shape_str(b.shape)} {b.dtype}"
         )
     if a.ndim < 1:
         raise ValueError("a and b must have a time axis first, (T, *batch, S); got scalars")
-    log_space = _checks.boolean(log_space, "log_space")
-    parallel = _checks.boolean(parallel, "parallel")
-    reverse = _checks.boolean(reverse, "reverse")
+    log_space = checks.boolean(log_space, "log_space")
+    parallel = checks.boolean(parallel, "parallel")
+    reverse = checks.boolean(reverse, "reverse")
     if log_space and jnp.issubdtype(a.dtype, jnp.complexfloating):
         raise TypeError(f"log_space=True needs real logs a and b, got dtype {a.dtype}")
     state_shape = a.shape[1:]
@@ -119,9 +119,9 @@ def linear_scan(
         initial = jnp.asarray(initial)
         if initial.shape != state_shape:
             raise ValueError(
-                f"initial has shape {_checks.shape_str(initial.shape)} but a and b have "
-                f"shape (T, *batch, S) = {_checks.shape_str(a.shape)}, so it must be "
-                f"{_checks.shape_str(state_shape)}"
+                f"initial has shape {checks.shape_str(initial.shape)} but a and b have "
+                f"shape (T, *batch, S) = {checks.shape_str(a.shape)}, so it must be "
+                f"{checks.shape_str(state_shape)}"
             )
         if initial.dtype != a.dtype:
             raise TypeError(
@@ -135,7 +135,7 @@ def linear_scan(
         if resets.shape != a.shape[: resets.ndim] or resets.ndim < 1:
             raise ValueError(
                 f"resets must have shape (T, *batch) or (T, *batch, S), a prefix of "
-                f"{_checks.shape_str(a.shape)}; got {_checks.shape_str(resets.shape)}"
+                f"{checks.shape_str(a.shape)}; got {checks.shape_str(resets.shape)}"
             )
     return _jitted_linear_scan(
         a, b, initial, resets, reverse=reverse, parallel=parallel, log_space=log_space
@@ -153,7 +153,7 @@ def _expand(flags: Array, ndim: int) -> Array:
     return flags.reshape(flags.shape + (1,) * (ndim - flags.ndim))
 
 
-def _linear_scan(
+def scan_coefficients(
     a: Array,
     b: Array,
     initial: Array,
@@ -164,7 +164,7 @@ def _linear_scan(
     log_space: bool,
     unroll: int | bool = 1,
 ) -> Array:
-    """`linear_scan` on checked arrays; `unroll` calls it directly."""
+    """`linear_scan` on checked arrays, with `lax.scan`'s `unroll`; `jaxrnn.unroll` calls it."""
     if resets is not None:
         resets = _expand(resets, a.ndim)
     if not parallel:
@@ -222,4 +222,6 @@ def _sequential(
     return jax.lax.scan(body, initial, (a, b, resets), reverse=reverse, unroll=unroll)[1]
 
 
-_jitted_linear_scan = jax.jit(_linear_scan, static_argnames=("reverse", "parallel", "log_space"))
+_jitted_linear_scan = jax.jit(
+    scan_coefficients, static_argnames=("reverse", "parallel", "log_space")
+)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn import _checks
+from jaxrnn import checks
 
 Array = jax.Array
 
@@ -92,20 +92,20 @@ def sequence_softmax_cross_entropy(
       ... )[:, 1]
       Array([1.0986123, 1.0986123, 0.       , 0.       ], dtype=float32)
     """
-    logits = _checks.float_array(logits, "logits")
+    logits = checks.float_array(logits, "logits")
     if logits.ndim < 2:
         raise ValueError(
             f"logits must have at least 2 dims, (T, *batch, C) with time on time_axis and "
-            f"classes last; got shape {_checks.shape_str(logits.shape)}"
+            f"classes last; got shape {checks.shape_str(logits.shape)}"
         )
     time_axis = _time_axis(time_axis, logits.ndim, "logits")
-    _checks.one_of(reduction, "reduction", REDUCTIONS)
+    checks.one_of(reduction, "reduction", REDUCTIONS)
     labels = _integer_array(labels, "labels", "class ids")
     if labels.shape != logits.shape[:-1]:
         raise ValueError(
             f"labels must have the shape of logits without the class axis, "
-            f"{_checks.shape_str(logits.shape[:-1])}; got {_checks.shape_str(labels.shape)} "
-            f"(logits has shape {_checks.shape_str(logits.shape)})"
+            f"{checks.shape_str(logits.shape[:-1])}; got {checks.shape_str(labels.shape)} "
+            f"(logits has shape {checks.shape_str(logits.shape)})"
         )
     logits = jnp.moveaxis(logits, time_axis, 0)
     labels = jnp.moveaxis(labels, time_axis, 0)
@@ -179,17 +179,17 @@ def sequence_mse(
       >>> float(jr.sequence_mse(predictions, targets, jnp.array([3, 2])))
       1.0
     """
-    predictions = _checks.float_array(predictions, "predictions")
-    targets = _checks.float_array(targets, "targets")
+    predictions = checks.float_array(predictions, "predictions")
+    targets = checks.float_array(targets, "targets")
     if predictions.ndim < 2:
         raise ValueError(
             f"predictions must have at least 2 dims, (T, *batch, F) with time on time_axis "
-            f"and features last; got shape {_checks.shape_str(predictions.shape)}"
+            f"and features last; got shape {checks.shape_str(predictions.shape)}"
         )
     if targets.shape != predictions.shape:
         raise ValueError(
             f"targets must have the shape of predictions, "
-            f"{_checks.shape_str(predictions.shape)}; got {_checks.shape_str(targets.shape)}"
+            f"{checks.shape_str(predictions.shape)}; got {checks.shape_str(targets.shape)}"
         )
     if targets.dtype != predictions.dtype:
         raise TypeError(
@@ -197,7 +197,7 @@ def sequence_mse(
             f"{predictions.dtype}; cast one of them explicitly"
         )
     time_axis = _time_axis(time_axis, predictions.ndim, "predictions")
-    _checks.one_of(reduction, "reduction", REDUCTIONS)
+    checks.one_of(reduction, "reduction", REDUCTIONS)
     predictions = jnp.moveaxis(predictions, time_axis, 0)
     targets = jnp.moveaxis(targets, time_axis, 0)
     lengths = _check_lengths(lengths, predictions.shape[1:-1], predictions.shape[0], "predictions")
@@ -251,11 +251,11 @@ def last_valid(hs: Array, lengths: Array, *, time_axis: int = 0) -> Array:
       >>> jr.last_valid(hs, jnp.array([1, 0]))[:, 0]      # length 0 gives zeros
       Array([0., 0.], dtype=float32)
     """
-    hs = _checks.float_array(hs, "hs")
+    hs = checks.float_array(hs, "hs")
     if hs.ndim < 2:
         raise ValueError(
             f"hs must have at least 2 dims, (T, *batch, H) with time on time_axis; "
-            f"got shape {_checks.shape_str(hs.shape)}"
+            f"got shape {checks.shape_str(hs.shape)}"
         )
     time_axis = _time_axis(time_axis, hs.ndim, "hs")
     hs = jnp.moveaxis(hs, time_axis, 0)
@@ -309,8 +309,8 @@ def _check_lengths(
     arr = _integer_array(lengths, "lengths", "the number of valid steps of each sequence")
     if arr.shape != tuple(batch_shape):
         raise ValueError(
-            f"lengths has shape {_checks.shape_str(arr.shape)} but must have the batch shape "
-            f"of {source}, {_checks.shape_str(batch_shape)} ({source}.shape without the time "
+            f"lengths has shape {checks.shape_str(arr.shape)} but must have the batch shape "
+            f"of {source}, {checks.shape_str(batch_shape)} ({source}.shape without the time "
             f"and last axes)"
         )
     if _is_concrete(arr) and arr.size:

@@ -20,8 +20,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
-from jaxrnn.cells import Cell, LinearRecurrence, Params, _batch_shape, _make_cell
+from jaxrnn import checks
+from jaxrnn.cell import Cell, LinearStep, Params
 
 Array = jax.Array
 
@@ -81,10 +81,9 @@ def lru(
 
     The carry is the complex state as a tuple of real arrays
     `(h_re, h_im)`, each `(*batch, N)`, so it can be saved, checked and fed back
-    like any other carry (`initial_carry`, checkpoints, `jaxrnn.generate`). `step`
-    computes in real arithmetic in the params' dtype; `jaxrnn.unroll` scans complex
-    numbers (complex64, or complex128 for float64 params; half-precision params are
-    widened to float32 inside the scan and the results cast back).
+    like any other carry (`initial_carry`, checkpoints, `jaxrnn.generate`). The
+    recurrence runs in complex numbers (complex64, or complex128 for float64 params;
+    half-precision params are widened to float32 for it and the results cast back).
 
     Args:
       hidden_size: the output size `H`.
@@ -97,7 +96,8 @@ def lru(
         `pi / 10` gives slowly rotating, smoother states).
 
     Returns:
-      A `Cell` with `cell.linear` set, so `jaxrnn.unroll` can run it in parallel.
+      A `Cell` whose step is a `jaxrnn.LinearStep`, so `jaxrnn.unroll` can run it in
+      parallel.
 
     Raises:
       TypeError: a size is not an int or a radius not a number.
@@ -118,8 +118,8 @@ def lru(
       Orvieto, Smith, Gu, Fernando, Gulcehre, Pascanu & De, "Resurrecting Recurrent
       Neural Networks for Long Sequences", ICML 2023.
     """
-    hidden_size = _checks.positive_int(hidden_size, "hidden_size")
-    N = hidden_size if state_size is None else _checks.positive_int(state_size, "state_size")
+    hidden_size = checks.positive_int(hidden_size, "hidden_size")
+    N = hidden_size if state_size is None else checks.positive_int(state_size, "state_size")
     r_min = _number(r_min, "r_min")
     r_max = _number(r_max, "r_max")
     max_phase = _number(max_phase, "max_phase")
@@ -133,9 +133,9 @@ def lru(
     H = hidden_size
 
     def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> Params:
-        key = _checks.prng_key(key)
-        input_size = _checks.positive_int(input_size, "input_size")
-        dtype = _checks.floating_dtype(dtype)
+        key = checks.prng_key(key)
+        input_size = checks.positive_int(input_size, "input_size")
+        dtype = checks.floating_dtype(dtype)
         draw = dtype if jnp.dtype(dtype).itemsize >= 4 else jnp.float32
         k_u1, k_u2, k_bre, k_bim, k_cre, k_cim, k_d = jax.random.split(key, 7)
         # Open intervals keep every logarithm finite: u = 0 would give log(0).
@@ -163,54 +163,32 @@ def lru(
     def initial_carry(
         batch_shape: Sequence[int] = (), dtype: Any = jnp.float32
     ) -> tuple[Array, Array]:
-        batch_shape = _batch_shape(batch_shape)
-        dtype = _checks.floating_dtype(dtype)
-        zeros = jnp.zeros((*batch_shape, N), dtype)
+        zeros = jnp.zeros((*checks.batch_shape(batch_shape), N), checks.floating_dtype(dtype))
         return zeros, zeros
 
     def project(params: Params, x: Array) -> Array:
-        weights = jnp.concatenate([params["b_re"], params["b_im"], params["d"]], axis=1)
-        return x @ weights
+        return x @ jnp.concatenate([params["b_re"], params["b_im"], params["d"]], axis=1)
 
-    def readout(params: Params, h_re: Array, h_im: Array, skip: Array) -> Array:
-        return h_re @ params["c_re"] - h_im @ params["c_im"] + skip
-
-    def recur(
-        params: Params, carry: tuple[Array, Array], projected: Array
-    ) -> tuple[tuple[Array, Array], Array]:
-        h_re, h_im = carry
-        lam_re, lam_im = (_like(v, h_re) for v in _eigenvalues(params))
-        gamma = _like(jnp.exp(params["gamma_log"]), h_re)
-        u_re, u_im, skip = projected[..., :N], projected[..., N : 2 * N], projected[..., 2 * N :]
-        new_re = lam_re * h_re - lam_im * h_im + gamma * u_re
-        new_im = lam_re * h_im + lam_im * h_re + gamma * u_im
-        return (new_re, new_im), readout(params, new_re, new_im, skip)
-
-    def coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
-        complex_dtype = _complex_dtype(xs.dtype)
-        real_dtype = jnp.finfo(complex_dtype).dtype
-        p = {k: v.astype(real_dtype) for k, v in params.items()}
-        projected = xs.astype(real_dtype) @ jnp.concatenate([p["b_re"], p["b_im"]], axis=1)
+    def coefficients(params: Params, projected: Array) -> tuple[Array, Array]:
+        real = jnp.finfo(_complex_dtype(projected.dtype)).dtype
+        p = {k: v.astype(real) for k, v in params.items() if k.endswith("_log")}
+        u = projected[..., : 2 * N].astype(real)
         lam_re, lam_im = _eigenvalues(p)
-        gamma = _like(jnp.exp(p["gamma_log"]), projected)
-        b = jax.lax.complex(gamma * projected[..., :N], gamma * projected[..., N:])
-        a = jnp.broadcast_to(jax.lax.complex(lam_re, lam_im), b.shape)
-        return a, b
+        gamma = _like(jnp.exp(p["gamma_log"]), u)
+        b = jax.lax.complex(gamma * u[..., :N], gamma * u[..., N:])
+        return jnp.broadcast_to(jax.lax.complex(lam_re, lam_im), b.shape), b
 
-    def output(params: Params, states: Array, xs: Array) -> Array:
-        skip = xs @ params["d"]
-        dtype = xs.dtype
-        return readout(params, states.real.astype(dtype), states.imag.astype(dtype), skip)
+    def output(params: Params, states: Array, projected: Array) -> Array:
+        dtype = projected.dtype
+        readout = (
+            states.real.astype(dtype) @ params["c_re"] - states.imag.astype(dtype) @ params["c_im"]
+        )
+        return readout + projected[..., 2 * N :]
 
     def to_state(carry: tuple[Array, Array]) -> Array:
         h_re, h_im = carry
-        real_dtype = jnp.finfo(_complex_dtype(h_re.dtype)).dtype
-        return jax.lax.complex(h_re.astype(real_dtype), h_im.astype(real_dtype))
+        real = jnp.finfo(_complex_dtype(h_re.dtype)).dtype
+        return jax.lax.complex(h_re.astype(real), h_im.astype(real))
 
-    def to_carry(state: Array) -> tuple[Array, Array]:
-        return state.real, state.imag
-
-    linear = LinearRecurrence(
-        coefficients=coefficients, output=output, to_state=to_state, to_carry=to_carry
-    )
-    return _make_cell("lru", H, init, initial_carry, recur, project=project, linear=linear)
+    step = LinearStep(project, coefficients, output, to_state, to_carry=lambda h: (h.real, h.imag))
+    return Cell(init, initial_carry, step, H, "lru")

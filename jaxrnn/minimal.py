@@ -13,24 +13,11 @@ carry `h (*batch, H)`.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
-from jaxrnn.cells import (
-    Cell,
-    InitFn,
-    Initializer,
-    LinearRecurrence,
-    Params,
-    _fused_project,
-    _gate_blocks,
-    _make_cell,
-    _zeros_carry,
-    default_input_init,
-)
+from jaxrnn import checks, fused
+from jaxrnn.cell import Cell, Initializer, LinearStep, Params
 
 Array = jax.Array
 
@@ -47,22 +34,10 @@ def _log_g(x: Array) -> Array:
     return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x))
 
 
-def _init(hidden_size: int, gates: int, input_init: Initializer) -> InitFn:
-    def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> Params:
-        key = _checks.prng_key(key)
-        input_size = _checks.positive_int(input_size, "input_size")
-        dtype = _checks.floating_dtype(dtype)
-        return {
-            "w_x": _gate_blocks(input_init, key, input_size, hidden_size, gates, dtype),
-            "b": jnp.zeros((gates * hidden_size,), dtype),
-        }
-
-    return init
-
-
-def _make(name: str, hidden_size: int, gates: int, input_init: Initializer, recur, linear) -> Cell:
-    init = _init(hidden_size, gates, input_init)
-    return _make_cell(name, hidden_size, init, _zeros_carry(hidden_size, 1), recur, linear=linear)
+def _cell(name: str, H: int, gates: int, init: Initializer | None, coefficients, log_space):
+    step = LinearStep(fused.project, coefficients, log_space=log_space)
+    init_fn = fused.init(H, gates, init, None)
+    return Cell(init_fn, fused.zeros_carry(H), step, H, name if log_space else f"{name}_linear")
 
 
 def min_gru(
@@ -81,7 +56,8 @@ def min_gru(
     $\log a_t = -\mathrm{softplus}(k_z)$ and $\log b_t = -\mathrm{softplus}(-k_z) +
     \log g(k_h)$ in log space. With `log_space=False`, $g$ is the identity (the
     paper's plain minGRU) and the parallel scan runs on $a_t, b_t$ themselves. The
-    sequential forms (`step`, `unroll(..., parallel=False)`) use $a_t, b_t$ either way.
+    sequential forms (`step`, `unroll(..., parallel=False)`) use $a_t, b_t$, the
+    exponentials of the same logarithms.
 
     Params: `w_x (input_size, 2 * hidden_size)` (blocks $z$, $\tilde h$) and
     `b (2 * hidden_size,)`, zeros at init. The carry and the output are
@@ -93,7 +69,8 @@ def min_gru(
       input_init: initializer for each block of `w_x` (default Glorot uniform).
 
     Returns:
-      A `Cell` with `cell.linear` set, so `jaxrnn.unroll` can run it in parallel.
+      A `Cell` whose step is a `jaxrnn.LinearStep`, so `jaxrnn.unroll` can run it in
+      parallel.
 
     Raises:
       TypeError: `hidden_size` is not an int or `log_space` not a bool.
@@ -111,37 +88,16 @@ def min_gru(
     References:
       Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, "Were RNNs All We Needed?", 2024.
     """
-    hidden_size = _checks.positive_int(hidden_size, "hidden_size")
-    log_space = _checks.boolean(log_space, "log_space")
-    H = hidden_size
-    candidate = _g if log_space else (lambda k: k)
+    H = checks.positive_int(hidden_size, "hidden_size")
+    log_space = checks.boolean(log_space, "log_space")
 
-    def recur(params: Params, h: Array, projected: Array) -> tuple[Array, Array]:
+    def coefficients(params: Params, projected: Array) -> tuple[Array, Array]:
         k_z, k_h = projected[..., :H], projected[..., H:]
-        h = jax.nn.sigmoid(-k_z) * h + jax.nn.sigmoid(k_z) * candidate(k_h)
-        return h, h
+        if log_space:
+            return -jax.nn.softplus(k_z), -jax.nn.softplus(-k_z) + _log_g(k_h)
+        return jax.nn.sigmoid(-k_z), jax.nn.sigmoid(k_z) * k_h
 
-    def coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
-        projected = _fused_project(params, xs)
-        k_z, k_h = projected[..., :H], projected[..., H:]
-        return jax.nn.sigmoid(-k_z), jax.nn.sigmoid(k_z) * candidate(k_h)
-
-    def log_coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
-        projected = _fused_project(params, xs)
-        k_z, k_h = projected[..., :H], projected[..., H:]
-        return -jax.nn.softplus(k_z), -jax.nn.softplus(-k_z) + _log_g(k_h)
-
-    linear = LinearRecurrence(
-        coefficients=coefficients, log_coefficients=log_coefficients if log_space else None
-    )
-    return _make(
-        "min_gru" if log_space else "min_gru_linear",
-        H,
-        2,
-        input_init or default_input_init(),
-        recur,
-        linear,
-    )
+    return _cell("min_gru", H, 2, input_init, coefficients, log_space)
 
 
 def min_lstm(
@@ -172,7 +128,8 @@ def min_lstm(
       input_init: initializer for each block of `w_x` (default Glorot uniform).
 
     Returns:
-      A `Cell` with `cell.linear` set, so `jaxrnn.unroll` can run it in parallel.
+      A `Cell` whose step is a `jaxrnn.LinearStep`, so `jaxrnn.unroll` can run it in
+      parallel.
 
     Raises:
       TypeError: `hidden_size` is not an int or `log_space` not a bool.
@@ -191,36 +148,14 @@ def min_lstm(
     References:
       Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, "Were RNNs All We Needed?", 2024.
     """
-    hidden_size = _checks.positive_int(hidden_size, "hidden_size")
-    log_space = _checks.boolean(log_space, "log_space")
-    H = hidden_size
-    candidate = _g if log_space else (lambda k: k)
+    H = checks.positive_int(hidden_size, "hidden_size")
+    log_space = checks.boolean(log_space, "log_space")
 
-    def split(projected: Array) -> tuple[Array, Array]:
+    def coefficients(params: Params, projected: Array) -> tuple[Array, Array]:
         k_f, k_i, k_h = projected[..., :H], projected[..., H : 2 * H], projected[..., 2 * H :]
-        return jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i), k_h
+        d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)
+        if log_space:
+            return -jax.nn.softplus(d), -jax.nn.softplus(-d) + _log_g(k_h)
+        return jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * k_h
 
-    def recur(params: Params, h: Array, projected: Array) -> tuple[Array, Array]:
-        d, k_h = split(projected)
-        h = jax.nn.sigmoid(-d) * h + jax.nn.sigmoid(d) * candidate(k_h)
-        return h, h
-
-    def coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
-        d, k_h = split(_fused_project(params, xs))
-        return jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * candidate(k_h)
-
-    def log_coefficients(params: Params, xs: Array) -> tuple[Array, Array]:
-        d, k_h = split(_fused_project(params, xs))
-        return -jax.nn.softplus(d), -jax.nn.softplus(-d) + _log_g(k_h)
-
-    linear = LinearRecurrence(
-        coefficients=coefficients, log_coefficients=log_coefficients if log_space else None
-    )
-    return _make(
-        "min_lstm" if log_space else "min_lstm_linear",
-        H,
-        3,
-        input_init or default_input_init(),
-        recur,
-        linear,
-    )
+    return _cell("min_lstm", H, 3, input_init, coefficients, log_space)

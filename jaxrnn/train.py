@@ -35,7 +35,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxrnn import _checks, checkpoint
+from jaxrnn import checkpoint, checks
 
 __all__ = [
     "DataParallel",
@@ -103,7 +103,7 @@ def init_state(params: PyTree, optimizer: optax.GradientTransformation, key: Arr
       (0, ['b', 'w_h', 'w_x'])
     """
     _check_optimizer(optimizer)
-    key = _checks.prng_key(key, "key")
+    key = checks.prng_key(key, "key")
     return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params), key)
 
 
@@ -196,13 +196,13 @@ class DataParallel:
             where = jax.tree_util.keystr(path)
             if len(shape) <= self.batch_axis:
                 raise ValueError(
-                    f"batch{where} has shape {_checks.shape_str(shape)}, "
+                    f"batch{where} has shape {checks.shape_str(shape)}, "
                     f"no batch_axis {self.batch_axis} to split across {self.size} devices"
                 )
             if shape[self.batch_axis] % local:
                 raise ValueError(
                     f"batch{where} has batch size {shape[self.batch_axis]} (axis "
-                    f"{self.batch_axis} of shape {_checks.shape_str(shape)}), which does not "
+                    f"{self.batch_axis} of shape {checks.shape_str(shape)}), which does not "
                     f"split evenly across {local} devices; use a batch size divisible by {local}"
                 )
             return _put(leaf, self.batch_sharding(len(shape)), replicated=False)
@@ -621,19 +621,19 @@ def fit(
       >>> int(result.state.step), result.losses.shape, bool(result.losses[-1] < result.losses[0])
       (20, (20,), True)
     """
-    steps = _checks.positive_int(steps, "steps")
-    log_every = _checks.positive_int(log_every, "log_every")
+    steps = checks.positive_int(steps, "steps")
+    log_every = checks.positive_int(log_every, "log_every")
     if eval_every is not None:
-        eval_every = _checks.positive_int(eval_every, "eval_every")
+        eval_every = checks.positive_int(eval_every, "eval_every")
         if eval_every % log_every:
             raise ValueError(
                 f"eval_every ({eval_every}) must be a multiple of log_every ({log_every}): "
                 "evaluations are added to log entries"
             )
     if checkpoint_every is not None:
-        checkpoint_every = _checks.positive_int(checkpoint_every, "checkpoint_every")
+        checkpoint_every = checks.positive_int(checkpoint_every, "checkpoint_every")
     if keep is not None:
-        keep = _checks.positive_int(keep, "keep")
+        keep = checks.positive_int(keep, "keep")
     if not callable(step_fn):
         raise TypeError(f"step_fn must be callable, got {type(step_fn).__name__}")
     if not callable(batches):

@@ -8,10 +8,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
-from jaxrnn.cells import Carry, Cell, Params
-from jaxrnn.chunks import _segment_size
-from jaxrnn.linear_scan import _linear_scan
+from jaxrnn import checks
+from jaxrnn.bptt import bptt
+from jaxrnn.cell import BpttStep, Carry, Cell, LinearStep, Params, has_projection
+from jaxrnn.chunks import segment_size
+from jaxrnn.linear_scan import scan_coefficients
 
 Array = jax.Array
 
@@ -144,7 +145,8 @@ def unroll(
         differentiates the scan) or `"bptt"` (the cell's hand-derived backprop
         through time, `cell.bptt`; `unroll`, `remat` and `hoist` do not apply).
         Both give the same gradients up to round-off.
-      parallel: for cells whose state is a linear recurrence (`cell.linear` is set:
+      parallel: for cells whose state is a linear recurrence (`cell.step` is a
+        `jaxrnn.LinearStep`:
         `jaxrnn.min_gru`, `jaxrnn.min_lstm`, `jaxrnn.lru`), whether the recurrence
         `h_t = a_t * h_{t-1} + b_t` runs as one `jax.lax.associative_scan` over
         time (`True`) or as a `jax.lax.scan` (`False`). Either way the
@@ -163,7 +165,7 @@ def unroll(
       TypeError: `xs`, `carry` or `lengths` has the wrong dtype, or an option
         has the wrong type.
       ValueError: shapes disagree with each other or with `params`, an option
-        has an unknown value, or `parallel=True` meets a cell without `cell.linear`.
+        has an unknown value, or `parallel=True` meets a cell without a `LinearStep`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
@@ -176,66 +178,68 @@ def unroll(
       >>> bool(jnp.all(hs[3:, 1] == 0))                    # padding emits zeros
       True
     """
-    if not isinstance(cell, Cell):
-        raise TypeError(f"cell must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), got {type(cell)}")
-    xs, time_axis = _checks.time_major(xs, time_axis)
-    reverse = _checks.boolean(reverse, "reverse")
-    remat = _checks.boolean(remat, "remat")
+    checks.cell(cell)
+    xs, time_axis = checks.time_major(xs, time_axis)
+    reverse = checks.boolean(reverse, "reverse")
+    remat = checks.boolean(remat, "remat")
     if not isinstance(unroll, bool):
-        unroll = _checks.positive_int(unroll, "unroll")
-    if hoist is None:
-        hoist = default_hoist()
-    hoist = _checks.boolean(hoist, "hoist")
-    _checks.one_of(grad, "grad", ("autodiff", "bptt"))
-    if parallel is not None:
-        parallel = _checks.boolean(parallel, "parallel")
-        if parallel and cell.linear is None:
-            raise ValueError(
-                f"parallel=True needs a cell whose state is a linear recurrence "
-                f"(cell.linear set, e.g. jaxrnn.min_gru, jaxrnn.min_lstm, jaxrnn.lru); cell "
-                f"{cell.name!r} has a nonlinear recurrence, so use parallel=False or None"
-            )
-        if parallel and grad == "bptt":
-            raise ValueError(
-                "grad='bptt' is a hand-derived backward pass of the step-by-step scan; "
-                "it cannot be combined with parallel=True"
-            )
-    elif cell.linear is not None:
-        parallel = default_parallel()
-    if grad == "bptt" and cell.bptt is None:
+        unroll = checks.positive_int(unroll, "unroll")
+    hoist = checks.boolean(default_hoist() if hoist is None else hoist, "hoist")
+    checks.one_of(grad, "grad", ("autodiff", "bptt"))
+    step = cell.step
+    linear = isinstance(step, LinearStep)
+    if parallel is None:
+        parallel = linear and default_parallel()
+    elif (parallel := checks.boolean(parallel, "parallel")) and not linear:
         raise ValueError(
-            f"grad='bptt' needs a cell with a hand-derived backward; {cell.name!r} has none"
+            f"parallel=True needs a cell whose step is a jaxrnn.LinearStep (e.g. "
+            f"jaxrnn.min_gru, jaxrnn.min_lstm, jaxrnn.lru); cell {cell.name!r} has a "
+            f"nonlinear recurrence, so use parallel=False or None"
         )
+    if grad == "bptt" and not isinstance(step, BpttStep):
+        raise ValueError(
+            f"grad='bptt' needs a cell whose step is a jaxrnn.BpttStep (a hand-derived "
+            f"backward, as jaxrnn.rnn, lstm and gru have); cell {cell.name!r} has none, so "
+            f"use grad='autodiff'"
+        )
+    if grad == "bptt" and (mask is not None or resets is not None):
+        raise ValueError("grad='bptt' supports lengths but not mask or resets; use grad='autodiff'")
 
     num_steps, batch_shape, input_size = xs.shape[0], xs.shape[1:-1], xs.shape[-1]
-    _checks.check_params(cell, params, input_size, xs.dtype, source="xs")
+    checks.params(cell, params, input_size, xs.dtype, source="xs")
     if carry is None:
-        carry = cell.initial_carry(batch_shape, xs.dtype)
+        carry = checks.initial_carry(cell, batch_shape, xs.dtype)
     else:
-        carry = _checks.check_carry(cell, carry, batch_shape, xs.dtype)
+        carry = checks.carry(cell, carry, batch_shape, xs.dtype)
+    checks.step(cell, params, carry, jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype))
     if lengths is not None:
-        lengths = _checks.check_lengths(lengths, batch_shape, num_steps)
+        lengths = checks.lengths(lengths, batch_shape, num_steps)
     flags_shape = (num_steps, *batch_shape)
     if mask is not None:
-        mask = _checks.step_flags(mask, "mask", time_axis, flags_shape)
+        mask = checks.step_flags(mask, "mask", time_axis, flags_shape)
     if resets is not None:
-        resets = _checks.step_flags(resets, "resets", time_axis, flags_shape)
+        resets = checks.step_flags(resets, "resets", time_axis, flags_shape)
 
-    if cell.linear is not None:
-        traced = _is_traced(params, xs, carry, lengths, mask, resets)
+    # Eager calls go through a jitted function, cached on the cell, so that a second call
+    # does not trace again. Inside a transformation it is traced in place, so a cell may
+    # close over traced values (a dropout mask, a hypernetwork's output).
+    traced = _is_traced(params, xs, carry, lengths, mask, resets)
+    if linear:
         run = _linear if traced else _jitted_linear
         carry, hs = run(cell, params, xs, carry, lengths, mask, resets, reverse, parallel, unroll)
-    elif grad == "bptt":
-        if mask is not None or resets is not None:
-            raise ValueError(
-                "grad='bptt' supports lengths but not mask or resets; use grad='autodiff'"
-            )
-        carry, hs = cell.bptt(params, xs, carry, lengths, reverse)
+    elif grad == "bptt" and num_steps > 0:
+        try:
+            carry, hs = bptt(step, params, xs, carry, lengths, reverse)
+        except TypeError as error:
+            if "custom_vjp" not in str(error):
+                raise
+            raise TypeError(
+                "grad='bptt' is a reverse-mode rule (a jax.custom_vjp): forward-mode "
+                "differentiation (jax.jvp, jax.jacfwd) cannot go through it; use "
+                "grad='autodiff' there"
+            ) from error
     else:
-        # Eager calls go through a jitted scan, cached on the cell, so that a second call
-        # does not trace again. Inside a transformation the scan is traced in place, so a
-        # cell may close over traced values (a dropout mask, a hypernetwork's output).
-        scan = _scan if _is_traced(params, xs, carry, lengths, mask, resets) else _jitted_scan
+        scan = _scan if traced else _jitted_scan
         carry, hs = scan(
             cell, params, xs, carry, lengths, mask, resets, reverse, unroll, remat, hoist
         )
@@ -291,42 +295,38 @@ def _linear(
     parallel: bool,
     unroll: int | bool,
 ) -> tuple[Carry, Array]:
-    """`_scan` for a cell with `cell.linear`: coefficients for all steps, then one scan."""
-    linear = cell.linear
+    """`_scan` for a cell whose step is a `LinearStep`: coefficients for all steps, then
+    one scan."""
+    step = cell.step
     valid, resets = _step_flags(xs.shape[0], lengths, mask, resets, reverse)
     if valid is not None:
         xs = _hold_where_invalid(valid, xs, jnp.zeros((), xs.dtype))
-    log_space = parallel and linear.log_coefficients is not None
-    a, b = (linear.log_coefficients if log_space else linear.coefficients)(params, xs)
+    projected = step.project(params, xs)
+    a, b = step.coefficients(params, projected)
+    log_space = step.log_space and parallel
+    if step.log_space and not parallel:
+        a, b = jnp.exp(a), jnp.exp(b)
     if valid is not None:
         # An invalid step is the identity map h -> 1 * h + 0.
         one, zero = (0.0, -jnp.inf) if log_space else (1.0, 0.0)
         a = _hold_where_invalid(valid, a, jnp.asarray(one, a.dtype))
         b = _hold_where_invalid(valid, b, jnp.asarray(zero, b.dtype))
-    initial = carry if linear.to_state is None else linear.to_state(carry)
-    states = _linear_scan(
+    initial = step.state(carry).astype(a.dtype)
+    states = scan_coefficients(
         a,
         b,
-        initial.astype(a.dtype),
+        initial,
         resets,
         reverse=reverse,
         parallel=parallel,
         log_space=log_space,
         unroll=unroll,
     )
-    if states.shape[0] == 0:
-        final = initial
-    elif reverse:
-        final = states[0]
-    else:
-        final = states[-1]
-    final = final if linear.to_carry is None else linear.to_carry(final)
-    hs = states if linear.output is None else linear.output(params, states, xs)
-    hs = hs.astype(xs.dtype)
+    final = initial if states.shape[0] == 0 else states[0 if reverse else -1]
+    hs = step.outputs(params, states, projected, xs.dtype)
     if valid is not None:
         hs = _hold_where_invalid(valid, hs, jnp.zeros((), hs.dtype))
-    final = jax.tree.map(lambda new, old: new.astype(old.dtype), final, carry)
-    return final, hs
+    return step.carry(final, carry), hs
 
 
 _jitted_linear = jax.jit(_linear, static_argnums=(0, 7, 8, 9))
@@ -350,7 +350,9 @@ def _scan(
         # Zero the padding before the cell: holding the carry with `where` alone
         # still lets NaN padding turn the parameter gradients into NaN.
         xs = _hold_where_invalid(valid, xs, jnp.zeros((), xs.dtype))
-    inputs = cell.project(params, xs) if hoist else xs
+    step = cell.step
+    hoist = hoist and has_projection(step)
+    inputs = step.project(params, xs) if hoist else xs
 
     initial_carry = carry
 
@@ -360,8 +362,11 @@ def _scan(
             carry = jax.tree.map(
                 functools.partial(_hold_where_invalid, reset), initial_carry, carry
             )
-        projected = x if hoist else cell.project(params, x)
-        new_carry, h = cell.recur(params, carry, projected)
+        if has_projection(step):
+            projected = x if hoist else step.project(params, x)
+            new_carry, h = step.recur(params, carry, projected, carry)
+        else:
+            new_carry, h = step(params, carry, x)
         if is_valid is not None:
             new_carry = jax.tree.map(
                 functools.partial(_hold_where_invalid, is_valid), new_carry, carry
@@ -379,7 +384,7 @@ def _segmented_scan(
 ) -> tuple[Carry, Array]:
     """`lax.scan(body, ...)` that stores the carry only every ~sqrt(T) steps for the backward.
 
-    The steps are cut into segments of `k` steps (`_segment_size`); an outer scan
+    The steps are cut into segments of `k` steps (`jaxrnn.chunks.segment_size`); an outer scan
     runs each segment under `jax.checkpoint`, so the backward pass keeps the carry
     at segment boundaries and recomputes one segment at a time: about `2 sqrt(T)`
     steps' activations live at once instead of `T` (checkpointing every step
@@ -387,7 +392,7 @@ def _segmented_scan(
     plain scan after the segments (before them in reverse).
     """
     num_steps = jax.tree.leaves(inputs)[0].shape[0]
-    size = _segment_size(num_steps)
+    size = segment_size(num_steps)
     count, rest = divmod(num_steps, size)
 
     def run(carry: Carry, xs: Any) -> tuple[Carry, Array]:

@@ -19,15 +19,17 @@ import jaxrnn
 
 PUBLIC_API = [
     "Bidirectional",
+    "BpttStep",
     "Carry",
     "Cell",
     "Dense",
     "GradcheckResult",
     "Initializer",
     "Layer",
-    "LinearRecurrence",
+    "LinearStep",
     "Params",
     "Stack",
+    "Step",
     "bidirectional",
     "checkpoint",
     "course",

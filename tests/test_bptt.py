@@ -266,10 +266,39 @@ def test_second_order_equals_autodiff(x64):
     assert max_relative_difference(hvp("autodiff"), hvp("bptt")) < 1e-10
 
 
-def test_forward_mode_raises():
+def test_forward_mode_raises_and_points_to_autodiff():
     cell, params, carry, xs = setup("lstm", (2,), jnp.float32)
-    with pytest.raises(TypeError, match="forward-mode"):
+    with pytest.raises(TypeError, match=r"forward-mode .*use grad='autodiff'"):
         jax.jvp(lambda p: jr.unroll(cell, p, xs, carry, grad="bptt")[1], (params,), (params,))
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_hessian_through_bptt_equals_autodiff(name, x64):
+    cell, params, carry, xs = setup(name, (2,))
+
+    def loss(b, grad):
+        return jnp.sum(jr.unroll(cell, {**params, "b": b}, xs, carry, grad=grad)[1] ** 2)
+
+    by_hand = jax.hessian(loss)(params["b"], "bptt")
+    np.testing.assert_allclose(by_hand, jax.hessian(loss)(params["b"], "autodiff"), 1e-10, 1e-12)
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_zero_steps(name, x64):
+    cell, params, carry, _ = setup(name, (2,))
+    xs = jnp.zeros((0, 2, I))
+    final, hs = jr.unroll(cell, params, xs, carry, grad="bptt")
+    assert hs.shape == (0, 2, H)
+    assert_trees_equal(final, carry)
+    grads = jax.grad(lambda p: jnp.sum(jr.unroll(cell, p, xs, carry, grad="bptt")[1]))(params)
+    assert all(jnp.all(g == 0) for g in jax.tree.leaves(grads))
+
+
+def test_a_derived_cell_never_runs_the_built_in_backward():
+    cell, params, carry, xs = setup("lstm", (2,))
+    derived = cell._replace(step=lambda p, c, x: cell.step(p, (c[0], 0.5 * c[1]), x))
+    with pytest.raises(ValueError, match=r"grad='bptt' needs a cell whose step is a .*BpttStep"):
+        jr.unroll(derived, params, xs, carry, grad="bptt")
 
 
 # The rules.
@@ -277,21 +306,13 @@ def test_forward_mode_raises():
 
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_every_built_in_cell_has_a_rule(name):
-    assert make(name).bptt is not None
+    assert isinstance(make(name).step, jr.BpttStep)
 
 
 def test_rule_called_directly_equals_unroll():
     cell, params, carry, xs = setup("gru", (2, 3), jnp.float32)
-    rule = bptt.gru(reset_after=True)
     lengths = jnp.array([[T, 1, 0], [2, 3, 4]])
     assert_trees_equal(
-        rule(params, xs, carry, lengths, True),
+        bptt.bptt(cell.step, params, xs, carry, lengths, True),
         jr.unroll(cell, params, xs, carry, lengths=lengths, reverse=True),
     )
-
-
-def test_bad_rule_options_raise():
-    with pytest.raises(ValueError, match=r"nonlinearity must be one of 'tanh', 'relu'; got 'gelu'"):
-        bptt.rnn("gelu")
-    with pytest.raises(TypeError, match=r"reset_after must be a bool, got int 1"):
-        bptt.gru(reset_after=1)

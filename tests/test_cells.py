@@ -61,7 +61,7 @@ def test_step_is_recur_after_project(name):
     carry = random_carry(cell, jax.random.key(2), (4,), jnp.float32)
     x = jax.random.normal(jax.random.key(3), (4, 3))
     got = cell.step(params, carry, x)
-    want = cell.recur(params, carry, cell.project(params, x))
+    want = cell.step.recur(params, carry, cell.step.project(params, x), carry)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -71,9 +71,9 @@ def test_project_runs_over_a_whole_sequence(name):
     cell = make(name)
     params = cell.init(jax.random.key(1), 3)
     xs = jax.random.normal(jax.random.key(3), (6, 2, 3))
-    projected = cell.project(params, xs)
+    projected = cell.step.project(params, xs)
     for t in range(6):
-        np.testing.assert_allclose(projected[t], cell.project(params, xs[t]), rtol=1e-6)
+        np.testing.assert_allclose(projected[t], cell.step.project(params, xs[t]), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", CELL_NAMES)
@@ -209,36 +209,38 @@ def test_initial_carry_rejects_bad_batch_shape():
         jr.lstm(4).initial_carry((2,), jnp.int32)
 
 
-def test_step_rejects_wrong_input_size():
+def test_unroll_rejects_wrong_input_size():
     cell = jr.lstm(4)
     params = cell.init(jax.random.key(0), 3)
     with pytest.raises(
         ValueError,
-        match=r"x has input_size 7 \(x.shape\[-1\]\) but params were made for input_size 3",
+        match=r"xs has input_size 7 \(xs.shape\[-1\]\) but params were made for input_size 3",
     ):
-        cell.step(params, cell.initial_carry((2,)), jnp.ones((2, 7)))
+        jr.unroll(cell, params, jnp.ones((1, 2, 7)))
 
 
-def test_step_rejects_wrong_carry():
+def test_unroll_rejects_wrong_carry():
     cell = jr.lstm(4)
     params = cell.init(jax.random.key(0), 3)
-    x = jnp.ones((2, 3))
+    xs = jnp.ones((1, 2, 3))
     h, c = cell.initial_carry((2,))
     with pytest.raises(ValueError, match=r"carry\[1\] has shape \(2, 7\) but expected \(2, 4\)"):
-        cell.step(params, (h, jnp.zeros((2, 7))), x)
+        jr.unroll(cell, params, xs, (h, jnp.zeros((2, 7))))
     with pytest.raises(ValueError, match=r"carry\[0\] has shape \(2, 7\) but expected \(2, 4\)"):
-        cell.step(params, (jnp.zeros((2, 7)), c), x)
+        jr.unroll(cell, params, xs, (jnp.zeros((2, 7)), c))
     with pytest.raises(ValueError, match=r"carry must have the structure .* a tuple of 2"):
-        cell.step(params, h, x)
-    with pytest.raises(ValueError, match=r"x must have shape \(\*batch, input_size\)"):
-        cell.step(params, (h, c), jnp.float32(1.0))
-    with pytest.raises(TypeError, match=r"x must have a real floating dtype .* got int32"):
-        cell.step(params, (h, c), jnp.ones((2, 3), jnp.int32))
+        jr.unroll(cell, params, xs, h)
+    with pytest.raises(ValueError, match=r"xs must have at least 2 dims"):
+        jr.unroll(cell, params, jnp.ones(3), (h, c))
+    with pytest.raises(TypeError, match=r"xs must have a real floating dtype .* got int32"):
+        jr.unroll(cell, params, jnp.ones((1, 2, 3), jnp.int32), (h, c))
 
 
-def test_step_rejects_params_of_another_cell():
+def test_unroll_rejects_params_of_another_cell():
     params = jr.gru(4).init(jax.random.key(0), 3)
-    with pytest.raises(ValueError, match=r"missing keys \[\], unexpected keys \['b_hn'\]"):
-        jr.gru(4, reset_after=False).step(params, jnp.zeros(4), jnp.ones(3))
+    with pytest.raises(ValueError, match=r"missing \[\], unexpected \[\"params\['b_hn'\]\"\]"):
+        jr.unroll(jr.gru(4, reset_after=False), params, jnp.ones((1, 3)))
     with pytest.raises(ValueError, match=r"params\['b'\] has shape \(12,\) but cell 'lstm'"):
-        jr.lstm(4).step(jr.gru(4, reset_after=False).init(jax.random.key(0), 3), None, jnp.ones(3))
+        jr.unroll(
+            jr.lstm(4), jr.gru(4, reset_after=False).init(jax.random.key(0), 3), jnp.ones((1, 3))
+        )

@@ -11,7 +11,7 @@ import pytest
 
 import jaxrnn as jr
 from jaxrnn import course
-from jaxrnn.gradcheck import gradcheck
+from jaxrnn.gradient_check import gradcheck
 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}
 GRAD = {"rtol": 1e-10, "atol": 1e-10}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import jaxrnn as jr
-from jaxrnn.gradcheck import GradcheckResult, LeafCheck, gradcheck
+from jaxrnn.gradient_check import GradcheckResult, LeafCheck, gradcheck
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gradient_check.py"
 

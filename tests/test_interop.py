@@ -250,7 +250,7 @@ def test_gradients_match_torch(torch, kind, padded, x64):
             jnp.sum(c * w) for c, w in zip(leaves, state_wj, strict=True)
         )
 
-    modes = ["autodiff"] + (["bptt"] if cell.bptt is not None else [])
+    modes = ["autodiff"] + (["bptt"] if isinstance(cell.step, jr.BpttStep) else [])
     for mode in modes:
         # One compilation for the whole loss and gradient, not one per eager op.
         loss_and_grad = jax.jit(jax.value_and_grad(jax_loss, argnums=(0, 1)), static_argnums=2)
@@ -447,12 +447,28 @@ def test_gru_original_has_no_torch_counterpart():
         interop.to_torch(cell, params)
 
 
-def test_cells_that_are_not_built_in_are_refused():
-    custom = jr.lstm(4)._replace(name="peephole_lstm")
-    with pytest.raises(ValueError, match=r"cell.name is one of 'rnn_tanh'.*got .*'peephole_lstm'"):
-        interop.from_torch(custom, random_state_dict("lstm", 3, 4))
-    with pytest.raises(ValueError, match=r"got cell.name 'peephole_lstm'"):
+def _peephole_like(cell):
+    """A derived cell: the LSTM's params and carry, another step."""
+
+    def step(params, carry, x):
+        (h, c), y = cell.step(params, carry, x)
+        return (h, 0.5 * c), y
+
+    return cell._replace(step=step, name="peephole_lstm")
+
+
+def test_cells_are_recognised_by_their_step_not_their_name():
+    renamed = jr.lstm(4)._replace(name="my_lstm")  # same equations: converts
+    state_dict = random_state_dict("lstm", 3, 4)
+    params = interop.from_torch(renamed, state_dict)
+    assert set(interop.to_torch(renamed, params)) == set(state_dict)
+    custom = _peephole_like(jr.lstm(4))  # other equations: refused, whatever its name
+    with pytest.raises(ValueError, match=r"supports the built-in cells .*'peephole_lstm'"):
+        interop.from_torch(custom, state_dict)
+    with pytest.raises(ValueError, match=r"'peephole_lstm' has another step"):
         interop.to_torch(custom, random_params("lstm", 3, 4))
+    with pytest.raises(ValueError, match=r"supports the built-in cells"):
+        interop.to_torch(_peephole_like(jr.lstm(4))._replace(name="lstm"), params)
     with pytest.raises(TypeError, match=r"cell must be a jaxrnn Cell .*got str"):
         interop.from_torch("lstm", random_state_dict("lstm", 3, 4))
 

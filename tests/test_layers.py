@@ -438,7 +438,10 @@ def test_recurrent_dropout_masks_the_state_entering_the_recurrent_matmul(name, x
     xs, lengths = inputs(dtype=jnp.float64), jnp.asarray(LENGTHS)
     carries, ys = net.apply(params, xs, carry, lengths=lengths, key=jax.random.key(4))
 
-    assert len(masks) == 2 and all(m.shape == (B, H) for m in masks)  # forward, backward
+    # One mask per carry array, forward then backward; h's is the first of each cell.
+    per_cell = len(masks) // 2
+    masks = [masks[0], masks[per_cell]]
+    assert all(m.shape == (B, H) for m in masks)
     assert all(np.any(m == 0) for m in masks)
     p = params["layers"][0]
     for b, length in enumerate(LENGTHS):
@@ -523,11 +526,11 @@ def test_jit_equals_eager_and_new_keys_do_not_retrace():
     traces = []
     base = make_cell("lstm")
 
-    def recur(params, carry, projected):
+    def recur(params, carry, projected, read):
         traces.append(1)
-        return base.recur(params, carry, projected)
+        return base.step.recur(params, carry, projected, read)
 
-    cell = base._replace(recur=recur)  # still named "lstm", so recurrent dropout applies
+    cell = base._replace(step=jr.Step(base.step.project, recur))
     net = stack([cell, bidirectional(cell, cell)], dropout=0.2, recurrent_dropout=0.2)
     params = random_params(net)
     xs, lengths = inputs(), jnp.asarray(LENGTHS)
@@ -596,7 +599,7 @@ def test_float64_is_preserved_through_dropout_and_gradients(x64):
 
 def test_bidirectional_rejects_bad_construction():
     cell = make_cell("lstm")
-    with pytest.raises(TypeError, match=r"fwd_cell must be a jaxrnn Cell .* got function"):
+    with pytest.raises(TypeError, match=r"fwd_cell must be a jaxrnn Cell .* got BpttStep"):
         bidirectional(cell.step, cell)
     with pytest.raises(TypeError, match=r"bwd_cell must be a jaxrnn Cell .* got Bidirectional"):
         bidirectional(cell, bidirectional(cell, cell))
@@ -674,12 +677,12 @@ def test_stack_rejects_bad_layers_and_options():
         ValueError, match=r"residual=True .* layers\[1\] reads 4 features .* but outputs 5"
     ):
         stack([cell, make_cell("gru", 5)], residual=True)
-    custom = cell._replace(name="my_cell")
-    with pytest.raises(
-        ValueError, match=r"recurrent_dropout .* layers\[1\] has cell.name 'my_cell'"
-    ):
-        stack([cell, bidirectional(cell, custom)], recurrent_dropout=0.1)
-    stack([cell, bidirectional(cell, custom)], dropout=0.1)  # fine without recurrent dropout
+    linear = jr.min_gru(4)
+    with pytest.raises(ValueError, match=r"recurrent_dropout .* layers\[1\] has cell 'min_gru'"):
+        stack([cell, bidirectional(cell, linear)], recurrent_dropout=0.1)
+    stack([cell, bidirectional(cell, linear)], dropout=0.1)  # fine without recurrent dropout
+    custom = cell._replace(name="my_cell", step=lambda p, c, x: cell.step(p, c, x))
+    stack([cell, bidirectional(cell, custom)], recurrent_dropout=0.1)  # any other cell works
 
 
 def test_stack_rejects_bad_params_carry_and_inputs():

@@ -398,7 +398,9 @@ def test_bad_options_and_inputs_raise_clear_errors():
         jr.unroll(cell, params, jnp.ones((T, 2, I)), jnp.zeros((2, 7)), parallel=True)
     with pytest.raises(ValueError, match=r"lengths has shape \(7,\).*\(2,\)"):
         jr.unroll(cell, params, jnp.ones((T, 2, I)), lengths=jnp.ones(7, int), parallel=True)
-    with pytest.raises(ValueError, match=r"cannot be combined with parallel=True"):
+    with pytest.raises(
+        ValueError, match=r"grad='bptt' needs a cell whose step is a jaxrnn.BpttStep"
+    ):
         jr.unroll(cell, params, jnp.ones((T, 2, I)), parallel=True, grad="bptt")
 
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn import _checks
+from jaxrnn import checks
 
 # Raised when a function converts a traced value to NumPy or Python: it can run
 # eagerly but can be neither compiled nor differentiated by JAX.
@@ -99,10 +99,10 @@ class GradcheckResult:
         rows = [
             (
                 r.path,
-                _checks.shape_str(r.shape),
+                checks.shape_str(r.shape),
                 str(r.checked),
                 f"{r.relative_error:.3e}",
-                _checks.shape_str(r.worst_index),
+                checks.shape_str(r.worst_index),
                 f"{r.analytic:.10g}",
                 f"{r.numeric:.10g}",
                 "ok" if r.passed else "FAIL",
@@ -163,8 +163,8 @@ def _as_leaves(tree: Any, treedef: Any, names: list[str], bases: list[np.ndarray
         arr = np.asarray(leaf)
         if arr.shape != base.shape:
             raise ValueError(
-                f"grad leaf {name!r} has shape {_checks.shape_str(arr.shape)} but params leaf "
-                f"{name!r} has shape {_checks.shape_str(base.shape)}"
+                f"grad leaf {name!r} has shape {checks.shape_str(arr.shape)} but params leaf "
+                f"{name!r} has shape {checks.shape_str(base.shape)}"
             )
         if not jnp.issubdtype(arr.dtype, jnp.floating):
             raise TypeError(f"grad leaf {name!r} must be floating, got dtype {arr.dtype}")
@@ -249,7 +249,7 @@ def gradcheck(
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
-      >>> from jaxrnn.gradcheck import gradcheck
+      >>> from jaxrnn.gradient_check import gradcheck
       >>> cell = jr.lstm(hidden_size=4)
       >>> params = cell.init(jax.random.key(0), input_size=3)
       >>> xs = jax.random.normal(jax.random.key(1), (6, 2, 3))   # (T, batch, input)
@@ -269,12 +269,12 @@ def gradcheck(
     eps = _positive_float(eps, "eps")
     threshold = _positive_float(threshold, "threshold")
     if num_samples is not None:
-        num_samples = _checks.positive_int(num_samples, "num_samples")
+        num_samples = checks.positive_int(num_samples, "num_samples")
         if key is None:
             raise ValueError(
                 "num_samples needs key=jax.random.key(seed) to choose which elements to check"
             )
-        key = _checks.prng_key(key)
+        key = checks.prng_key(key)
     elif key is not None:
         raise ValueError("key is only used with num_samples; pass num_samples or drop key")
 
@@ -320,7 +320,7 @@ def gradcheck(
             analytic = _as_leaves(grad, treedef, names, bases)
 
         leaves = list(bases)
-        checks, all_analytic, all_numeric = [], [], []
+        leaf_checks, all_analytic, all_numeric = [], [], []
         for i, (name, base, g) in enumerate(zip(names, bases, analytic, strict=True)):
             if num_samples is not None and base.size > num_samples:
                 chosen = jax.random.choice(
@@ -351,7 +351,7 @@ def gradcheck(
                 values = float(chosen_g[worst]), float(numeric[worst])
             else:
                 at, values = (), (0.0, 0.0)
-            checks.append(
+            leaf_checks.append(
                 LeafCheck(
                     path=name,
                     shape=tuple(base.shape),
@@ -365,8 +365,8 @@ def gradcheck(
             )
     overall = _relative(np.concatenate(all_analytic), np.concatenate(all_numeric))
     return GradcheckResult(
-        passed=all(c.passed for c in checks),
-        leaves=tuple(checks),
+        passed=all(c.passed for c in leaf_checks),
+        leaves=tuple(leaf_checks),
         relative_error=overall,
         threshold=threshold,
         eps=eps,

@@ -1,0 +1,364 @@
+"""Input validation shared by the public functions.
+
+Every check runs on static information (shapes, dtypes, pytree structure)
+before anything is traced, so a mistake surfaces as a `ValueError` or
+`TypeError` that names the argument, what was expected and what was given,
+never as an XLA shape error deep inside `lax.scan`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+if TYPE_CHECKING:
+    from jaxrnn.cell import Cell
+
+
+def positive_int(value: Any, name: str) -> int:
+    """`value` as an int, or a clear error if it is not a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def one_of(value: Any, name: str, choices: Sequence[Any]) -> Any:
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {options}; got {value!r}")
+    return value
+
+
+def boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def floating_dtype(dtype: Any, name: str = "dtype") -> jnp.dtype:
+    """The canonical dtype for `dtype`, which must be a real floating type."""
+    try:
+        canonical = jnp.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"{name} must be a floating dtype, got {dtype!r}") from e
+    if not jnp.issubdtype(canonical, jnp.floating):
+        raise TypeError(f"{name} must be a floating dtype (e.g. jnp.float32), got {canonical}")
+    return jax.dtypes.canonicalize_dtype(canonical)
+
+
+def prng_key(key: Any, name: str = "key") -> jax.Array:
+    """Accept a typed key (`jax.random.key`) or a raw uint32 key (`PRNGKey`)."""
+    if isinstance(key, jax.Array):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+            return key
+        if key.dtype == jnp.uint32 and key.shape == (2,):
+            return key
+    shape = getattr(key, "shape", None)
+    dtype = getattr(key, "dtype", None)
+    raise TypeError(
+        f"{name} must be a single PRNG key from jax.random.key(seed) or "
+        f"jax.random.PRNGKey(seed); got {type(key).__name__} with shape {shape} and dtype {dtype}"
+    )
+
+
+def float_array(x: Any, name: str) -> jax.Array:
+    """`x` as a JAX array, which must have a real floating dtype."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+    try:
+        arr = jnp.asarray(x)
+    except TypeError as e:
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}") from e
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise TypeError(
+            f"{name} must have a real floating dtype (float32, float64, bfloat16, float16), "
+            f"got {arr.dtype}; cast it first, e.g. {name}.astype(jnp.float32)"
+        )
+    return arr
+
+
+def shape_str(shape: Sequence[int]) -> str:
+    return str(tuple(int(d) for d in shape))
+
+
+def batch_shape(batch_shape: Any) -> tuple[int, ...]:
+    """`batch_shape` as a tuple of non-negative ints (an int is one dim)."""
+    if isinstance(batch_shape, int):
+        batch_shape = (batch_shape,)
+    try:
+        dims = tuple(batch_shape)
+    except TypeError as e:
+        raise TypeError(f"batch_shape must be a tuple of ints, got {batch_shape!r}") from e
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
+            raise ValueError(f"batch_shape must be a tuple of non-negative ints, got {dims!r}")
+    return dims
+
+
+def cell(value: Any, name: str = "cell") -> Cell:
+    """`value`, which must be a `Cell`."""
+    from jaxrnn.cell import Cell
+
+    if not isinstance(value, Cell):
+        raise TypeError(
+            f"{name} must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), got {type(value).__name__}"
+        )
+    return value
+
+
+def describe(tree: Any) -> str:
+    """A short description of a pytree's structure, for messages."""
+    if isinstance(tree, (tuple, list)):
+        kind = type(tree).__name__
+        return f"a {kind} of {len(tree)} ({', '.join(describe(t) for t in tree)})"
+    if isinstance(tree, dict):
+        return f"a dict with keys {sorted(map(str, tree))}"
+    if hasattr(tree, "shape"):
+        return f"an array of shape {shape_str(tree.shape)}"
+    return f"a {type(tree).__name__}"
+
+
+@functools.lru_cache(maxsize=256)
+def _template(cell: Cell, input_size: int, dtype: jnp.dtype) -> Any:
+    init = functools.partial(cell.init, input_size=input_size, dtype=dtype)
+    return jax.eval_shape(init, jax.random.key(0))
+
+
+def param_template(cell: Cell, input_size: int, dtype: jnp.dtype) -> Any:
+    """Shapes and dtypes `cell.init` gives for `input_size` and `dtype`."""
+    try:
+        hash(cell)
+    except TypeError:
+        return _template.__wrapped__(cell, input_size, dtype)
+    return _template(cell, input_size, dtype)
+
+
+def _paths(tree: Any) -> dict[str, Any]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: x is None)[0]
+    return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
+
+
+def params(
+    cell: Cell,
+    params: Any,
+    input_size: int,
+    dtype: jnp.dtype,
+    source: str = "xs",
+    path: str = "params",
+) -> None:
+    """Raise unless `params` has the layout `cell.init(key, input_size, dtype)` gives.
+
+    Compared leaf by leaf, by pytree path; `source` names where `input_size` and
+    `dtype` came from (e.g. "xs"), `path` what `params` is called where it was given.
+    """
+    expected = _paths(param_template(cell, input_size, dtype))
+    context = f"cell {cell.name!r} (hidden_size={cell.hidden_size})"
+    got = _paths(params)
+    if set(got) != set(expected):
+        missing = [path + p for p in expected if p not in got]
+        extra = [path + p for p in got if p not in expected]
+        raise ValueError(
+            f"{path} do not match the params {context}.init makes: missing {missing}, "
+            f"unexpected {extra}; expected {describe_paths(expected, path)}"
+        )
+    for key, leaf in got.items():
+        if getattr(leaf, "shape", None) is None or getattr(leaf, "dtype", None) is None:
+            raise TypeError(f"{path}{key} must be an array, got {type(leaf).__name__}")
+    made_for = _inferred_input_size(cell, got, input_size, dtype)
+    if made_for is not None and made_for != input_size:
+        raise ValueError(
+            f"{source} has input_size {input_size} ({source}.shape[-1]) but {path} were made "
+            f"for input_size {made_for} ({context})"
+        )
+    for key, want in expected.items():
+        leaf = got[key]
+        if tuple(leaf.shape) != tuple(want.shape):
+            raise ValueError(
+                f"{path}{key} has shape {shape_str(leaf.shape)} but {context} with "
+                f"input_size={input_size} (from {source}.shape[-1]) expects {shape_str(want.shape)}"
+            )
+        if leaf.dtype != want.dtype:
+            raise TypeError(
+                f"{path}{key} has dtype {leaf.dtype} but {source} has dtype {dtype} and "
+                f"{cell.name}.init makes {want.dtype}; cast one of them explicitly"
+            )
+
+
+def describe_paths(paths: dict[str, Any], prefix: str) -> str:
+    return ", ".join(f"{prefix}{p} {shape_str(a.shape)}" for p, a in paths.items())
+
+
+def _inferred_input_size(
+    cell: Cell, got: dict[str, Any], input_size: int, dtype: jnp.dtype
+) -> int | None:
+    """The input size `params` were made for, read off the dims that depend on it."""
+    this = _paths(param_template(cell, input_size, dtype))
+    other = _paths(param_template(cell, input_size + 1, dtype))
+    for key in this:
+        for axis, (a, b) in enumerate(zip(this[key].shape, other[key].shape, strict=True)):
+            shape = got[key].shape
+            if a != b and len(shape) == len(this[key].shape):
+                return int(shape[axis]) - (a - input_size)
+    return None
+
+
+def initial_carry(cell: Cell, batch_shape: tuple[int, ...], dtype: jnp.dtype) -> Any:
+    """`cell.initial_carry(batch_shape, dtype)`, checked to honour `dtype`."""
+    carry = cell.initial_carry(batch_shape, dtype)
+    for key, leaf in _paths(carry).items():
+        leaf_dtype = getattr(leaf, "dtype", None)
+        floating = leaf_dtype is not None and jnp.issubdtype(leaf_dtype, jnp.floating)
+        if floating and leaf_dtype != dtype:
+            raise TypeError(
+                f"cell {cell.name!r}: initial_carry(batch_shape, dtype={dtype}) returned "
+                f"carry{key} of dtype {leaf_dtype}; initial_carry must make its floating "
+                f"arrays in the dtype it is given"
+            )
+    return carry
+
+
+def carry(
+    cell: Cell,
+    carry: Any,
+    batch_shape: tuple[int, ...],
+    dtype: jnp.dtype,
+    source: str = "xs",
+    path: str = "carry",
+) -> Any:
+    """`carry` with every leaf as an array, or an error if it does not match the cell."""
+    expected = jax.eval_shape(lambda: initial_carry(cell, batch_shape, dtype))
+    want_tree = jax.tree_util.tree_structure(expected)
+    got_tree = jax.tree_util.tree_structure(carry)
+    if got_tree != want_tree:
+        raise ValueError(
+            f"{path} must have the structure of {cell.name}.initial_carry(...), "
+            f"{describe(expected)}; got {describe(carry)}"
+        )
+    want = _paths(expected)
+    checked = []
+    for key, leaf in _paths(carry).items():
+        name = path + key
+        arr = jnp.asarray(leaf) if want[key].dtype != jnp.dtype(dtype) else float_array(leaf, name)
+        if arr.shape != want[key].shape:
+            raise ValueError(
+                f"{name} has shape {shape_str(arr.shape)} but expected "
+                f"{shape_str(want[key].shape)}: batch shape {shape_str(batch_shape)} from "
+                f"{source}, then the state of cell {cell.name!r} (hidden_size={cell.hidden_size})"
+            )
+        if arr.dtype != want[key].dtype:
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} but {source} and params have dtype {dtype}, so "
+                f"{cell.name}.initial_carry makes {want[key].dtype}; cast the carry explicitly"
+            )
+        checked.append(arr)
+    return jax.tree_util.tree_unflatten(got_tree, checked)
+
+
+def step(cell: Cell, params: Any, carry: Any, x: Any) -> None:
+    """Raise unless `cell.step` keeps the carry's structure, shapes and dtypes and
+    returns `y (*batch, hidden_size)` in the input's dtype (checked on shapes only)."""
+    try:
+        new_carry, y = jax.eval_shape(cell.step, params, carry, x)
+    except (TypeError, ValueError) as e:
+        if not isinstance(e, TypeError) or "cannot unpack" not in str(e):
+            raise
+        raise TypeError(
+            f"cell {cell.name!r}: step(params, carry, x) must return a pair (carry, y)"
+        ) from e
+    contract = f"cell {cell.name!r} breaks the contract step(params, carry, x) -> (carry, y)"
+    before = jax.eval_shape(lambda: carry)
+    if jax.tree_util.tree_structure(new_carry) != jax.tree_util.tree_structure(before):
+        raise ValueError(
+            f"{contract}: the carry it returns is {describe(new_carry)}, but it was given "
+            f"{describe(before)}; step must return a carry of the same structure"
+        )
+    for key, (old, new) in zip(
+        _paths(before),
+        zip(jax.tree.leaves(before), jax.tree.leaves(new_carry), strict=True),
+        strict=True,
+    ):
+        if (old.shape, old.dtype) != (new.shape, new.dtype):
+            raise ValueError(
+                f"{contract}: carry{key} went in as {shape_str(old.shape)} {old.dtype} and "
+                f"came out as {shape_str(new.shape)} {new.dtype}"
+            )
+    want = (*x.shape[:-1], cell.hidden_size)
+    if not hasattr(y, "shape"):
+        raise TypeError(f"{contract}: y must be one array (*batch, hidden_size), got {describe(y)}")
+    if tuple(y.shape) != want or y.dtype != x.dtype:
+        raise ValueError(
+            f"{contract}: y must have shape (*batch, hidden_size) = {shape_str(want)} and the "
+            f"input's dtype {x.dtype}; got {shape_str(y.shape)} {y.dtype}"
+        )
+
+
+def lengths(lengths: Any, batch_shape: tuple[int, ...], num_steps: int) -> jax.Array:
+    """`lengths` as an integer array of shape `batch_shape`.
+
+    Concrete values are checked against `[0, num_steps]`; traced values cannot be.
+    """
+    arr = jnp.asarray(lengths)
+    if not jnp.issubdtype(arr.dtype, jnp.integer):
+        raise TypeError(
+            f"lengths must have an integer dtype (e.g. int32), got {arr.dtype}; "
+            f"lengths counts the valid steps of each sequence"
+        )
+    if arr.shape != tuple(batch_shape):
+        raise ValueError(
+            f"lengths has shape {shape_str(arr.shape)} but must have the batch shape of xs, "
+            f"{shape_str(batch_shape)} (xs.shape without the time and feature axes)"
+        )
+    if not isinstance(arr, jax.core.Tracer) and arr.size:
+        values = np.asarray(
+            arr
+        )  # NumPy, so that a concrete array closed over by jit stays concrete
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high > num_steps:
+            raise ValueError(
+                f"lengths must lie in [0, T] with T={num_steps} steps in xs; "
+                f"got values from {low} to {high}"
+            )
+    return arr
+
+
+def step_flags(flags: Any, name: str, time_axis: int, shape: tuple[int, ...]) -> jax.Array:
+    """A boolean per step and sequence, moved to time-major `shape` = `(T, *batch)`."""
+    arr = jnp.asarray(flags)
+    if arr.dtype != jnp.bool_:
+        raise TypeError(f"{name} must be a boolean array, got dtype {arr.dtype}")
+    expected = list(shape[1:])
+    expected.insert(time_axis, shape[0])
+    if arr.shape != tuple(expected):
+        raise ValueError(
+            f"{name} has shape {shape_str(arr.shape)} but must have the shape of xs without "
+            f"its feature axis, {shape_str(expected)}"
+        )
+    return jnp.moveaxis(arr, time_axis, 0)
+
+
+def time_major(xs: Any, time_axis: Any) -> tuple[jax.Array, int]:
+    """Checked `xs` with time moved to axis 0, and `time_axis` as a non-negative int."""
+    xs = float_array(xs, "xs")
+    if xs.ndim < 2:
+        raise ValueError(
+            f"xs must have at least 2 dims, (T, *batch, input_size) with time on time_axis; "
+            f"got shape {shape_str(xs.shape)}. For a single sequence without batch "
+            f"use shape (T, input_size)."
+        )
+    if isinstance(time_axis, bool) or not isinstance(time_axis, int):
+        raise TypeError(f"time_axis must be an int, got {time_axis!r}")
+    if not -xs.ndim <= time_axis < xs.ndim or time_axis % xs.ndim == xs.ndim - 1:
+        raise ValueError(
+            f"time_axis must be an axis of xs other than the last (features); xs has "
+            f"{xs.ndim} dims so time_axis must lie in [{-xs.ndim}, {xs.ndim - 2}], "
+            f"got {time_axis}"
+        )
+    time_axis %= xs.ndim
+    return jnp.moveaxis(xs, time_axis, 0), time_axis
