@@ -98,7 +98,16 @@ def adding_batch(key: Array, batch_size: int, length: int) -> tuple[Array, Array
     return inputs, targets
 
 
-def init_params(key: Array, cell: jr.Cell, length: int) -> Params:
+CHRONO = {
+    "min_gru": (0, -1.0),  # update gate z: h = (1 - z) h + z h~
+    "min_lstm": (1, -1.0),  # input gate i: f / (f + i) near 1
+    "lstm": (1, 1.0),  # forget gate f
+    "gru": (1, 1.0),  # update gate z: h = (1 - z) n + z h
+}
+"""Per `--cells` name: which gate block keeps the state, and the sign of its bias."""
+
+
+def init_params(key: Array, name: str, cell: jr.Cell, length: int) -> Params:
     """The cell's params (input size 2, chrono-initialised gates) and a dense head.
 
     The chrono initialisation sets the bias of the gate that keeps the state so
@@ -109,7 +118,7 @@ def init_params(key: Array, cell: jr.Cell, length: int) -> Params:
 
     Examples:
       >>> cell = jr.min_gru(8)
-      >>> p = init_params(jax.random.key(0), cell, 1000)
+      >>> p = init_params(jax.random.key(0), "min_gru", cell, 1000)
       >>> p["cell"]["w_x"].shape, p["head"]["w"].shape
       ((2, 16), (8,))
       >>> round(float(jax.nn.sigmoid(p["cell"]["b"][0])), 4)           # z starts at 1/1000
@@ -119,13 +128,8 @@ def init_params(key: Array, cell: jr.Cell, length: int) -> Params:
     params = cell.init(k_cell, input_size=2)
     H = cell.hidden_size
     chrono = math.log(length - 1)
-    gate, bias = {
-        "min_gru": (slice(0, H), -chrono),  # update gate z: h = (1 - z) h + z h~
-        "min_lstm": (slice(H, 2 * H), -chrono),  # input gate i: f / (f + i) near 1
-        "lstm": (slice(H, 2 * H), chrono),  # forget gate f
-        "gru": (slice(H, 2 * H), chrono),  # update gate z: h = (1 - z) n + z h
-    }[cell.name]
-    params["b"] = params["b"].at[gate].set(bias)
+    block, sign = CHRONO[name]
+    params["b"] = params["b"].at[block * H : (block + 1) * H].set(sign * chrono)
     return {
         "cell": params,
         "head": {
@@ -141,7 +145,7 @@ def predict(cell: jr.Cell, params: Params, inputs: Array) -> Array:
     Examples:
       >>> cell = jr.min_gru(8)
       >>> xs, _ = adding_batch(jax.random.key(0), 3, 20)
-      >>> predict(cell, init_params(jax.random.key(1), cell, 20), xs).shape
+      >>> predict(cell, init_params(jax.random.key(1), "min_gru", cell, 20), xs).shape
       (3,)
     """
     _, hs = jr.unroll(cell, params["cell"], inputs)
@@ -209,7 +213,7 @@ def train_cell(
     """Train (or resume) and evaluate one cell; returns its metrics, history and losses."""
     cell = make_cell(name, args.hidden)
     init_key, train_key, test_key = jax.random.split(jax.random.key(args.seed), 3)
-    params = init_params(init_key, cell, args.length)
+    params = init_params(init_key, name, cell, args.length)
     test_batch = adding_batch(test_key, args.test_size, args.length)
 
     def held_out(params: Params) -> dict[str, float]:

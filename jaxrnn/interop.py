@@ -1607,7 +1607,7 @@ def from_equinox(cell: Cell, eqx_cell: Any, *, dtype: Any = None) -> Params:
         if tuple(arr.shape) != shapes[attr]:
             raise ValueError(
                 f"eqx_cell.{attr} has shape {checks.shape_str(arr.shape)} but an "
-                f"equinox.nn.{_EQUINOX_CLASS[cell.name]} with input_size={I} and "
+                f"equinox.nn.{_EQUINOX_CLASS[_builtin(cell)]} with input_size={I} and "
                 f"hidden_size={H} has {checks.shape_str(shapes[attr])} = {meaning[attr]}"
             )
         arrays[f"eqx_cell.{attr}"] = arr

@@ -294,7 +294,7 @@ def test_zero_steps(name, x64):
     assert all(jnp.all(g == 0) for g in jax.tree.leaves(grads))
 
 
-def test_a_derived_cell_never_runs_the_built_in_backward():
+def test_a_derived_cell_never_runs_the_built_in_backward(x64):
     cell, params, carry, xs = setup("lstm", (2,))
     derived = cell._replace(step=lambda p, c, x: cell.step(p, (c[0], 0.5 * c[1]), x))
     with pytest.raises(ValueError, match=r"grad='bptt' needs a cell whose step is a .*BpttStep"):

@@ -49,7 +49,7 @@ def test_tiny_run_lowers_the_loss_for_every_cell(tiny_run):
         cell = long_range.make_cell(name, 8)
         init_key, _, test_key = jax.random.split(jax.random.key(0), 3)
         untrained = long_range.evaluate(
-            long_range.init_params(init_key, cell, 24),
+            long_range.init_params(init_key, name, cell, 24),
             cell,
             long_range.adding_batch(test_key, 64, 24),
         )
@@ -77,11 +77,11 @@ def test_chrono_initialisation_sets_the_documented_gate_biases():
     expected = {"min_gru": (0, -1), "min_lstm": (H, -1), "lstm": (H, 1), "gru": (H, 1)}
     for name, (start, sign) in expected.items():
         cell = long_range.CELLS[name](H)
-        bias = np.asarray(long_range.init_params(jax.random.key(0), cell, T)["cell"]["b"])
+        bias = np.asarray(long_range.init_params(jax.random.key(0), name, cell, T)["cell"]["b"])
         np.testing.assert_allclose(bias[start : start + H], sign * math.log(T - 1), rtol=1e-6)
     # minGRU's update gate starts at 1 / T: memory of about T steps.
     cell = jr.min_gru(H)
-    params = long_range.init_params(jax.random.key(0), cell, T)
+    params = long_range.init_params(jax.random.key(0), "min_gru", cell, T)
     np.testing.assert_allclose(jax.nn.sigmoid(params["cell"]["b"][:H]), 1 / T, rtol=1e-5)
 
 
