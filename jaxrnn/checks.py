@@ -113,6 +113,13 @@ def cell(value: Any, name: str = "cell") -> Cell:
     return value
 
 
+def label(owner: Any) -> str:
+    """How messages name a cell or a layer."""
+    if hasattr(owner, "hidden_size") and hasattr(owner, "name"):
+        return f"cell {owner.name!r} (hidden_size={owner.hidden_size})"
+    return f"the {type(owner).__name__.lower()} layer"
+
+
 def describe(tree: Any) -> str:
     """A short description of a pytree's structure, for messages."""
     if isinstance(tree, (tuple, list)):
@@ -159,23 +166,23 @@ def params(
     `dtype` came from (e.g. "xs"), `path` what `params` is called where it was given.
     """
     expected = _paths(param_template(cell, input_size, dtype))
-    context = f"cell {cell.name!r} (hidden_size={cell.hidden_size})"
+    context = label(cell)
     got = _paths(params)
     if set(got) != set(expected):
         missing = [path + p for p in expected if p not in got]
         extra = [path + p for p in got if p not in expected]
         raise ValueError(
-            f"{path} do not match the params {context}.init makes: missing {missing}, "
+            f"{path} do not match the params that {context} makes: missing {missing}, "
             f"unexpected {extra}; expected {describe_paths(expected, path)}"
         )
     for key, leaf in got.items():
         if getattr(leaf, "shape", None) is None or getattr(leaf, "dtype", None) is None:
             raise TypeError(f"{path}{key} must be an array, got {type(leaf).__name__}")
     made_for = _inferred_input_size(cell, got, input_size, dtype)
-    if made_for is not None and made_for != input_size:
+    if made_for is not None and made_for[0] != input_size:
         raise ValueError(
             f"{source} has input_size {input_size} ({source}.shape[-1]) but {path} were made "
-            f"for input_size {made_for} ({context})"
+            f"for input_size {made_for[0]} ({context}; read off {path}{made_for[1]})"
         )
     for key, want in expected.items():
         leaf = got[key]
@@ -187,7 +194,7 @@ def params(
         if leaf.dtype != want.dtype:
             raise TypeError(
                 f"{path}{key} has dtype {leaf.dtype} but {source} has dtype {dtype} and "
-                f"{cell.name}.init makes {want.dtype}; cast one of them explicitly"
+                f"{context} makes {want.dtype}; cast one of them explicitly"
             )
 
 
@@ -197,15 +204,19 @@ def describe_paths(paths: dict[str, Any], prefix: str) -> str:
 
 def _inferred_input_size(
     cell: Cell, got: dict[str, Any], input_size: int, dtype: jnp.dtype
-) -> int | None:
-    """The input size `params` were made for, read off the dims that depend on it."""
+) -> tuple[int, str] | None:
+    """The input size `params` were made for, and the leaf it is read off: the first
+    whose shape depends on the input size and differs from what it should be."""
     this = _paths(param_template(cell, input_size, dtype))
-    other = _paths(param_template(cell, input_size + 1, dtype))
+    try:
+        other = _paths(param_template(cell, input_size + 1, dtype))
+    except (TypeError, ValueError):  # e.g. a residual stack made for one input size only
+        return None
     for key in this:
         for axis, (a, b) in enumerate(zip(this[key].shape, other[key].shape, strict=True)):
             shape = got[key].shape
-            if a != b and len(shape) == len(this[key].shape):
-                return int(shape[axis]) - (a - input_size)
+            if a != b and len(shape) == len(this[key].shape) and shape[axis] != a:
+                return int(shape[axis]) - (a - input_size), key
     return None
 
 
@@ -217,7 +228,7 @@ def initial_carry(cell: Cell, batch_shape: tuple[int, ...], dtype: jnp.dtype) ->
         floating = leaf_dtype is not None and jnp.issubdtype(leaf_dtype, jnp.floating)
         if floating and leaf_dtype != dtype:
             raise TypeError(
-                f"cell {cell.name!r}: initial_carry(batch_shape, dtype={dtype}) returned "
+                f"{label(cell)}: initial_carry(batch_shape, dtype={dtype}) returned "
                 f"carry{key} of dtype {leaf_dtype}; initial_carry must make its floating "
                 f"arrays in the dtype it is given"
             )
@@ -238,7 +249,7 @@ def carry(
     got_tree = jax.tree_util.tree_structure(carry)
     if got_tree != want_tree:
         raise ValueError(
-            f"{path} must have the structure of {cell.name}.initial_carry(...), "
+            f"{path} must have the structure of the initial_carry(...) of {label(cell)}, "
             f"{describe(expected)}; got {describe(carry)}"
         )
     want = _paths(expected)
@@ -250,12 +261,12 @@ def carry(
             raise ValueError(
                 f"{name} has shape {shape_str(arr.shape)} but expected "
                 f"{shape_str(want[key].shape)}: batch shape {shape_str(batch_shape)} from "
-                f"{source}, then the state of cell {cell.name!r} (hidden_size={cell.hidden_size})"
+                f"{source}, then the state of {label(cell)}"
             )
         if arr.dtype != want[key].dtype:
             raise TypeError(
                 f"{name} has dtype {arr.dtype} but {source} and params have dtype {dtype}, so "
-                f"{cell.name}.initial_carry makes {want[key].dtype}; cast the carry explicitly"
+                f"{label(cell)} makes {want[key].dtype}; cast the carry explicitly"
             )
         checked.append(arr)
     return jax.tree_util.tree_unflatten(got_tree, checked)

@@ -537,7 +537,7 @@ def _torch_layout(layer: Any, function: str) -> tuple[tuple[Cell | Bidirectional
         )
     first = layer.layers[0]
     directions = 2 if isinstance(first, Bidirectional) else 1
-    reference = first if isinstance(first, Cell) else first.fwd_cell
+    reference = first if isinstance(first, Cell) else first.fwd
     for index, item in enumerate(layer.layers):
         if isinstance(item, Bidirectional) != (directions == 2):
             raise ValueError(
@@ -565,7 +565,7 @@ def _torch_layout(layer: Any, function: str) -> tuple[tuple[Cell | Bidirectional
 
 
 def _check_bidirectional(layer: Bidirectional, function: str, name: str) -> None:
-    fwd, bwd = layer.fwd_cell, layer.bwd_cell
+    fwd, bwd = layer.fwd, layer.bwd
     _check_cell(fwd, function)
     _check_cell(bwd, function)
     if (_builtin(fwd), fwd.hidden_size) != (_builtin(bwd), bwd.hidden_size):
@@ -581,7 +581,7 @@ def _kind(layer: Cell | Bidirectional) -> str:
 
 
 def _layer_cells(layer: Cell | Bidirectional) -> tuple[Cell, ...]:
-    return (layer,) if isinstance(layer, Cell) else (layer.fwd_cell, layer.bwd_cell)
+    return (layer,) if isinstance(layer, Cell) else (layer.fwd, layer.bwd)
 
 
 def _layer_index(suffix: Any, function: str) -> int:
@@ -650,8 +650,8 @@ def _bidirectional_from_torch(
             f"not (expected 2 directions, got 1); keys present: {sorted(map(str, state_dict))}"
         )
     return {
-        "fwd": from_torch(layer.fwd_cell, state_dict, f"_l{index}", dtype=dtype),
-        "bwd": from_torch(layer.bwd_cell, state_dict, f"_l{index}_reverse", dtype=dtype),
+        "fwd": from_torch(layer.fwd, state_dict, f"_l{index}", dtype=dtype),
+        "bwd": from_torch(layer.bwd, state_dict, f"_l{index}_reverse", dtype=dtype),
     }
 
 
@@ -787,8 +787,8 @@ def _bidirectional_to_torch(
         )
     state = {}
     for part, cell, suffix in (
-        ("fwd", layer.fwd_cell, f"_l{index}"),
-        ("bwd", layer.bwd_cell, f"_l{index}_reverse"),
+        ("fwd", layer.fwd, f"_l{index}"),
+        ("bwd", layer.bwd, f"_l{index}_reverse"),
     ):
         try:
             state.update(to_torch(cell, params[part], suffix))

@@ -1,139 +1,116 @@
-"""Layers built on `unroll`: a bidirectional layer and a stack of layers.
+"""Layers built on `unroll`: a bidirectional layer and a stack of layers, which compose.
 
 A layer is, like a cell, a NamedTuple of pure functions: `init` makes its
 params from an explicit key, `initial_carry` its zero state, and `apply` runs
 it over a whole sequence with the calling convention of `jaxrnn.unroll`:
 
 ```python
-carry, ys = layer.apply(params, xs, carry=None, *, lengths=None, time_axis=0, key=None)
+carry, ys = layer.apply(params, xs, carry=None, *, lengths=None, time_axis=0, key=None,
+                        **options)    # mask, resets, unroll, remat, hoist, grad, parallel
 ```
 
-`bidirectional` runs a forward and a backward cell over the same inputs and
-merges their outputs step by step. `stack` runs cells and bidirectional layers
-one after the other, one `unroll` per layer (so each layer can hoist its input
-projection out of the loop), with optional dropout between layers, recurrent
-(variational) dropout, residual connections and a learned initial carry.
+Every `unroll` option in `options` reaches every cell inside the layer.
+`bidirectional` runs two cells or layers over the same inputs, one of them
+backwards, and merges their outputs step by step. `stack` runs cells, layers
+(stacks included) and per-step layers such as `jaxrnn.dense` one after the
+other, with dropout, recurrent (variational) dropout, zoneout, residual
+connections and a learned initial carry.
 
-Randomness is explicit: dropout is applied only when `apply` receives a `key`.
-Without a key nothing is dropped, which is how a trained network is evaluated.
+Randomness is explicit: dropout and zoneout act only when `apply` receives a
+`key`. Without a key nothing is dropped, which is how a trained network is
+evaluated.
 """
 
 from __future__ import annotations
 
 import functools
 import numbers
-from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxrnn import checks
 from jaxrnn.cell import Carry, Cell, LinearStep, Params, Step, has_projection
+from jaxrnn.heads import Dense
 from jaxrnn.unroll import unroll
 
 Array = jax.Array
 
-MERGES = ("concat", "sum", "mean", None)
-"""The values `bidirectional` accepts for `merge`."""
+MERGES = {
+    "concat": lambda f, b: jnp.concatenate([f, b], axis=-1),
+    "sum": lambda f, b: f + b,
+    "mean": lambda f, b: (f + b) / 2,
+    None: lambda f, b: (f, b),
+}
+"""The names `bidirectional` accepts for `merge`, and what they compute."""
 
-
-class LayerInitFn(Protocol):
-    def __call__(self, key: Array, input_size: int, dtype: Any = jnp.float32) -> Any:
-        """Make parameters.
-
-        Args:
-          key: a PRNG key (`jax.random.key(seed)`); the same key gives the same params.
-          input_size: the number of input features.
-          dtype: a floating dtype for every parameter.
-
-        Returns:
-          A pytree of arrays (dicts, lists and tuples); see each layer's docstring.
-        """
-
-
-class LayerInitialCarryFn(Protocol):
-    def __call__(self, batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> Any:
-        """The all-zeros state: the layer's cells' carries, each `(*batch_shape, hidden_size)`."""
-
-
-class ApplyFn(Protocol):
-    def __call__(
-        self,
-        params: Any,
-        xs: Array,
-        carry: Any = None,
-        *,
-        lengths: Array | None = None,
-        time_axis: int = 0,
-        key: Array | None = None,
-    ) -> tuple[Any, Any]:
-        """Run the layer over the time axis of `xs (T, *batch, input_size)`.
-
-        Returns `(carry, ys)`: the final carry and the outputs, with time on
-        `time_axis`. `lengths` and `time_axis` mean what they mean for
-        `jaxrnn.unroll`; `key` enables dropout where the layer has any.
-        """
+OPTIONS = ("mask", "resets", "unroll", "remat", "hoist", "grad", "parallel")
+"""The `jaxrnn.unroll` options that `apply` passes on to every cell."""
 
 
 class Bidirectional(NamedTuple):
-    """A forward and a backward cell over the same sequence, merged step by step.
+    """Two cells or layers over the same sequence, one of them backwards, merged step by step.
 
-    Made by `bidirectional`. Params are `{"fwd": fwd_params, "bwd": bwd_params}`,
-    each the params of its cell; the carry is the pair `(fwd_carry, bwd_carry)`.
+    Made by `bidirectional`. Params are `{"fwd": ..., "bwd": ...}`, each in its part's
+    own layout; the carry is the pair `(fwd_carry, bwd_carry)`.
 
     Attributes:
       init: `init(key, input_size, dtype=jnp.float32) -> {"fwd": ..., "bwd": ...}`.
       initial_carry: `initial_carry(batch_shape=(), dtype=jnp.float32)
         -> (fwd_carry, bwd_carry)`, all zeros.
-      apply: `apply(params, xs, carry=None, *, lengths=None, time_axis=0, key=None)
-        -> ((fwd_carry, bwd_carry), ys)`.
-      output_size: the size of the last axis of `ys`: `Hf + Hb` for `"concat"`,
-        `H` for `"sum"` and `"mean"`, and the pair `(Hf, Hb)` for `merge=None`.
-      fwd_cell: the cell that reads the sequence from first to last step.
-      bwd_cell: the cell that reads each sequence from its last valid step to the first.
-      merge: `"concat"`, `"sum"`, `"mean"` or `None`.
+      apply: `apply(params, xs, carry=None, *, lengths=None, time_axis=0, key=None,
+        **options) -> ((fwd_carry, bwd_carry), ys)`.
+      output_size: the size of the last axis of `ys` (the pair of sizes for `merge=None`).
+      fwd: the cell or layer that reads the sequence from first to last step.
+      bwd: the cell or layer that reads each sequence from its last valid step back.
+      merge: a name in `MERGES` or a function `merge(ys_fwd, ys_bwd) -> ys`.
     """
 
-    init: LayerInitFn
-    initial_carry: LayerInitialCarryFn
-    apply: ApplyFn
-    output_size: int | tuple[int, int]
-    fwd_cell: Cell
-    bwd_cell: Cell
-    merge: str | None
+    init: Callable[..., Any]
+    initial_carry: Callable[..., Any]
+    apply: Callable[..., Any]
+    output_size: Any
+    fwd: Any
+    bwd: Any
+    merge: str | Callable[[Array, Array], Any] | None
 
 
 class Stack(NamedTuple):
-    """Layers run one after the other, each reading the previous layer's outputs.
+    """Layers run one after the other, each reading the previous one's outputs.
 
-    Made by `stack`. Params are `{"layers": [params_0, params_1, ...]}`, one
-    entry per layer in that layer's own layout, plus
-    `"initial_carry": [carry_0, carry_1, ...]` with `learn_initial_carry=True`.
-    The carry is a list with one carry per layer.
+    Made by `stack`. Params are `{"layers": [params_0, ...]}`, one entry per layer in
+    its own layout, plus `"initial_carry": [carry_0, ...]` with
+    `learn_initial_carry=True`. The carry is a list with one carry per layer (`()` for
+    a per-step layer).
 
     Attributes:
       init: `init(key, input_size, dtype=jnp.float32) -> {"layers": [...], ...}`.
-      initial_carry: `initial_carry(batch_shape=(), dtype=jnp.float32) -> [carry_0, ...]`,
-        all zeros.
-      apply: `apply(params, xs, carry=None, *, lengths=None, time_axis=0, key=None)
-        -> ([carry_0, ...], ys)`.
+      initial_carry: `initial_carry(batch_shape=(), dtype=jnp.float32) -> [carry_0, ...]`.
+      apply: `apply(params, xs, carry=None, *, lengths=None, time_axis=0, key=None,
+        **options) -> ([carry_0, ...], ys)`.
       output_size: the size of the last axis of `ys`, the last layer's output size.
-      layers: the cells and `Bidirectional` layers, first to last.
+      layers: the cells, layers and per-step layers, first to last.
       dropout: the probability of dropping each input of layers 1, 2, ...
-      recurrent_dropout: the probability of dropping each unit of the state that
-        enters a recurrent matmul, with one mask per sequence.
+      input_dropout: the probability of dropping each input of layer 0.
+      recurrent_dropout: the probability of dropping each unit of what a cell's
+        recurrent weights read, one mask per sequence.
+      zoneout: the probability that each unit of a cell's carry keeps its previous value
+        at a step.
       residual: whether each layer's input is added to its output.
       learn_initial_carry: whether the initial carries are part of the params.
     """
 
-    init: LayerInitFn
-    initial_carry: LayerInitialCarryFn
-    apply: ApplyFn
+    init: Callable[..., Any]
+    initial_carry: Callable[..., Any]
+    apply: Callable[..., Any]
     output_size: int
-    layers: tuple[Cell | Bidirectional, ...]
+    layers: tuple[Any, ...]
     dropout: float
+    input_dropout: float
     recurrent_dropout: float
+    zoneout: float
     residual: bool
     learn_initial_carry: bool
 
@@ -143,46 +120,51 @@ Layer = Bidirectional | Stack
 `stack` make them."""
 
 
-def bidirectional(fwd_cell: Cell, bwd_cell: Cell, merge: str | None = "concat") -> Bidirectional:
-    """A bidirectional layer: one cell reads the sequence forwards, the other backwards.
+class _Run(NamedTuple):
+    """What every part of one `apply` call shares: time-major, checked."""
 
-    `apply` is two `unroll`s with the layer's `lengths` and `time_axis`:
+    lengths: Array | None
+    valid: Array | None  # (T, *batch, 1): the steps a sequence has
+    options: dict[str, Any]
+
+
+def bidirectional(fwd: Any, bwd: Any, merge: Any = "concat") -> Bidirectional:
+    """A bidirectional layer: one cell or layer reads the sequence forwards, the other backwards.
+
+    For two cells, `apply` is two `unroll`s with the layer's `lengths` and `time_axis`:
 
     ```python
-    fwd_carry, hs_f = unroll(fwd_cell, params["fwd"], xs, carry[0], lengths=lengths)
-    bwd_carry, hs_b = unroll(bwd_cell, params["bwd"], xs, carry[1], lengths=lengths,
+    fwd_carry, ys_f = unroll(fwd, params["fwd"], xs, carry[0], lengths=lengths)
+    bwd_carry, ys_b = unroll(bwd, params["bwd"], xs, carry[1], lengths=lengths,
                              reverse=True)
-    ys = concatenate([hs_f, hs_b], axis=-1)          # merge="concat"
+    ys = merge(ys_f, ys_b)                 # "concat": concatenate([ys_f, ys_b], axis=-1)
     ```
 
-    The backward cell reads each sequence from its own last valid step down to
-    step 0, so on a padded batch it never reads padding first; both halves of
-    `ys` stay aligned with `xs` (`ys[t]` describes `xs[t]`) and are zeros at
-    padded steps. `hs_b[0]` is the backward cell's output after reading the
-    whole sequence, and `bwd_carry` its final state, as in PyTorch's
-    `bidirectional=True` modules.
+    The backward part reads each sequence from its own last valid step down to step
+    0, so on a padded batch it never reads padding first; both halves of `ys` stay
+    aligned with `xs` (`ys[t]` describes `xs[t]`) and are zeros at padded steps, as in
+    PyTorch's `bidirectional=True` modules. A layer as a part (a stack, say) runs all
+    of its cells in its direction.
 
-    Shapes: `xs (T, *batch, I)` (time on `time_axis`), `Hf = fwd_cell.hidden_size`,
-    `Hb = bwd_cell.hidden_size`.
+    Shapes: `xs (T, *batch, I)` (time on `time_axis`); `Hf`, `Hb` the parts' output sizes.
 
     Args:
-      fwd_cell: the cell that reads forwards, e.g. `jaxrnn.lstm(64)`.
-      bwd_cell: the cell that reads backwards; it may be the same cell (its params
-        are separate).
+      fwd: the cell or layer that reads forwards, e.g. `jaxrnn.lstm(64)`.
+      bwd: the cell or layer that reads backwards; it may be the same (its params are
+        separate).
       merge: how each step's two outputs combine: `"concat"` (`ys (T, *batch, Hf + Hb)`),
-        `"sum"` or `"mean"` (`ys (T, *batch, H)`, needs `Hf == Hb`), or `None`
-        (`ys` is the pair `(hs_f (T, *batch, Hf), hs_b (T, *batch, Hb))`).
+        `"sum"` or `"mean"` (needs `Hf == Hb`), `None` (the pair `(ys_f, ys_b)`), or a
+        function `merge(ys_f, ys_b) -> ys` of arrays `(..., Hf)` and `(..., Hb)`.
 
     Returns:
       A `Bidirectional` layer. Its `apply(params, xs, carry=None, *, lengths=None,
-      time_axis=0, key=None)` returns `((fwd_carry, bwd_carry), ys)`; `carry` is
-      `None` (zeros) or such a pair; `key` is accepted so that every layer is
-      called alike, and unused (a bidirectional layer has no randomness; dropout
-      lives in `stack`).
+      time_axis=0, key=None, **options)` returns `((fwd_carry, bwd_carry), ys)`; `key`
+      reaches the parts (a stack's dropout), and `options` are `jaxrnn.unroll`'s.
 
     Raises:
-      TypeError: `fwd_cell` or `bwd_cell` is not a `Cell`.
-      ValueError: `merge` is unknown, or `"sum"`/`"mean"` with different hidden sizes.
+      TypeError: `fwd` or `bwd` is neither a `Cell` nor a layer, or `merge` is neither a
+        known name nor a function.
+      ValueError: `"sum"`/`"mean"` with parts of different sizes.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
@@ -195,160 +177,130 @@ def bidirectional(fwd_cell: Cell, bwd_cell: Cell, merge: str | None = "concat") 
       >>> bool(jnp.all(ys[2:, 1] == 0))                            # padding stays zero
       True
     """
-    checks.cell(fwd_cell, "fwd_cell")
-    checks.cell(bwd_cell, "bwd_cell")
-    checks.one_of(merge, "merge", MERGES)
-    hf, hb = fwd_cell.hidden_size, bwd_cell.hidden_size
+    _check_part(fwd, "fwd")
+    _check_part(bwd, "bwd")
+    hf, hb = _output_size(fwd), _output_size(bwd)
+    if not (callable(merge) or merge in MERGES):
+        raise TypeError(
+            f"merge must be one of {', '.join(map(repr, MERGES))} or a function "
+            f"merge(ys_fwd, ys_bwd) -> ys; got {merge!r}"
+        )
     if merge in ("sum", "mean") and hf != hb:
         raise ValueError(
             f"merge={merge!r} adds the two directions' outputs, so they need one size; got "
-            f"fwd_cell.hidden_size={hf} and bwd_cell.hidden_size={hb}. Use merge='concat' "
-            f"or cells of one hidden size"
+            f"{hf} (fwd) and {hb} (bwd). Use merge='concat' or parts of one size"
         )
-    output_size: int | tuple[int, int]
+    combine = MERGES.get(merge, merge)
     if merge is None:
-        output_size = (hf, hb)
-    elif merge == "concat":
-        output_size = hf + hb
+        output_size: Any = (hf, hb)
     else:
-        output_size = hf
+        parts = (
+            jax.ShapeDtypeStruct((1, hf), jnp.float32),
+            jax.ShapeDtypeStruct((1, hb), jnp.float32),
+        )
+        output_size = jax.eval_shape(combine, *parts).shape[-1]
 
     def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> dict[str, Params]:
-        key = checks.prng_key(key)
-        input_size = checks.positive_int(input_size, "input_size")
-        dtype = checks.floating_dtype(dtype)
-        key_fwd, key_bwd = jax.random.split(key)
+        key_fwd, key_bwd = jax.random.split(checks.prng_key(key))
         return {
-            "fwd": fwd_cell.init(key_fwd, input_size, dtype),
-            "bwd": bwd_cell.init(key_bwd, input_size, dtype),
+            "fwd": fwd.init(key_fwd, input_size, dtype),
+            "bwd": bwd.init(key_bwd, input_size, dtype),
         }
 
     def initial_carry(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> Carry:
-        return (
-            fwd_cell.initial_carry(batch_shape, dtype),
-            bwd_cell.initial_carry(batch_shape, dtype),
-        )
+        return (fwd.initial_carry(batch_shape, dtype), bwd.initial_carry(batch_shape, dtype))
 
-    def apply(
-        params: dict[str, Params],
-        xs: Array,
-        carry: Carry = None,
-        *,
-        lengths: Array | None = None,
-        time_axis: int = 0,
-        key: Array | None = None,
-    ) -> tuple[Carry, Any]:
-        xs, time_axis = checks.time_major(xs, time_axis)
-        lengths = _check_lengths(lengths, xs)
-        if key is not None:
-            checks.prng_key(key)
-        params = _check_layer_params(layer, params, xs.shape[-1], xs.dtype, "params", "xs")
-        if carry is not None:
-            carry = _check_layer_carry(layer, carry, xs.shape[1:-1], xs.dtype, "carry")
-        carry, ys = _apply_bidirectional(layer, params, xs, carry, lengths, (None, None))
-        return carry, jax.tree.map(lambda y: jnp.moveaxis(y, 0, time_axis), ys)
-
-    layer = Bidirectional(
-        init=init,
-        initial_carry=initial_carry,
-        apply=apply,
-        output_size=output_size,
-        fwd_cell=fwd_cell,
-        bwd_cell=bwd_cell,
-        merge=merge,
-    )
-    return layer
+    layer = Bidirectional(init, initial_carry, None, output_size, fwd, bwd, merge)
+    return layer._replace(apply=_public_apply(layer))
 
 
 def stack(
-    layers: Sequence[Cell | Bidirectional],
+    layers: Sequence[Any],
     *,
     dropout: float = 0.0,
+    input_dropout: float = 0.0,
     residual: bool = False,
     recurrent_dropout: float = 0.0,
+    zoneout: float = 0.0,
     learn_initial_carry: bool = False,
 ) -> Stack:
     """A deep recurrent network: layers run one after the other, layer by layer.
 
-    Layer `l` reads the whole output sequence of layer `l - 1` (layer 0 reads
-    `xs`), with one `unroll` per layer, so each layer can project all its inputs
-    with one matmul:
+    Layer `l` reads the whole output sequence of layer `l - 1` (layer 0 reads `xs`),
+    with one `unroll` per cell, so each cell can project all its inputs with one
+    matmul:
 
     ```python
     ys = xs
     for l, layer in enumerate(layers):
-        inputs = ys * dropout_mask(ys.shape) if (l > 0 and key is not None) else ys
-        carries[l], outputs = run(layer, params["layers"][l], inputs, carry[l])  # unroll
+        rate = input_dropout if l == 0 else dropout
+        inputs = ys * dropout_mask(ys.shape, rate) if key is not None else ys
+        carries[l], outputs = run(layer, params["layers"][l], inputs, carry[l])
         ys = outputs + ys if residual else outputs
     ```
 
-    **Dropout is on only when `apply` gets a `key`.** With `key=None` (evaluation,
-    inference) nothing is dropped and the result equals the same stack built
-    with `dropout=0.0, recurrent_dropout=0.0`. With a key, both kinds are
-    inverted dropout: kept units are scaled by `1 / (1 - p)`, so every unit's
-    expected value is unchanged and evaluation needs no rescaling. The same key
-    gives the same masks; draw a new key for every training step. (Under
-    `jax.vmap` one unbatched key gives every example the same masks; map over a
-    batch of keys for independent ones.)
+    A layer is a `Cell`, a `bidirectional` layer, another `stack`, or a per-step layer:
+    anything with `init(key, input_size, dtype)`, `apply(params, hs) -> ys` on any
+    leading dims, and `output_size`, such as `jaxrnn.dense(n)`. A per-step layer has
+    the carry `()`, and its outputs at padded steps are zeros like every layer's.
 
-    - `dropout` is PyTorch's: an independent mask for every element of the
-      inputs of layers 1, 2, ... (never on `xs` nor on the last layer's output),
-      drawn afresh at every time step.
-    - `recurrent_dropout` is the variational dropout of Gal & Ghahramani (2016):
-      for every cell (both directions of a bidirectional layer), one mask per
-      sequence over the units of the carry that the recurrent weights read, shared by
-      all time steps. A `jaxrnn.Step` or `BpttStep` gets the masked carry as `read`
-      only, so the built-in cells drop just the `h` entering `h @ w_h`: an LSTM's `c`
-      and a GRU's interpolation `z * h` see the state itself. A plain step function
-      gets the whole carry masked. A `LinearStep` has no recurrent weights to mask.
+    **Dropout and zoneout act only when `apply` gets a `key`.** With `key=None`
+    (evaluation) nothing is dropped, and the result equals the same stack with every
+    rate 0. With a key, the same key gives the same masks; draw a new key for every
+    training step (under `jax.vmap` an unbatched key gives every example the same masks).
 
-    `residual=True` adds each layer's input (before dropout) to its output, so
-    every layer's output size must equal its input size (the first layer's
-    input size is `xs.shape[-1]`). At padded steps it adds zeros, so the padding
-    of the outputs stays zero.
+    - `dropout` is PyTorch's: an independent inverted-dropout mask (kept units scaled
+      by `1 / (1 - p)`) for every element of the inputs of layers 1, 2, ..., drawn
+      afresh at every step; `input_dropout` does the same to the inputs of layer 0.
+    - `recurrent_dropout` is the variational dropout of Gal & Ghahramani (2016): for
+      every cell of this stack (both parts of a bidirectional layer, not the cells of
+      a nested stack, which has its own rates), one mask per sequence over what the
+      recurrent weights read, shared by all steps. A `jaxrnn.Step` or `BpttStep` gets
+      it as `read` only, so the built-in cells drop just the `h` entering `h @ w_h`
+      (an LSTM's `c` and a GRU's interpolation `z * h` see the state itself); a plain
+      step function gets its whole carry masked; a `LinearStep` is refused.
+    - `zoneout` is that of Krueger et al. (2017): at every step each unit of a cell's
+      carry keeps its previous value with probability `zoneout`. Where a cell's
+      output is its carry's first array (every built-in nonlinear cell), the output
+      is the zoned-out state too.
 
-    `learn_initial_carry=True` adds `params["initial_carry"]`: one carry per layer
-    with every array of shape `(hidden_size,)` (zeros at `init`), broadcast over
-    the batch and trained like any other parameter. A `carry` passed to `apply`
-    overrides it.
-
-    Shapes: `xs (T, *batch, I)` (time on `time_axis`); `ys (T, *batch, O)` with
-    `O = output_size`, the last layer's output size.
+    `residual=True` adds each layer's input (before dropout) to its output, so each
+    layer's output size must equal its input size. `learn_initial_carry=True` adds
+    `params["initial_carry"]`: one carry per layer with every array of shape
+    `(hidden_size,)` (zeros at `init`), broadcast over the batch. A `carry` passed to
+    `apply` overrides it.
 
     Args:
-      layers: a non-empty list of cells (`jaxrnn.lstm(64)`, ...) and bidirectional
-        layers (`jaxrnn.bidirectional(...)` with merge `"concat"`, `"sum"` or
-        `"mean"`), first to last.
+      layers: a non-empty list of cells, layers and per-step layers, first to last.
       dropout: in `[0, 1)`, the probability of dropping each input of layers 1, 2, ...
+      input_dropout: in `[0, 1)`, the probability of dropping each input of layer 0.
       residual: add each layer's input to its output.
-      recurrent_dropout: in `[0, 1)`, the probability of dropping each unit of the
-        state fed into the recurrent matmul, once per sequence.
+      recurrent_dropout: in `[0, 1)`, see above.
+      zoneout: in `[0, 1)`, see above.
       learn_initial_carry: make the initial carries params.
 
     Returns:
       A `Stack`. Its `apply(params, xs, carry=None, *, lengths=None, time_axis=0,
-      key=None)` returns `(carries, ys)`: `carries` a list with each layer's final
-      carry (a cell's carry, or `(fwd_carry, bwd_carry)`), and `ys (T, *batch, O)`.
-      `carry` is `None` or such a list; `lengths (*batch,)` and `time_axis` mean
-      what they mean for `jaxrnn.unroll`; `key` is a PRNG key that turns dropout
-      on.
+      key=None, **options)` returns `(carries, ys)`: a list with each layer's final
+      carry, and `ys (T, *batch, O)`; `options` (`mask`, `resets`, `remat`, `grad`, ...)
+      are `jaxrnn.unroll`'s and reach every cell.
 
     Raises:
-      TypeError: `layers` is not a sequence of cells and bidirectional layers, or
-        an option has the wrong type.
-      ValueError: `layers` is empty, holds a bidirectional layer with `merge=None`,
-        a rate is outside `[0, 1)`, `residual=True` meets layers whose input and
-        output sizes differ, or `recurrent_dropout` meets a cell it does not know.
+      TypeError: `layers` is not a list of layers, or an option has the wrong type.
+      ValueError: `layers` is empty or holds a bidirectional layer with `merge=None`
+        before the last place, a rate is outside `[0, 1)`, `residual=True` meets a
+        layer whose input and output sizes differ, or `recurrent_dropout` meets a cell
+        with a `LinearStep`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
-      >>> net = jr.stack([jr.bidirectional(jr.gru(8), jr.gru(8)), jr.lstm(16)],
-      ...                dropout=0.2, residual=True)
+      >>> net = jr.stack([jr.bidirectional(jr.gru(8), jr.gru(8)), jr.dense(16), jr.lstm(16)],
+      ...                dropout=0.2, zoneout=0.1, residual=True)
       >>> params = net.init(jax.random.key(0), input_size=16)
       >>> xs = jnp.ones((5, 2, 16))                                 # (T, batch, I)
-      >>> carries, ys = net.apply(params, xs, key=jax.random.key(1))  # training
+      >>> carries, ys = net.apply(params, xs, key=jax.random.key(1), remat=True)
       >>> ys.shape, len(carries)
-      ((5, 2, 16), 2)
+      ((5, 2, 16), 3)
       >>> _, ys_eval = net.apply(params, xs)                          # no key: no dropout
       >>> bool(jnp.all(ys_eval == net.apply(params, xs)[1]))
       True
@@ -356,17 +308,26 @@ def stack(
     References:
       Gal & Ghahramani, "A Theoretically Grounded Application of Dropout in
       Recurrent Neural Networks", NeurIPS 2016.
+      Krueger et al., "Zoneout: Regularizing RNNs by Randomly Preserving Hidden
+      Activations", ICLR 2017.
     """
     layers = _check_layers(layers)
-    dropout = _rate(dropout, "dropout")
-    recurrent_dropout = _rate(recurrent_dropout, "recurrent_dropout")
+    rates = {
+        name: _rate(value, name)
+        for name, value in (
+            ("dropout", dropout),
+            ("input_dropout", input_dropout),
+            ("recurrent_dropout", recurrent_dropout),
+            ("zoneout", zoneout),
+        )
+    }
     residual = checks.boolean(residual, "residual")
     learn_initial_carry = checks.boolean(learn_initial_carry, "learn_initial_carry")
     sizes = [_output_size(layer) for layer in layers]
-    if residual:
-        for index in range(1, len(layers)):
+    for index in range(1, len(layers)):
+        if residual:
             _check_residual(index, sizes[index - 1], sizes[index], f"layers[{index - 1}]'s output")
-    if recurrent_dropout > 0:
+    if rates["recurrent_dropout"] > 0:
         for index, layer in enumerate(layers):
             for cell in _cells(layer):
                 if isinstance(cell.step, LinearStep):
@@ -377,146 +338,100 @@ def stack(
                     )
 
     def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> dict[str, Any]:
-        key = checks.prng_key(key)
+        keys = jax.random.split(checks.prng_key(key), len(layers))
         input_size = checks.positive_int(input_size, "input_size")
-        dtype = checks.floating_dtype(dtype)
         if residual:
             _check_residual(0, input_size, sizes[0], "input_size")
-        keys = jax.random.split(key, len(layers))
-        layer_params, size = [], input_size
+        params: dict[str, Any] = {"layers": []}
         for layer, layer_key, output_size in zip(layers, keys, sizes, strict=True):
-            layer_params.append(layer.init(layer_key, size, dtype))
-            size = output_size
-        params: dict[str, Any] = {"layers": layer_params}
+            params["layers"].append(layer.init(layer_key, input_size, dtype))
+            input_size = output_size
         if learn_initial_carry:
-            params["initial_carry"] = [layer.initial_carry((), dtype) for layer in layers]
+            params["initial_carry"] = initial_carry((), dtype)
         return params
 
     def initial_carry(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> list[Carry]:
-        return [layer.initial_carry(batch_shape, dtype) for layer in layers]
+        return [_initial_carry(layer, batch_shape, dtype) for layer in layers]
+
+    net = Stack(
+        init, initial_carry, None, sizes[-1], layers, *rates.values(), residual, learn_initial_carry
+    )
+    return net._replace(apply=_public_apply(net))
+
+
+# Running, on checked time-major arrays.
+
+
+def _public_apply(layer: Bidirectional | Stack) -> Callable[..., Any]:
+    """`apply` for `layer`: check once, then run it time-major."""
 
     def apply(
-        params: dict[str, Any],
+        params: Any,
         xs: Array,
-        carry: list[Carry] | None = None,
+        carry: Any = None,
         *,
         lengths: Array | None = None,
         time_axis: int = 0,
         key: Array | None = None,
-    ) -> tuple[list[Carry], Array]:
+        **options: Any,
+    ) -> tuple[Any, Any]:
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise TypeError(f"apply got unknown options {unknown}; it passes on {list(OPTIONS)}")
         xs, time_axis = checks.time_major(xs, time_axis)
-        lengths = _check_lengths(lengths, xs)
-        batch_shape, dtype = xs.shape[1:-1], xs.dtype
-        if residual:
-            _check_residual(0, xs.shape[-1], sizes[0], "xs.shape[-1]")
-        layer_params, learned = _check_stack_params(params, len(layers), learn_initial_carry)
-        size, source = xs.shape[-1], "xs"
-        for index, layer in enumerate(layers):
-            path = f"params['layers'][{index}]"
-            layer_params[index] = _check_layer_params(
-                layer, layer_params[index], size, dtype, path, source
-            )
-            size, source = sizes[index], f"the output of layers[{index}]"
-        if carry is not None:
-            carries = _check_carry_list(carry, len(layers))
-            for index, layer in enumerate(layers):
-                carries[index] = _check_layer_carry(
-                    layer, carries[index], batch_shape, dtype, f"carry[{index}]"
-                )
-        elif learned is not None:
-            carries = []
-            for index, layer in enumerate(layers):
-                vectors = _check_layer_carry(
-                    layer, learned[index], (), dtype, f"params['initial_carry'][{index}]"
-                )
-                carries.append(
-                    jax.tree.map(lambda v: jnp.broadcast_to(v, (*batch_shape, *v.shape)), vectors)
-                )
-        else:
-            carries = [None] * len(layers)
-        layer_keys = None
+        num_steps, batch_shape, dtype = xs.shape[0], xs.shape[1:-1], xs.dtype
+        if lengths is not None:
+            lengths = checks.lengths(lengths, batch_shape, num_steps)
+        for name in ("mask", "resets"):
+            if options.get(name) is not None:
+                flags = checks.step_flags(options[name], name, time_axis, (num_steps, *batch_shape))
+                options[name] = flags
         if key is not None:
             key = checks.prng_key(key)
-            if dropout > 0 or recurrent_dropout > 0:
-                layer_keys = jax.random.split(key, len(layers))
+        if isinstance(layer, Stack) and layer.residual:
+            _check_residual(0, xs.shape[-1], _output_size(layer.layers[0]), "xs.shape[-1]")
+        checks.params(layer, params, xs.shape[-1], dtype, source="xs")
+        if carry is not None:
+            carry = checks.carry(layer, carry, batch_shape, dtype)
+        valid = _valid(num_steps, lengths, options.get("mask"))
+        run = _Run(lengths, valid, options)
+        carry, ys = _run(layer, params, xs, carry, run, key, False, (0.0, 0.0))
+        return carry, jax.tree.map(lambda y: jnp.moveaxis(y, 0, time_axis), ys)
 
-        valid = None
-        if residual and lengths is not None:
-            steps = jnp.arange(xs.shape[0], dtype=lengths.dtype)
-            valid = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
-            valid = valid[..., None]
-        ys, final = xs, []
-        for index, layer in enumerate(layers):
-            inputs = ys
-            masks: tuple[Array | None, ...] = (None, None)
-            if layer_keys is not None:
-                key_inputs, key_recurrent = jax.random.split(layer_keys[index])
-                if dropout > 0 and index > 0:
-                    inputs = inputs * _dropout_mask(key_inputs, dropout, inputs.shape, dtype)
-                if recurrent_dropout > 0:
-                    cells = _cells(layer)
-                    cell_keys = jax.random.split(key_recurrent, len(cells))
-                    masks = tuple(
-                        _carry_mask(k, recurrent_dropout, cell, batch_shape, dtype)
-                        for k, cell in zip(cell_keys, cells, strict=True)
-                    )
-            if isinstance(layer, Cell):
-                layer_carry, outputs = _run_cell(
-                    layer, layer_params[index], inputs, carries[index], lengths, False, masks[0]
-                )
-            else:
-                layer_carry, outputs = _apply_bidirectional(
-                    layer, layer_params[index], inputs, carries[index], lengths, masks
-                )
-            if residual:
-                outputs = outputs + (
-                    ys if valid is None else jnp.where(valid, ys, jnp.zeros((), dtype))
-                )
-            final.append(layer_carry)
-            ys = outputs
-        return final, jnp.moveaxis(ys, 0, time_axis)
-
-    return Stack(
-        init=init,
-        initial_carry=initial_carry,
-        apply=apply,
-        output_size=sizes[-1],
-        layers=layers,
-        dropout=dropout,
-        recurrent_dropout=recurrent_dropout,
-        residual=residual,
-        learn_initial_carry=learn_initial_carry,
-    )
+    return apply
 
 
-# Running.
+def _valid(num_steps: int, lengths: Array | None, mask: Array | None) -> Array | None:
+    valid = mask
+    if lengths is not None:
+        steps = jnp.arange(num_steps, dtype=lengths.dtype)
+        in_range = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
+        valid = in_range if mask is None else in_range & mask
+    return None if valid is None else valid[..., None]
 
 
-def _apply_bidirectional(
-    layer: Bidirectional,
-    params: dict[str, Params],
-    xs: Array,
-    carry: Carry,
-    lengths: Array | None,
-    masks: tuple[Array | None, ...],
-) -> tuple[Carry, Any]:
-    """A checked bidirectional layer over time-major `xs`."""
-    fwd_carry, bwd_carry = (None, None) if carry is None else carry
-    fwd_carry, hs_f = _run_cell(
-        layer.fwd_cell, params["fwd"], xs, fwd_carry, lengths, False, masks[0]
-    )
-    bwd_carry, hs_b = _run_cell(
-        layer.bwd_cell, params["bwd"], xs, bwd_carry, lengths, True, masks[1]
-    )
-    if layer.merge is None:
-        ys: Any = (hs_f, hs_b)
-    elif layer.merge == "concat":
-        ys = jnp.concatenate([hs_f, hs_b], axis=-1)
-    elif layer.merge == "sum":
-        ys = hs_f + hs_b
-    else:
-        ys = (hs_f + hs_b) / 2
-    return (fwd_carry, bwd_carry), ys
+def _run(
+    layer: Any, params: Any, xs: Array, carry: Any, run: _Run, key: Any, reverse: bool, rates: Any
+) -> tuple[Any, Any]:
+    """`layer` over `xs (T, *batch, I)`; `rates` are the enclosing stack's
+    `(recurrent_dropout, zoneout)`, applied when there is a key."""
+    if isinstance(layer, Cell):
+        return _run_cell(layer, params, xs, carry, run, key, reverse, rates)
+    if isinstance(layer, Stack):
+        return _run_stack(layer, params, xs, carry, run, key, reverse)
+    if isinstance(layer, Bidirectional):
+        fwd_carry, bwd_carry = (None, None) if carry is None else carry
+        keys = (None, None) if key is None else jax.random.split(key)
+        fwd_carry, ys_f = _run(
+            layer.fwd, params["fwd"], xs, fwd_carry, run, keys[0], reverse, rates
+        )
+        bwd_carry, ys_b = _run(
+            layer.bwd, params["bwd"], xs, bwd_carry, run, keys[1], not reverse, rates
+        )
+        combine = MERGES.get(layer.merge, layer.merge)
+        return (fwd_carry, bwd_carry), combine(ys_f, ys_b)
+    ys = layer.apply(params, xs)
+    return (), ys if run.valid is None else jnp.where(run.valid, ys, jnp.zeros((), ys.dtype))
 
 
 def _run_cell(
@@ -524,35 +439,68 @@ def _run_cell(
     params: Params,
     xs: Array,
     carry: Carry,
-    lengths: Array | None,
+    run: _Run,
+    key: Any,
     reverse: bool,
-    mask: Array | None,
+    rates: Any,
 ) -> tuple[Carry, Array]:
-    """`unroll` over time-major `xs`, with the recurrent dropout `mask (*batch, H)` if given."""
-    if mask is None:
-        return unroll(cell, params, xs, carry, lengths=lengths, reverse=reverse)
+    recurrent_dropout, zoneout = rates if key is not None else (0.0, 0.0)
     if carry is None:
         carry = cell.initial_carry(xs.shape[1:-1], xs.dtype)
-    (_, carry), hs = unroll(
-        _with_recurrent_mask(cell), params, xs, (mask, carry), lengths=lengths, reverse=reverse
-    )
-    return carry, hs
+    if recurrent_dropout > 0:
+        key, mask_key = jax.random.split(key)
+        mask = _carry_mask(mask_key, recurrent_dropout, carry)
+        cell, carry = _with_recurrent_mask(cell), (mask, carry)
+    if zoneout > 0:
+        cell, carry = _with_zoneout(cell, zoneout), (key, carry)
+    final, ys = unroll(cell, params, xs, carry, lengths=run.lengths, reverse=reverse, **run.options)
+    for _ in range((recurrent_dropout > 0) + (zoneout > 0)):
+        final = final[1]
+    return final, ys
+
+
+def _run_stack(
+    net: Stack, params: Any, xs: Array, carry: Any, run: _Run, key: Any, reverse: bool
+) -> tuple[list[Any], Array]:
+    batch_shape, dtype = xs.shape[1:-1], xs.dtype
+    if carry is None and net.learn_initial_carry:
+        carry = jax.tree.map(
+            lambda v: jnp.broadcast_to(v, (*batch_shape, *v.shape)), params["initial_carry"]
+        )
+    carry = [None] * len(net.layers) if carry is None else carry
+    keys = [None] * len(net.layers) if key is None else jax.random.split(key, len(net.layers))
+    rates = (net.recurrent_dropout, net.zoneout)
+    ys, final = xs, []
+    for index, (layer, layer_key) in enumerate(zip(net.layers, keys, strict=True)):
+        inputs, rate = ys, net.dropout if index else net.input_dropout
+        if layer_key is not None:
+            layer_key, dropout_key = jax.random.split(layer_key)
+            if rate > 0:
+                inputs = inputs * _dropout_mask(dropout_key, rate, inputs.shape, dtype)
+        layer_params = params["layers"][index]
+        layer_carry, outputs = _run(
+            layer, layer_params, inputs, carry[index], run, layer_key, reverse, rates
+        )
+        if net.residual:
+            outputs = outputs + (
+                ys if run.valid is None else jnp.where(run.valid, ys, 0).astype(dtype)
+            )
+        final.append(layer_carry)
+        ys = outputs
+    return final, ys
 
 
 def _dropout_mask(key: Array, rate: float, shape: tuple[int, ...], dtype: Any) -> Array:
     """Inverted dropout: 0 with probability `rate`, else `1 / (1 - rate)`."""
-    keep = 1.0 - rate
-    kept = jax.random.bernoulli(key, keep, shape)
-    return jnp.where(kept, jnp.asarray(1.0 / keep, dtype), jnp.zeros((), dtype))
+    kept = jax.random.bernoulli(key, 1.0 - rate, shape)
+    return jnp.where(kept, jnp.asarray(1.0 / (1.0 - rate), dtype), jnp.zeros((), dtype))
 
 
-def _carry_mask(key: Array, rate: float, cell: Cell, batch_shape: Any, dtype: Any) -> Any:
-    """One dropout mask per leaf of the cell's carry, each of that leaf's shape."""
-    leaves, tree = jax.tree.flatten(jax.eval_shape(lambda: cell.initial_carry(batch_shape, dtype)))
+def _carry_mask(key: Array, rate: float, carry: Carry) -> Any:
+    """One dropout mask per array of `carry`, each of that array's shape."""
+    leaves, tree = jax.tree.flatten(carry)
     keys = jax.random.split(key, len(leaves))
-    masks = [
-        _dropout_mask(k, rate, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves, strict=True)
-    ]
+    masks = [_dropout_mask(k, rate, a.shape, a.dtype) for k, a in zip(keys, leaves, strict=True)]
     return jax.tree.unflatten(tree, masks)
 
 
@@ -590,41 +538,85 @@ def _with_recurrent_mask(cell: Cell) -> Cell:
     return cell._replace(initial_carry=initial_carry, step=new_step)
 
 
-# Structure.
+@functools.lru_cache(maxsize=256)
+def _with_zoneout(cell: Cell, rate: float) -> Cell:
+    """`cell` whose carry is `(key, carry)`: each carry unit keeps its old value with
+    probability `rate`, from a key split at every step."""
+
+    def step(params: Params, carry: Carry, x: Array) -> Any:
+        key, inner = carry
+        key, step_key = jax.random.split(key)
+        new, y = cell.step(params, inner, x)
+        leaves, tree = jax.tree.flatten(new)
+        keys = jax.random.split(step_key, len(leaves))
+        kept = [
+            jnp.where(jax.random.bernoulli(k, rate, a.shape), old, a)
+            for k, a, old in zip(keys, leaves, jax.tree.leaves(inner), strict=True)
+        ]
+        y = next((k for k, a in zip(kept, leaves, strict=True) if y is a), y)
+        return (key, jax.tree.unflatten(tree, kept)), y
+
+    def initial_carry(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> Carry:
+        return (jax.random.key(0), cell.initial_carry(batch_shape, dtype))
+
+    return cell._replace(initial_carry=initial_carry, step=step)
 
 
-def _cells(layer: Cell | Bidirectional) -> tuple[Cell, ...]:
-    return (layer,) if isinstance(layer, Cell) else (layer.fwd_cell, layer.bwd_cell)
+# Structure and checks.
 
 
-def _output_size(layer: Cell | Bidirectional) -> int:
+def _is_step_layer(layer: Any) -> bool:
+    """A per-step layer: `init`, `apply(params, hs)` and `output_size`, no carry."""
+    return isinstance(layer, Dense) or (
+        all(hasattr(layer, a) for a in ("init", "apply", "output_size"))
+        and not hasattr(layer, "initial_carry")
+    )
+
+
+def _initial_carry(layer: Any, batch_shape: Sequence[int], dtype: Any) -> Any:
+    return () if _is_step_layer(layer) else layer.initial_carry(batch_shape, dtype)
+
+
+def _cells(layer: Any) -> tuple[Cell, ...]:
+    if isinstance(layer, Cell):
+        return (layer,)
+    if isinstance(layer, Bidirectional):
+        return tuple(
+            c for part in (layer.fwd, layer.bwd) if isinstance(part, Cell) for c in (part,)
+        )
+    return ()
+
+
+def _output_size(layer: Any) -> Any:
     return layer.hidden_size if isinstance(layer, Cell) else layer.output_size
 
 
-# Checks.
+def _check_part(part: Any, name: str) -> None:
+    if not isinstance(part, (Cell, Bidirectional, Stack)):
+        raise TypeError(
+            f"{name} must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)) or a layer "
+            f"(jaxrnn.stack, jaxrnn.bidirectional); got {type(part).__name__}"
+        )
+    if isinstance(part, Bidirectional) and part.merge is None:
+        raise ValueError(f"{name} is bidirectional with merge=None; give it a merge")
 
 
-def _check_layers(layers: Any) -> tuple[Cell | Bidirectional, ...]:
+def _check_layers(layers: Any) -> tuple[Any, ...]:
     if isinstance(layers, (Cell, Bidirectional, Stack)) or not isinstance(layers, Sequence):
         raise TypeError(
-            f"layers must be a list of cells and bidirectional layers, e.g. "
+            f"layers must be a list of cells and layers, e.g. "
             f"[jaxrnn.lstm(64), jaxrnn.lstm(64)]; got {type(layers).__name__}"
         )
     if not layers:
-        raise ValueError("layers must hold at least one cell or bidirectional layer; got []")
+        raise ValueError("layers must hold at least one cell or layer; got []")
     for index, layer in enumerate(layers):
-        if isinstance(layer, Stack):
+        if not (isinstance(layer, (Cell, Bidirectional, Stack)) or _is_step_layer(layer)):
             raise TypeError(
-                f"layers[{index}] is a stack; a stack holds cells and bidirectional layers. "
-                f"List its layers in this stack instead, or apply the two stacks one after "
-                f"the other"
+                f"layers[{index}] must be a Cell (e.g. jaxrnn.lstm(64)), a layer "
+                f"(jaxrnn.bidirectional, jaxrnn.stack) or a per-step layer with init, apply "
+                f"and output_size (jaxrnn.dense); got {type(layer).__name__}"
             )
-        if not isinstance(layer, (Cell, Bidirectional)):
-            raise TypeError(
-                f"layers[{index}] must be a Cell (e.g. jaxrnn.lstm(64)) or a bidirectional "
-                f"layer (jaxrnn.bidirectional(...)); got {type(layer).__name__}"
-            )
-        if isinstance(layer, Bidirectional) and layer.merge is None:
+        if isinstance(layer, Bidirectional) and layer.merge is None and index < len(layers) - 1:
             raise ValueError(
                 f"layers[{index}] is bidirectional with merge=None, whose output is a pair of "
                 f"sequences; the next layer needs one. Use merge='concat', 'sum' or 'mean'"
@@ -637,7 +629,7 @@ def _rate(value: Any, name: str) -> float:
         raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__} {value!r}")
     value = float(value)
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must lie in [0, 1) (a probability of dropping); got {value}")
+        raise ValueError(f"{name} must lie in [0, 1) (a probability); got {value}")
     return value
 
 
@@ -648,79 +640,3 @@ def _check_residual(index: int, input_size: int, output_size: int, source: str) 
             f"layers[{index}] reads {input_size} features ({source}) but outputs {output_size}. "
             f"Give that layer hidden_size {input_size}, or apply it before a residual stack"
         )
-
-
-def _check_lengths(lengths: Any, xs: Array) -> Array | None:
-    if lengths is None:
-        return None
-    return checks.lengths(lengths, xs.shape[1:-1], xs.shape[0])
-
-
-def _check_layer_params(
-    layer: Cell | Bidirectional, params: Any, input_size: int, dtype: Any, path: str, source: str
-) -> Any:
-    if isinstance(layer, Cell):
-        checks.params(layer, params, input_size, dtype, source=source, path=path)
-        return params
-    if not isinstance(params, dict) or set(params) != {"fwd", "bwd"}:
-        got = sorted(map(str, params)) if isinstance(params, dict) else type(params).__name__
-        raise ValueError(
-            f"{path} must be the dict that bidirectional(...).init returns, with keys "
-            f"['bwd', 'fwd'] (each cell's params); got {got}"
-        )
-    for part, cell in (("fwd", layer.fwd_cell), ("bwd", layer.bwd_cell)):
-        checks.params(
-            cell, params[part], input_size, dtype, source=source, path=f"{path}[{part!r}]"
-        )
-    return params
-
-
-def _check_layer_carry(
-    layer: Cell | Bidirectional, carry: Any, batch_shape: tuple[int, ...], dtype: Any, path: str
-) -> Carry:
-    if isinstance(layer, Cell):
-        return checks.carry(layer, carry, batch_shape, dtype, path=path)
-    if not isinstance(carry, (tuple, list)) or len(carry) != 2:
-        raise ValueError(
-            f"{path} must be a pair (fwd_carry, bwd_carry) for a bidirectional layer, as "
-            f"its initial_carry(...) makes; got {checks.describe(carry)}"
-        )
-    return tuple(
-        _check_layer_carry(cell, part, batch_shape, dtype, f"{path}[{index}]")
-        for index, (cell, part) in enumerate(zip(_cells(layer), carry, strict=True))
-    )
-
-
-def _check_carry_list(carry: Any, num_layers: int) -> list[Any]:
-    if not isinstance(carry, (list, tuple)) or len(carry) != num_layers:
-        raise ValueError(
-            f"carry must be a list of {num_layers} carries, one per layer (as "
-            f"initial_carry(...) makes), or None; got {checks.describe(carry)}"
-        )
-    return list(carry)
-
-
-def _check_stack_params(
-    params: Any, num_layers: int, learn_initial_carry: bool
-) -> tuple[list[Any], list[Any] | None]:
-    keys = ["initial_carry", "layers"] if learn_initial_carry else ["layers"]
-    if not isinstance(params, dict):
-        raise TypeError(
-            f"params must be the dict that stack(...).init returns, with keys {keys}; "
-            f"got {type(params).__name__}"
-        )
-    if sorted(map(str, params)) != keys:
-        hint = (
-            " (the stack has learn_initial_carry=True)"
-            if learn_initial_carry
-            else " (the stack has learn_initial_carry=False)"
-        )
-        raise ValueError(f"params must have keys {keys}{hint}; got keys {sorted(map(str, params))}")
-    for name in keys:
-        if not isinstance(params[name], (list, tuple)) or len(params[name]) != num_layers:
-            raise ValueError(
-                f"params[{name!r}] must be a list of {num_layers} entries, one per layer; "
-                f"got {checks.describe(params[name])}"
-            )
-    learned = list(params["initial_carry"]) if learn_initial_carry else None
-    return list(params["layers"]), learned

@@ -91,7 +91,9 @@ def test_initial_carry_must_honour_dtype():
         initial_carry=lambda batch_shape=(), dtype=jnp.float32: jnp.zeros((*batch_shape, 4)),
     )
     params = cell.init(jax.random.key(0), 3, jnp.bfloat16)
-    with pytest.raises(TypeError, match=r"'tiny': initial_carry\(.*bfloat16\) returned .*float32"):
+    with pytest.raises(
+        TypeError, match=r"'tiny' .*: initial_carry\(.*bfloat16\) returned .*float32"
+    ):
         jr.unroll(cell, params, jnp.ones((5, 2, 3), jnp.bfloat16))
 
 

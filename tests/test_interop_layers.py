@@ -107,7 +107,7 @@ def test_bidirectional_layer_by_suffix(kind, x64):
     layer = make_net(kind, True).layers[0]
     sd = module.state_dict()
     params = interop.from_torch(layer, sd, "_l1")
-    cell = layer.fwd_cell
+    cell = layer.fwd
     assert_trees_equal(params["fwd"], interop.from_torch(cell, sd, "_l1"))
     assert_trees_equal(params["bwd"], interop.from_torch(cell, sd, "_l1_reverse"))
     state = interop.to_torch(layer, params, "_l1")

@@ -599,17 +599,13 @@ def test_float64_is_preserved_through_dropout_and_gradients(x64):
 
 def test_bidirectional_rejects_bad_construction():
     cell = make_cell("lstm")
-    with pytest.raises(TypeError, match=r"fwd_cell must be a jaxrnn Cell .* got BpttStep"):
+    with pytest.raises(TypeError, match=r"fwd must be a jaxrnn Cell .* or a layer .* got BpttStep"):
         bidirectional(cell.step, cell)
-    with pytest.raises(TypeError, match=r"bwd_cell must be a jaxrnn Cell .* got Bidirectional"):
-        bidirectional(cell, bidirectional(cell, cell))
-    with pytest.raises(
-        ValueError, match=r"merge must be one of 'concat', 'sum', 'mean', None; got 'max'"
-    ):
+    with pytest.raises(ValueError, match=r"bwd is bidirectional with merge=None"):
+        bidirectional(cell, bidirectional(cell, cell, merge=None))
+    with pytest.raises(TypeError, match=r"merge must be one of 'concat', .* or a function .*'max'"):
         bidirectional(cell, cell, merge="max")
-    with pytest.raises(
-        ValueError, match=r"merge='mean' .* fwd_cell.hidden_size=4 and bwd_cell.hidden_size=7"
-    ):
+    with pytest.raises(ValueError, match=r"merge='mean' .* got 4 \(fwd\) and 7 \(bwd\)"):
         bidirectional(cell, make_cell("lstm", 7), merge="mean")
 
 
@@ -618,13 +614,11 @@ def test_bidirectional_rejects_bad_params_carry_and_key():
     layer = bidirectional(cell, cell)
     params = random_params(layer)
     xs = inputs()
-    with pytest.raises(
-        ValueError, match=r"params must be the dict that bidirectional.*got \['fwd'\]"
-    ):
+    with pytest.raises(ValueError, match=r"params do not match .* missing \[\"params\['bwd'\]"):
         layer.apply({"fwd": params["fwd"]}, xs)
     bad = {**params, "bwd": {**params["bwd"], "w_x": jnp.zeros((7, 4 * H))}}
     with pytest.raises(
-        ValueError, match=r"xs has input_size 3 .* but params\['bwd'\] were made for input_size 7"
+        ValueError, match=r"made for input_size 7 .* read off params\['bwd'\]\['w_x'\]"
     ):
         layer.apply(bad, xs)
     bad = {**params, "fwd": {**params["fwd"], "w_h": jnp.zeros((7, 4 * H))}}
@@ -633,9 +627,7 @@ def test_bidirectional_rejects_bad_params_carry_and_key():
     ):
         layer.apply(bad, xs)
     carry = layer.initial_carry((B,))
-    with pytest.raises(
-        ValueError, match=r"carry must be a pair \(fwd_carry, bwd_carry\).*a tuple of 3"
-    ):
+    with pytest.raises(ValueError, match=r"carry must have the structure .*; got a tuple of 3"):
         layer.apply(params, xs, (*carry, carry[0]))
     wrong = (carry[0], (carry[1][0], jnp.zeros((B, 7))))
     with pytest.raises(
@@ -650,6 +642,8 @@ def test_bidirectional_rejects_bad_params_carry_and_key():
         layer.apply(params, xs, lengths=jnp.array([1, 2]))
     with pytest.raises(ValueError, match=r"time_axis must be an axis of xs other than the last"):
         layer.apply(params, xs, time_axis=2)
+    with pytest.raises(TypeError, match=r"apply got unknown options \['revers'\]"):
+        layer.apply(params, xs, revers=True)
 
 
 def test_stack_rejects_bad_layers_and_options():
@@ -660,8 +654,6 @@ def test_stack_rejects_bad_layers_and_options():
         stack([])
     with pytest.raises(TypeError, match=r"layers\[1\] must be a Cell .* got int"):
         stack([cell, 3])
-    with pytest.raises(TypeError, match=r"layers\[0\] is a stack"):
-        stack([stack([cell])])
     with pytest.raises(ValueError, match=r"layers\[0\] is bidirectional with merge=None"):
         stack([bidirectional(cell, cell, None), cell])
     for name in ("dropout", "recurrent_dropout"):
@@ -700,68 +692,41 @@ def test_stack_rejects_bad_params_carry_and_inputs():
         ValueError, match=r"layers\[0\] reads 3 features \(xs.shape\[-1\]\) but outputs 4"
     ):
         stack([cell], residual=True).apply({"layers": [params["layers"][0]]}, xs)
-    with pytest.raises(TypeError, match=r"params must be the dict that stack\(...\).init returns"):
+    with pytest.raises(ValueError, match=r"params do not match the params that the stack layer"):
         net.apply(params["layers"], xs)
-    with pytest.raises(
-        ValueError,
-        match=r"params must have keys \['initial_carry', 'layers'\] .* got keys \['layers'\]",
-    ):
+    with pytest.raises(ValueError, match=r"missing \[\"params\['initial_carry'\]\[0\]\[0\]\""):
         stack([cell, middle], learn_initial_carry=True).apply(params, xs)
-    with pytest.raises(
-        ValueError, match=r"params\['layers'\] must be a list of 2 entries.* a list of 1"
-    ):
+    with pytest.raises(ValueError, match=r"missing \[\"params\['layers'\]\[1\]\['bwd'\]"):
         net.apply({"layers": params["layers"][:1]}, xs)
     bad = [params["layers"][0], {**params["layers"][1], "bwd": params["layers"][0]}]
     with pytest.raises(
         ValueError,
-        match=r"the output of layers\[0\] has input_size 4 .* params\['layers'\]\[1\]\['bwd'\] "
-        r"were made for input_size 3",
+        match=r"params\['layers'\]\[1\]\['bwd'\]\['w_x'\] has shape \(3, 16\) .* expects \(4, 16\)",
     ):
         net.apply({"layers": bad}, xs)
+    first = {**params["layers"][0], "b": jnp.zeros(4 * H, jnp.float16)}
     with pytest.raises(
         TypeError,
         match=r"params\['layers'\]\[0\]\['b'\] has dtype float16 but xs has dtype float32",
     ):
-        net.apply(
-            {
-                "layers": [
-                    {**params["layers"][0], "b": jnp.zeros(4 * H, jnp.float16)},
-                    params["layers"][1],
-                ]
-            },
-            xs,
-        )
+        net.apply({"layers": [first, params["layers"][1]]}, xs)
 
     carry = net.initial_carry((B,))
-    with pytest.raises(
-        ValueError, match=r"carry must be a list of 2 carries, one per layer .* a list of 3"
-    ):
+    with pytest.raises(ValueError, match=r"carry must have the structure .*; got a list of 3"):
         net.apply(params, xs, [*carry, carry[0]])
-    with pytest.raises(
-        ValueError, match=r"carry\[1\] must be a pair \(fwd_carry, bwd_carry\) .* a tuple of 1"
-    ):
+    with pytest.raises(ValueError, match=r"carry must have the structure .*; got a list of 2"):
         net.apply(params, xs, [carry[0], carry[1][:1]])
-    with pytest.raises(
-        ValueError, match=r"carry\[1\]\[0\] must have the structure of lstm.initial_carry"
-    ):
-        net.apply(params, xs, [carry[0], (carry[1][0][0], carry[1][1])])
     with pytest.raises(
         ValueError, match=r"carry\[0\]\[1\] has shape \(3, 7\) but expected \(3, 4\)"
     ):
         net.apply(params, xs, [(carry[0][0], jnp.zeros((B, 7))), carry[1]])
-    with pytest.raises(
-        ValueError, match=r"carry\[0\] must have the structure of lstm.initial_carry"
-    ):
-        net.apply(params, xs, [carry[0][0], carry[1]])
     learning = stack([cell, middle], learn_initial_carry=True)
     learned = random_params(learning)
     wrong = {
         **learned,
         "initial_carry": [learned["initial_carry"][0], (jnp.zeros(4), jnp.zeros(4))],
     }
-    with pytest.raises(
-        ValueError, match=r"params\['initial_carry'\]\[1\]\[0\] must have the structure"
-    ):
+    with pytest.raises(ValueError, match=r"params do not match .* missing .*initial_carry'\]\[1\]"):
         learning.apply(wrong, xs)
 
     with pytest.raises(TypeError, match=r"xs must have a real floating dtype"):

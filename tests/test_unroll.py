@@ -555,7 +555,7 @@ def test_rejects_bad_params_and_cells(lstm_setup):
     cell, params, _, xs = lstm_setup
     with pytest.raises(ValueError, match=r"missing \[\"params\['w_h'\]\"\]"):
         jr.unroll(cell, {k: v for k, v in params.items() if k != "w_h"}, xs)
-    with pytest.raises(ValueError, match=r"params do not match the params cell 'lstm'"):
+    with pytest.raises(ValueError, match=r"params do not match the params that cell 'lstm'"):
         jr.unroll(cell, list(params.values()), xs)
     with pytest.raises(TypeError, match=r"cell must be a jaxrnn Cell"):
         jr.unroll(functools.partial(cell.step), params, xs)
