@@ -740,3 +740,104 @@ def test_stack_rejects_bad_params_carry_and_inputs():
         net.apply(params, xs, lengths=jnp.array([7, 3, 0]))
     with pytest.raises(TypeError, match=r"key must be a single PRNG key"):
         net.apply(params, xs, key=jnp.zeros(3))
+
+
+# Composition.
+
+
+def test_nested_stacks_and_per_step_layers_equal_applying_them_in_turn(x64):
+    inner = stack([make_cell("lstm"), make_cell("gru")])
+    head = jr.dense(5)
+    net = stack([inner, head, make_cell("rnn", 5)])
+    params = random_params(net, dtype=jnp.float64)
+    xs, lengths = inputs(dtype=jnp.float64), jnp.asarray(LENGTHS)
+    carries, ys = net.apply(params, xs, lengths=lengths)
+
+    c0, h = inner.apply(params["layers"][0], xs, lengths=lengths)
+    valid = (jnp.arange(T)[:, None] < lengths[None])[..., None]
+    h = jnp.where(valid, head.apply(params["layers"][1], h), 0.0)
+    c2, want = jr.unroll(make_cell("rnn", 5), params["layers"][2], h, lengths=lengths)
+    assert_trees_close((carries, ys), ([c0, (), c2], want), 1e-12, 1e-12)
+    assert bool(jnp.all(ys[3:, 1] == 0)) and bool(jnp.all(ys[:, 2] == 0))
+
+
+def test_bidirectional_of_stacks_with_a_merge_function(x64):
+    part = stack([make_cell("lstm"), make_cell("gru")])
+    layer = bidirectional(part, part, merge=lambda f, b: f * b)
+    assert layer.output_size == H
+    params = random_params(layer, dtype=jnp.float64)
+    xs, lengths = inputs(dtype=jnp.float64), jnp.asarray(LENGTHS)
+    (fwd, bwd), ys = layer.apply(params, xs, lengths=lengths)
+
+    want_fwd, ys_f = part.apply(params["fwd"], xs, lengths=lengths)
+    h, want_bwd = xs, []
+    for cell, p in zip(part.layers, params["bwd"]["layers"], strict=True):
+        carry, h = jr.unroll(cell, p, h, lengths=lengths, reverse=True)
+        want_bwd.append(carry)
+    assert_trees_close((fwd, bwd, ys), (want_fwd, want_bwd, ys_f * h), 1e-12, 1e-12)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"remat": True}, {"unroll": 3}, {"grad": "bptt"}, {"hoist": True}, {"parallel": False}],
+    ids=lambda o: next(iter(o)),
+)
+def test_unroll_options_reach_every_cell_and_change_nothing(options, x64):
+    net = stack([make_cell("lstm"), bidirectional(make_cell("gru"), make_cell("gru"))])
+    params = random_params(net, dtype=jnp.float64)
+    xs, lengths = inputs(dtype=jnp.float64), jnp.asarray(LENGTHS)
+
+    def loss(params, **options):
+        return scalar_loss(*net.apply(params, xs, lengths=lengths, **options))
+
+    assert_trees_close(loss(params, **options), loss(params), 1e-12, 1e-12)
+    assert_trees_close(
+        jax.grad(lambda p: loss(p, **options))(params), jax.grad(loss)(params), 1e-10, 1e-12
+    )
+
+
+def test_mask_and_resets_reach_every_cell(x64):
+    cell = make_cell("gru")
+    net = stack([cell, cell])
+    params = random_params(net, dtype=jnp.float64)
+    xs = inputs(dtype=jnp.float64)
+    mask = jax.random.bernoulli(jax.random.key(3), 0.7, (T, B))
+    resets = jax.random.bernoulli(jax.random.key(4), 0.3, (T, B))
+    _, ys = net.apply(params, jnp.swapaxes(xs, 0, 1), time_axis=1, mask=mask.T, resets=resets.T)
+    h = xs
+    for p in params["layers"]:
+        _, h = jr.unroll(cell, p, h, mask=mask, resets=resets)
+    np.testing.assert_allclose(jnp.swapaxes(ys, 0, 1), h, 1e-12, 1e-12)
+
+
+def test_zoneout_and_input_dropout_act_only_with_a_key():
+    cell = make_cell("lstm")
+    plain = stack([cell, cell])
+    params = random_params(plain)
+    xs = inputs()
+    for options in ({"zoneout": 0.5}, {"input_dropout": 0.5}):
+        net = stack([cell, cell], **options)
+        assert_trees_equal(net.apply(params, xs), plain.apply(params, xs))
+        trained = net.apply(params, xs, key=jax.random.key(0))[1]
+        assert not np.allclose(trained, plain.apply(params, xs)[1])
+        assert_trees_equal(trained, net.apply(params, xs, key=jax.random.key(0))[1])
+        assert np.all(np.isfinite(trained))
+
+
+def test_zoneout_near_one_keeps_the_initial_state():
+    # Every unit keeps its previous value: the state, and the LSTM's output h, stay put.
+    cell = make_cell("lstm")
+    net = stack([cell], zoneout=1 - 1e-7)
+    params = random_params(net)
+    carry = random_carry(net)
+    carries, ys = net.apply(params, inputs(), carry, key=jax.random.key(0))
+    assert_trees_equal(carries, carry)
+    np.testing.assert_array_equal(ys, jnp.broadcast_to(carry[0][0], ys.shape))
+
+
+def test_input_dropout_near_one_drops_every_input():
+    cell = make_cell("gru")
+    net = stack([cell], input_dropout=1 - 1e-7)
+    params = random_params(net)
+    _, ys = net.apply(params, inputs(), key=jax.random.key(0))
+    np.testing.assert_array_equal(ys, stack([cell]).apply(params, jnp.zeros((T, B, I)))[1])
