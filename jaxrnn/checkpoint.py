@@ -40,6 +40,7 @@ import os
 import re
 import secrets
 import struct
+import time
 import warnings
 import zipfile
 import zlib
@@ -690,8 +691,10 @@ def save_step(
     `save`. With `keep`, once the new file is safely in place, the
     checkpoints of this prefix beyond the `keep` newest are deleted, lowest
     step first; the file just written is never deleted, so the newest valid
-    checkpoint always survives, and a failed save deletes nothing. Files of
-    other prefixes, other names and leftover temporary files are left alone.
+    checkpoint always survives, and a failed save deletes nothing. Temporary files
+    left by writes of this prefix that were killed midway (a preempted job) are
+    removed after a successful save, so they never fill the disk; files of other
+    prefixes and other names are left alone.
 
     Args:
       directory: the folder that holds the checkpoints.
@@ -732,6 +735,11 @@ def save_step(
     prefix = _check_prefix(prefix)
     directory.mkdir(parents=True, exist_ok=True)
     path = save(directory / f"{prefix}_{int(step):08d}.npz", tree, metadata=metadata)
+    # Another writer's live temporary file is younger than a minute; a killed one stays.
+    for leftover in directory.glob(f".{prefix}_*.npz.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - leftover.stat().st_mtime > 60:
+                leftover.unlink()
     if keep is not None:
         others = [p for _, p in _numbered(directory, prefix) if p.name != path.name]
         for old in others[: max(0, len(others) + 1 - keep)]:

@@ -42,6 +42,7 @@ __all__ = [
     "FitResult",
     "NonFiniteLossError",
     "Restored",
+    "StopTraining",
     "TrainState",
     "TrainingInterrupted",
     "fit",
@@ -357,6 +358,19 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
 
 
+class StopTraining(Exception):
+    """Raise from `fit`'s `evaluate` to end training early, e.g. when a metric stops improving.
+
+    `fit` then saves a checkpoint (when it has a `checkpoint_dir`), closes its log and
+    returns its `FitResult` as after the last step.
+
+    Examples:
+      >>> from jaxrnn.train import StopTraining
+      >>> def evaluate(params):
+      ...     raise StopTraining("validation loss stopped improving")
+    """
+
+
 class FitResult(NamedTuple):
     """What `fit` returns.
 
@@ -595,9 +609,14 @@ def fit(
       A `FitResult`: the final state, the history, every step's loss and the
       last checkpoint written.
 
+    To stop early, raise `StopTraining` from `evaluate`: `fit` saves and returns. Any
+    other exception from `evaluate` is raised after `fit` has saved a checkpoint of
+    the state it was evaluating, so the optimizer state is never lost.
+
     Raises:
       NonFiniteLossError: a loss was NaN or infinite.
       TrainingInterrupted: Ctrl-C (a `KeyboardInterrupt`).
+      ValueError: `steps` is below `state.step`.
       ValueError: `steps`, `log_every`, `eval_every`, `checkpoint_every` or
         `keep` is not a positive int, or `eval_every` is not a multiple of
         `log_every`.
@@ -649,7 +668,12 @@ def fit(
             "pass the Restored that state came from"
         )
     last_checkpoint = resume_from.path if resume_from is not None else None
-    if start >= steps:
+    if start > steps:
+        raise ValueError(
+            f"steps={steps} is below the step the state is at, {start} (a restored run "
+            f"counts the steps it has done); ask for steps > {start} to train further"
+        )
+    if start == steps:
         return FitResult(state, history, np.asarray(losses, np.float64), last_checkpoint)
 
     pending: list[Array] = []  # device losses not yet copied to the host
@@ -703,14 +727,32 @@ def fit(
                 }
                 last_logged = done
                 line = f"step {done:>{width}}/{steps}  train loss {entry['train_loss']:.4f}"
+                stop = None
                 if evaluate is not None and (
                     done == steps or (eval_every is not None and done % eval_every == 0)
                 ):
-                    for name, value in evaluate(state.params).items():
-                        entry[name] = float(value)
-                        line += f"  {name} {float(value):.4f}"
+                    try:
+                        for name, value in evaluate(state.params).items():
+                            entry[name] = float(value)
+                            line += f"  {name} {float(value):.4f}"
+                    except StopTraining as error:
+                        stop = error
+                        line += f"  stopped: {error}"
+                    except BaseException:
+                        # Keep the optimizer state of every step done: save, then re-raise.
+                        history.append(entry)
+                        bar.close()
+                        if directory is not None:
+                            save()
+                        raise
                 history.append(entry)
                 bar.write(line)
+                if stop is not None:
+                    last_checkpoint = save()
+                    bar.close()
+                    return FitResult(
+                        state, history, np.asarray(losses, np.float64), last_checkpoint
+                    )
             if directory is not None and (
                 done == steps or (checkpoint_every is not None and done % checkpoint_every == 0)
             ):

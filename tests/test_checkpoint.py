@@ -580,6 +580,26 @@ def test_a_raw_key_does_not_load_into_a_typed_key(tmp_path):
 # -- numbered checkpoints -------------------------------------------------------------------------
 
 
+def test_save_step_removes_leftovers_of_killed_writes(tmp_path):
+    directory = tmp_path / "run"
+    directory.mkdir()
+    stale = directory / ".ckpt_00000010.npz.0123456789ab.tmp"  # a write killed long ago
+    fresh = directory / ".ckpt_00000012.npz.ba9876543210.tmp"  # maybe still being written
+    other = directory / ".best_00000010.npz.0123456789ab.tmp"  # another prefix's
+    for leftover in (stale, fresh, other):
+        leftover.write_bytes(b"\0" * 1000)
+    os.utime(stale, (0, 0))
+    os.utime(other, (0, 0))
+    checkpoint.save_step(directory, 20, {"w": np.zeros(2)})
+    assert not stale.exists() and fresh.exists() and other.exists()
+    # A killed write while saving: the next save cleans it up.
+    killed = directory / ".ckpt_00000030.npz.deadbeef0000.tmp"
+    killed.write_bytes(b"PK")
+    os.utime(killed, (0, 0))
+    checkpoint.save_step(directory, 40, {"w": np.zeros(2)})
+    assert not killed.exists()
+
+
 def test_save_step_keeps_the_newest_and_latest_finds_them(tmp_path):
     directory = tmp_path / "run"
     assert checkpoint.latest(directory) is None

@@ -245,8 +245,38 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path):
 def test_fit_returns_at_once_when_the_state_is_already_there(tmp_path):
     train.fit(fresh_state(), STEP, batches, steps=3, checkpoint_dir=tmp_path, progress=False)
     restored = train.restore(tmp_path, like=fresh_state())
-    result = train.fit(restored.state, STEP, batches, steps=2, resume_from=restored, progress=False)
+    result = train.fit(restored.state, STEP, batches, steps=3, resume_from=restored, progress=False)
     assert int(result.state.step) == 3 and result.losses.shape == (3,)
+    with pytest.raises(ValueError, match=r"steps=2 is below the step the state is at, 3"):
+        train.fit(restored.state, STEP, batches, steps=2, resume_from=restored, progress=False)
+
+
+def test_stop_training_from_evaluate_saves_and_returns(tmp_path):
+    def evaluate(params):
+        raise train.StopTraining("patience ran out")
+
+    result = train.fit(
+        fresh_state(), STEP, batches, steps=20, log_every=2, eval_every=4, evaluate=evaluate,
+        checkpoint_dir=tmp_path, progress=False,
+    )  # fmt: skip
+    assert int(result.state.step) == 4 and result.checkpoint == tmp_path / "ckpt_00000004.npz"
+    straight = train.fit(fresh_state(), STEP, batches, steps=4, progress=False)
+    assert_trees_equal(train.restore(tmp_path, like=fresh_state()).state, straight.state)
+
+
+def test_an_error_in_evaluate_keeps_the_state_in_a_checkpoint(tmp_path):
+    def evaluate(params):
+        raise RuntimeError("the validation set is gone")
+
+    with pytest.raises(RuntimeError, match="the validation set is gone"):
+        train.fit(
+            fresh_state(), STEP, batches, steps=20, log_every=3, eval_every=6,
+            evaluate=evaluate, checkpoint_dir=tmp_path, progress=False,
+        )  # fmt: skip
+    restored = train.restore(tmp_path, like=fresh_state())
+    straight = train.fit(fresh_state(), STEP, batches, steps=6, progress=False)
+    assert int(restored.state.step) == 6
+    assert_trees_equal(restored.state, straight.state)
 
 
 @pytest.mark.parametrize(
