@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# End-to-end runs of the examples and benchmarks: `pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 

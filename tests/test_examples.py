@@ -18,6 +18,9 @@ import pytest
 
 import jaxrnn as jr
 
+# End-to-end runs of the examples and benchmarks: `pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CHAR_LM = EXAMPLES / "char_lm.py"
 CORPUS = EXAMPLES / "data" / "tiny_shakespeare.txt"

@@ -22,6 +22,9 @@ import pytest
 
 import jaxrnn as jr
 
+# End-to-end runs of the examples and benchmarks: `pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CLASSIFY = EXAMPLES / "classify.py"
 DATES = EXAMPLES / "seq2seq_dates.py"

@@ -14,6 +14,9 @@ import pytest
 
 import jaxrnn as jr
 
+# End-to-end runs of the examples and benchmarks: `pytest -m slow` (CI runs them).
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "long_range.py"
 
 
