@@ -452,7 +452,8 @@ def _run_cell(
         mask = _carry_mask(mask_key, recurrent_dropout, carry)
         cell, carry = _with_recurrent_mask(cell), (mask, carry)
     if zoneout > 0:
-        cell, carry = _with_zoneout(cell, zoneout), (key, carry)
+        keys = jax.random.split(key, xs.shape[1:-1])
+        cell, carry = _with_zoneout(cell, zoneout), (keys, carry)
     final, ys = unroll(cell, params, xs, carry, lengths=run.lengths, reverse=reverse, **run.options)
     for _ in range((recurrent_dropout > 0) + (zoneout > 0)):
         final = final[1]
@@ -540,24 +541,34 @@ def _with_recurrent_mask(cell: Cell) -> Cell:
 
 @functools.lru_cache(maxsize=256)
 def _with_zoneout(cell: Cell, rate: float) -> Cell:
-    """`cell` whose carry is `(key, carry)`: each carry unit keeps its old value with
-    probability `rate`, from a key split at every step."""
+    """`cell` whose carry is `(keys, carry)`, one PRNG key per sequence `(*batch,)`:
+    each carry unit keeps its old value with probability `rate`, from keys split at
+    every step."""
+
+    def draw(key: Array, leaves: list[Any], batch_ndim: int) -> list[Array]:
+        keys = jax.random.split(key, len(leaves))
+        return [
+            jax.random.bernoulli(k, rate, a.shape[batch_ndim:])
+            for k, a in zip(keys, leaves, strict=True)
+        ]
 
     def step(params: Params, carry: Carry, x: Array) -> Any:
-        key, inner = carry
-        key, step_key = jax.random.split(key)
+        keys, inner = carry
         new, y = cell.step(params, inner, x)
         leaves, tree = jax.tree.flatten(new)
-        keys = jax.random.split(step_key, len(leaves))
+        flat = jax.vmap(jax.random.split)(keys.reshape(-1))
+        per_row = [a.reshape((flat.shape[0], *a.shape[keys.ndim :])) for a in leaves]
+        masks = jax.vmap(lambda k, *rows: draw(k, list(rows), 0))(flat[:, 1], *per_row)
         kept = [
-            jnp.where(jax.random.bernoulli(k, rate, a.shape), old, a)
-            for k, a, old in zip(keys, leaves, jax.tree.leaves(inner), strict=True)
+            jnp.where(m.reshape(a.shape), old, a)
+            for m, a, old in zip(masks, leaves, jax.tree.leaves(inner), strict=True)
         ]
         y = next((k for k, a in zip(kept, leaves, strict=True) if y is a), y)
-        return (key, jax.tree.unflatten(tree, kept)), y
+        return (flat[:, 0].reshape(keys.shape), jax.tree.unflatten(tree, kept)), y
 
     def initial_carry(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> Carry:
-        return (jax.random.key(0), cell.initial_carry(batch_shape, dtype))
+        inner = cell.initial_carry(batch_shape, dtype)
+        return (jax.random.split(jax.random.key(0), batch_shape), inner)
 
     return cell._replace(initial_carry=initial_carry, step=step)
 

@@ -77,18 +77,6 @@ def test_unroll_matches_numpy(name, batch_shape, parallel, x64):
     assert_trees_close(final, want_final, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_step_by_step_equals_unroll(name, x64):
-    cell, params, carry, xs = setup(name)
-    final, hs = jr.unroll(cell, params, xs, carry, parallel=True)
-    state, outputs = carry, []
-    for x in xs:
-        state, h = cell.step(params, state, x)
-        outputs.append(h)
-    assert_trees_close(jnp.stack(outputs), hs, rtol=1e-12, atol=1e-12)
-    assert_trees_close(state, final, rtol=1e-12, atol=1e-12)
-
-
 # The parallel form equals the sequential one, values and gradients.
 
 # (options, reverse): each option alone in one direction, all of them in both.
@@ -195,26 +183,6 @@ def test_default_is_default_parallel_for_linear_cells_and_sequential_otherwise(x
 
 
 # Gradients against finite differences.
-
-
-@pytest.mark.parametrize("name", ["min_gru", "min_lstm_linear", "lru"])
-def test_gradients_match_finite_differences(name, x64):
-    cell, params, carry, xs = setup(name, (2,), num_steps=5)
-    lengths = jnp.array([5, 3])
-    resets = jnp.zeros((5, 2), bool).at[2, 0].set(True)
-
-    def loss(params, xs, carry):
-        final, hs = jr.unroll(
-            cell, params, xs, carry, lengths=lengths, resets=resets, parallel=True
-        )
-        return jnp.sum(jnp.sin(hs)) + sum(jnp.sum(x**2) for x in jax.tree.leaves(final))
-
-    result = jr.gradcheck(loss, params, xs, carry)
-    assert result.passed, str(result)
-    wrt_inputs = jr.gradcheck(
-        lambda v, p: loss(p, v["xs"], v["carry"]), {"xs": xs, "carry": carry}, params
-    )
-    assert wrt_inputs.passed, str(wrt_inputs)
 
 
 # Long sequences and large inputs.
@@ -329,46 +297,6 @@ def test_init_is_deterministic_and_keeps_the_dtype(name):
 
 
 # The rest of the library accepts them.
-
-
-@pytest.mark.parametrize("name", ["min_gru", "lru"])
-def test_bidirectional_and_stack_accept_them(name, x64):
-    cell = make(name)
-    layer = jr.bidirectional(cell, cell)
-    net = jr.stack([layer, cell], dropout=0.1)
-    params = net.init(jax.random.key(0), I, jnp.float64)
-    xs = jax.random.normal(jax.random.key(1), (T, 3, I), jnp.float64)
-    lengths = jnp.array([T, 4, 1])
-    _, ys = net.apply(params, xs, lengths=lengths, key=jax.random.key(2))
-    assert ys.shape == (T, 3, H) and not np.any(ys[4:, 1])
-    _, both = layer.apply(params["layers"][0], xs, lengths=lengths)
-    _, hs_b = jr.unroll(
-        cell, params["layers"][0]["bwd"], xs, lengths=lengths, reverse=True, parallel=True
-    )
-    np.testing.assert_allclose(both[..., H:], hs_b, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("name", ["min_lstm", "lru"])
-def test_generate_accepts_them_and_matches_unroll(name, x64):
-    cell = make(name)
-    params = cell.init(jax.random.key(0), I, jnp.float64)
-    table = jax.random.normal(jax.random.key(1), (5, I), jnp.float64)
-    w_out = jax.random.normal(jax.random.key(2), (H, 5), jnp.float64)
-    start = table[jnp.zeros((2,), jnp.int32)]
-    carry, tokens, logits = jr.generate(
-        cell,
-        params,
-        None,
-        start,
-        6,
-        readout=lambda h: h @ w_out,
-        embed=lambda t: table[t],
-        greedy=True,
-    )
-    inputs = jnp.concatenate([start[None], table[tokens[:-1]]])
-    final, hs = jr.unroll(cell, params, inputs, parallel=True)
-    np.testing.assert_allclose(logits, hs @ w_out, rtol=1e-10, atol=1e-10)
-    assert_trees_close(carry, final)
 
 
 def test_stack_rejects_recurrent_dropout_on_them():

@@ -6,9 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import reference
 from jax.test_util import check_grads
-from test_cells import BATCH_SHAPES, CELL_NAMES, make, random_carry, tolerance
+from test_cells import CELL_NAMES, make, random_carry
 
 import jaxrnn as jr
 
@@ -55,29 +54,6 @@ def value_and_grads(loss):
 # Values.
 
 
-@pytest.mark.parametrize("batch_shape", BATCH_SHAPES, ids=str)
-@pytest.mark.parametrize("name", CELL_NAMES)
-def test_unroll_matches_numpy(name, batch_shape, dtype):
-    cell, params, carry, xs = setup(name, batch_shape, dtype)
-    final, hs = jr.unroll(cell, params, xs, carry)
-    want_final, want_hs = reference.unroll(name, params, xs, carry)
-    assert hs.shape == (T, *batch_shape, H) and hs.dtype == dtype
-    np.testing.assert_allclose(hs, want_hs, **tolerance(dtype))
-    assert_trees_close(final, want_final, **tolerance(dtype))
-
-
-@pytest.mark.parametrize("name", CELL_NAMES)
-def test_unroll_equals_a_python_loop_over_step(name, x64):
-    cell, params, carry, xs = setup(name, dtype=jnp.float64)
-    final, hs = jr.unroll(cell, params, xs, carry)
-    loop_carry, loop_hs = carry, []
-    for t in range(T):
-        loop_carry, h = cell.step(params, loop_carry, xs[t])
-        loop_hs.append(h)
-    np.testing.assert_allclose(hs, jnp.stack(loop_hs), rtol=1e-12, atol=1e-12)
-    assert_trees_close(final, loop_carry, rtol=1e-12, atol=1e-12)
-
-
 def test_default_carry_equals_explicit_zeros():
     cell, params, _, xs = setup("lstm")
     a = jr.unroll(cell, params, xs)
@@ -96,22 +72,6 @@ def test_empty_sequence_returns_the_initial_carry(name):
 
 
 # Options that must not change values.
-
-
-@pytest.mark.parametrize("name", CELL_NAMES)
-@pytest.mark.parametrize(
-    "options",
-    [{"unroll": 3}, {"unroll": True}, {"remat": True}, {"hoist": True}],
-    ids=str,
-)
-def test_options_change_nothing(name, options, x64):
-    cell, params, carry, xs = setup(name, dtype=jnp.float64)
-    lengths = jnp.array([[6, 3, 0], [1, 5, 6]])
-    base = value_and_grads(sequence_loss(cell, lengths=lengths, hoist=False))
-    other = value_and_grads(sequence_loss(cell, lengths=lengths, **options))
-    (value, grads), (want_value, want_grads) = other(params, xs, carry), base(params, xs, carry)
-    np.testing.assert_allclose(value, want_value, rtol=1e-12)
-    assert_trees_close(grads, want_grads, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -417,15 +377,6 @@ def test_compile_once_per_sequence_length_not_per_step():
 
 
 # Gradients.
-
-
-@pytest.mark.parametrize("with_lengths", [False, True])
-@pytest.mark.parametrize("name", CELL_NAMES)
-def test_gradients_match_finite_differences(name, with_lengths, x64):
-    cell, params, carry, xs = setup(name, (3,), jnp.float64, num_steps=4)
-    options = {"lengths": jnp.array([4, 1, 0])} if with_lengths else {}
-    loss = sequence_loss(cell, **options)
-    check_grads(loss, (params, xs, carry), order=1, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32])
