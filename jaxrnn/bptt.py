@@ -38,6 +38,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxrnn import checks
 from jaxrnn.cell import BpttStep, Carry, Params
 
 Array = jax.Array
@@ -169,8 +170,7 @@ def bptt(
     carry = jax.tree.map(lambda a: a.reshape((rows, a.shape[-1])), carry)
     valid = None
     if lengths is not None:
-        steps = jnp.arange(num_steps, dtype=lengths.dtype)
-        valid = steps[:, None] < lengths.reshape((1, rows))
+        valid = checks.valid_steps(lengths.reshape(rows), num_steps)
         # Outside the custom VJP, so that JAX zeroes the padding's gradient.
         xs = jnp.where(valid[:, :, None], xs, jnp.zeros((), xs.dtype))
     final, hs = _scan(step, reverse, params, xs, carry, valid)

@@ -310,33 +310,46 @@ def step(cell: Cell, params: Any, carry: Any, x: Any) -> None:
         )
 
 
-def lengths(lengths: Any, batch_shape: tuple[int, ...], num_steps: int) -> jax.Array:
-    """`lengths` as an integer array of shape `batch_shape`.
+def integer_array(x: Any, name: str, what: str) -> jax.Array:
+    """`x` as a JAX array with an integer dtype; `what` says what it holds."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be an integer array of {what}, got {type(x).__name__}")
+    arr = jnp.asarray(x)
+    if not jnp.issubdtype(arr.dtype, jnp.integer):
+        raise TypeError(
+            f"{name} must have an integer dtype (e.g. int32) since it holds {what}; got {arr.dtype}"
+        )
+    return arr
+
+
+def lengths(
+    lengths: Any, batch_shape: tuple[int, ...], num_steps: int, source: str = "xs"
+) -> jax.Array:
+    """`lengths` as an integer array of shape `batch_shape`, the batch shape of `source`.
 
     Concrete values are checked against `[0, num_steps]`; traced values cannot be.
     """
-    arr = jnp.asarray(lengths)
-    if not jnp.issubdtype(arr.dtype, jnp.integer):
-        raise TypeError(
-            f"lengths must have an integer dtype (e.g. int32), got {arr.dtype}; "
-            f"lengths counts the valid steps of each sequence"
-        )
+    arr = integer_array(lengths, "lengths", "the number of valid steps of each sequence")
     if arr.shape != tuple(batch_shape):
         raise ValueError(
-            f"lengths has shape {shape_str(arr.shape)} but must have the batch shape of xs, "
-            f"{shape_str(batch_shape)} (xs.shape without the time and feature axes)"
+            f"lengths has shape {shape_str(arr.shape)} but must have the batch shape of "
+            f"{source}, {shape_str(batch_shape)} ({source}.shape without the time and last axes)"
         )
     if not isinstance(arr, jax.core.Tracer) and arr.size:
-        values = np.asarray(
-            arr
-        )  # NumPy, so that a concrete array closed over by jit stays concrete
+        values = np.asarray(arr)  # NumPy: a concrete array closed over by jit stays concrete
         low, high = int(values.min()), int(values.max())
         if low < 0 or high > num_steps:
             raise ValueError(
-                f"lengths must lie in [0, T] with T={num_steps} steps in xs; "
+                f"lengths must lie in [0, T] with T={num_steps} steps in {source}; "
                 f"got values from {low} to {high}"
             )
     return arr
+
+
+def valid_steps(lengths: jax.Array, num_steps: int) -> jax.Array:
+    """`(T, *batch)` booleans: whether step `t` of sequence `b` is before its length."""
+    steps = jnp.arange(num_steps, dtype=lengths.dtype)
+    return steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
 
 
 def step_flags(flags: Any, name: str, time_axis: int, shape: tuple[int, ...]) -> jax.Array:
@@ -354,6 +367,20 @@ def step_flags(flags: Any, name: str, time_axis: int, shape: tuple[int, ...]) ->
     return jnp.moveaxis(arr, time_axis, 0)
 
 
+def time_dim(time_axis: Any, ndim: int, name: str, last: bool = False) -> int:
+    """`time_axis` as a non-negative axis of an array `name` with `ndim` dims; the last
+    axis (features, classes) is allowed only with `last`."""
+    if isinstance(time_axis, bool) or not isinstance(time_axis, (int, np.integer)):
+        raise TypeError(f"time_axis must be an int, got {type(time_axis).__name__} {time_axis!r}")
+    top = ndim - 1 if last else ndim - 2
+    if not -ndim <= time_axis <= top or (not last and time_axis % ndim == ndim - 1):
+        raise ValueError(
+            f"time_axis must be an axis of {name}{'' if last else ' other than the last'}; "
+            f"{name} has {ndim} dims so time_axis must lie in [{-ndim}, {top}], got {time_axis}"
+        )
+    return int(time_axis) % ndim
+
+
 def time_major(xs: Any, time_axis: Any) -> tuple[jax.Array, int]:
     """Checked `xs` with time moved to axis 0, and `time_axis` as a non-negative int."""
     xs = float_array(xs, "xs")
@@ -363,13 +390,5 @@ def time_major(xs: Any, time_axis: Any) -> tuple[jax.Array, int]:
             f"got shape {shape_str(xs.shape)}. For a single sequence without batch "
             f"use shape (T, input_size)."
         )
-    if isinstance(time_axis, bool) or not isinstance(time_axis, int):
-        raise TypeError(f"time_axis must be an int, got {time_axis!r}")
-    if not -xs.ndim <= time_axis < xs.ndim or time_axis % xs.ndim == xs.ndim - 1:
-        raise ValueError(
-            f"time_axis must be an axis of xs other than the last (features); xs has "
-            f"{xs.ndim} dims so time_axis must lie in [{-xs.ndim}, {xs.ndim - 2}], "
-            f"got {time_axis}"
-        )
-    time_axis %= xs.ndim
-    return jnp.moveaxis(xs, time_axis, 0), time_axis
+    axis = time_dim(time_axis, xs.ndim, "xs")
+    return jnp.moveaxis(xs, axis, 0), axis

@@ -278,13 +278,7 @@ def shift_right(targets: Array, start: Any, *, time_axis: int = 0) -> Array:
     targets = jnp.asarray(targets)
     if targets.ndim < 1:
         raise ValueError("targets must have a time axis, (T, *batch, ...); got a scalar")
-    if isinstance(time_axis, bool) or not isinstance(time_axis, (int, np.integer)):
-        raise TypeError(f"time_axis must be an int, got {type(time_axis).__name__} {time_axis!r}")
-    if not -targets.ndim <= time_axis < targets.ndim:
-        raise ValueError(
-            f"time_axis must be an axis of targets, in [{-targets.ndim}, {targets.ndim - 1}]; "
-            f"got {time_axis}"
-        )
+    time_axis = checks.time_dim(time_axis, targets.ndim, "targets", last=True)
     targets = jnp.moveaxis(targets, time_axis, 0)
     step_shape = targets.shape[1:]
     if isinstance(start, (bool, int, float, complex)):

@@ -404,8 +404,7 @@ def _public_apply(layer: Bidirectional | Stack) -> Callable[..., Any]:
 def _valid(num_steps: int, lengths: Array | None, mask: Array | None) -> Array | None:
     valid = mask
     if lengths is not None:
-        steps = jnp.arange(num_steps, dtype=lengths.dtype)
-        in_range = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
+        in_range = checks.valid_steps(lengths, num_steps)
         valid = in_range if mask is None else in_range & mask
     return None if valid is None else valid[..., None]
 

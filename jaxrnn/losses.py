@@ -98,9 +98,9 @@ def sequence_softmax_cross_entropy(
             f"logits must have at least 2 dims, (T, *batch, C) with time on time_axis and "
             f"classes last; got shape {checks.shape_str(logits.shape)}"
         )
-    time_axis = _time_axis(time_axis, logits.ndim, "logits")
+    time_axis = checks.time_dim(time_axis, logits.ndim, "logits")
     checks.one_of(reduction, "reduction", REDUCTIONS)
-    labels = _integer_array(labels, "labels", "class ids")
+    labels = checks.integer_array(labels, "labels", "class ids")
     if labels.shape != logits.shape[:-1]:
         raise ValueError(
             f"labels must have the shape of logits without the class axis, "
@@ -110,7 +110,7 @@ def sequence_softmax_cross_entropy(
     logits = jnp.moveaxis(logits, time_axis, 0)
     labels = jnp.moveaxis(labels, time_axis, 0)
     num_steps, num_classes = logits.shape[0], logits.shape[-1]
-    lengths = _check_lengths(lengths, logits.shape[1:-1], num_steps, "logits")
+    lengths = _lengths(lengths, logits.shape[1:-1], num_steps, "logits")
     _check_label_values(labels, lengths, num_classes)
 
     valid = _valid_steps(lengths, labels.shape)
@@ -196,11 +196,11 @@ def sequence_mse(
             f"targets has dtype {targets.dtype} but predictions has dtype "
             f"{predictions.dtype}; cast one of them explicitly"
         )
-    time_axis = _time_axis(time_axis, predictions.ndim, "predictions")
+    time_axis = checks.time_dim(time_axis, predictions.ndim, "predictions")
     checks.one_of(reduction, "reduction", REDUCTIONS)
     predictions = jnp.moveaxis(predictions, time_axis, 0)
     targets = jnp.moveaxis(targets, time_axis, 0)
-    lengths = _check_lengths(lengths, predictions.shape[1:-1], predictions.shape[0], "predictions")
+    lengths = _lengths(lengths, predictions.shape[1:-1], predictions.shape[0], "predictions")
 
     valid = _valid_steps(lengths, predictions.shape[:-1])
     dtype = predictions.dtype
@@ -257,11 +257,11 @@ def last_valid(hs: Array, lengths: Array, *, time_axis: int = 0) -> Array:
             f"hs must have at least 2 dims, (T, *batch, H) with time on time_axis; "
             f"got shape {checks.shape_str(hs.shape)}"
         )
-    time_axis = _time_axis(time_axis, hs.ndim, "hs")
+    time_axis = checks.time_dim(time_axis, hs.ndim, "hs")
     hs = jnp.moveaxis(hs, time_axis, 0)
     if lengths is None:
         raise TypeError("lengths must be an integer array (*batch,), got None")
-    lengths = _check_lengths(lengths, hs.shape[1:-1], hs.shape[0], "hs")
+    lengths = checks.lengths(lengths, hs.shape[1:-1], hs.shape[0], "hs")
     out_shape = hs.shape[1:]
     if hs.shape[0] == 0:
         return jnp.zeros(out_shape, hs.dtype)
@@ -275,58 +275,13 @@ def _compute_dtype(dtype: Any) -> Any:
     return jnp.float32 if jnp.dtype(dtype).itemsize < 4 else dtype
 
 
-def _time_axis(time_axis: Any, ndim: int, name: str) -> int:
-    if isinstance(time_axis, bool) or not isinstance(time_axis, (int, np.integer)):
-        raise TypeError(f"time_axis must be an int, got {type(time_axis).__name__} {time_axis!r}")
-    if not -ndim <= time_axis < ndim or time_axis % ndim == ndim - 1:
-        raise ValueError(
-            f"time_axis must be an axis of {name} other than the last; {name} has {ndim} "
-            f"dims so time_axis must lie in [{-ndim}, {ndim - 2}], got {time_axis}"
-        )
-    return int(time_axis) % ndim
-
-
-def _integer_array(x: Any, name: str, what: str) -> Array:
-    if x is None or isinstance(x, (str, bytes)):
-        raise TypeError(f"{name} must be an integer array of {what}, got {type(x).__name__}")
-    arr = jnp.asarray(x)
-    if not jnp.issubdtype(arr.dtype, jnp.integer):
-        raise TypeError(
-            f"{name} must have an integer dtype (e.g. int32) since it holds {what}; got {arr.dtype}"
-        )
-    return arr
-
-
-def _is_concrete(x: Array) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def _check_lengths(
-    lengths: Any, batch_shape: tuple[int, ...], num_steps: int, source: str
-) -> Array | None:
-    if lengths is None:
-        return None
-    arr = _integer_array(lengths, "lengths", "the number of valid steps of each sequence")
-    if arr.shape != tuple(batch_shape):
-        raise ValueError(
-            f"lengths has shape {checks.shape_str(arr.shape)} but must have the batch shape "
-            f"of {source}, {checks.shape_str(batch_shape)} ({source}.shape without the time "
-            f"and last axes)"
-        )
-    if _is_concrete(arr) and arr.size:
-        values = np.asarray(arr)
-        low, high = int(values.min()), int(values.max())
-        if low < 0 or high > num_steps:
-            raise ValueError(
-                f"lengths must lie in [0, T] with T={num_steps} steps in {source}; "
-                f"got values from {low} to {high}"
-            )
-    return arr
+def _lengths(lengths: Any, batch_shape: Any, num_steps: int, source: str) -> Array | None:
+    return None if lengths is None else checks.lengths(lengths, batch_shape, num_steps, source)
 
 
 def _check_label_values(labels: Array, lengths: Array | None, num_classes: int) -> None:
     """Raise if a concrete label at a valid step is outside `[0, num_classes)`."""
-    if not _is_concrete(labels) or (lengths is not None and not _is_concrete(lengths)):
+    if isinstance(labels, jax.core.Tracer) or isinstance(lengths, jax.core.Tracer):
         return
     values = np.asarray(labels)
     if lengths is not None:
@@ -343,10 +298,7 @@ def _check_label_values(labels: Array, lengths: Array | None, num_classes: int) 
 
 def _valid_steps(lengths: Array | None, shape: tuple[int, ...]) -> Array:
     """Boolean `(T, *batch)`: whether step `t` of sequence `b` is before its length."""
-    if lengths is None:
-        return jnp.ones(shape, jnp.bool_)
-    steps = jnp.arange(shape[0], dtype=lengths.dtype).reshape((-1,) + (1,) * lengths.ndim)
-    return steps < lengths[None]
+    return jnp.ones(shape, jnp.bool_) if lengths is None else checks.valid_steps(lengths, shape[0])
 
 
 def _reduce(losses: Array, valid: Array, reduction: str, time_axis: int) -> Array:

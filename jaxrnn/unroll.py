@@ -269,10 +269,7 @@ def _step_flags(
     reverse: bool,
 ) -> tuple[Array | None, Array | None]:
     """`(valid, resets)`, each `(T, *batch)` or `None`, as the scan consumes them."""
-    in_range = None
-    if lengths is not None:
-        steps = jnp.arange(num_steps, dtype=lengths.dtype)
-        in_range = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
+    in_range = None if lengths is None else checks.valid_steps(lengths, num_steps)
     valid = _both(in_range, mask)
     if resets is not None:
         resets = _both(resets, in_range)

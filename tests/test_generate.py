@@ -418,7 +418,9 @@ def test_shift_right_bad_input():
         shift_right(tokens, jnp.zeros((7,), jnp.int32))
     with pytest.raises(ValueError, match=r"targets must have a time axis"):
         shift_right(jnp.int32(3), 0)
-    with pytest.raises(ValueError, match=r"time_axis must be an axis of targets, in \[-2, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"time_axis must be an axis of targets; .* must lie in \[-2, 1\]"
+    ):
         shift_right(tokens, 0, time_axis=2)
     with pytest.raises(TypeError, match=r"start must be a number or an array, got NoneType"):
         shift_right(tokens, None)
