@@ -84,6 +84,28 @@ def float_array(x: Any, name: str) -> jax.Array:
     return arr
 
 
+def same_dtype(arrays: Any, why: str) -> Any:
+    """The one dtype of `arrays` (a mapping name -> array), or a `TypeError` naming the
+    first that differs; `why` says why they must agree."""
+    (first, reference), *rest = arrays.items()
+    for name, arr in rest:
+        if arr.dtype != reference.dtype:
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} but {first} has dtype {reference.dtype}; {why}"
+            )
+    return reference.dtype
+
+
+def like(x: jax.Array, name: str, other: jax.Array, other_name: str, why: str) -> None:
+    """Raise unless `x` has the shape and dtype of `other`; `why` says why it must."""
+    if x.shape != other.shape:
+        raise ValueError(
+            f"{name} {why}, so it must have the shape of {other_name}, "
+            f"{shape_str(other.shape)}; got {shape_str(x.shape)}"
+        )
+    same_dtype({other_name: other, name: x}, f"{name} {why}; cast one of them explicitly")
+
+
 def shape_str(shape: Sequence[int]) -> str:
     return str(tuple(int(d) for d in shape))
 

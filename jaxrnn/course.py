@@ -158,16 +158,8 @@ def _expect_shape(name: str, x: Any, shape: tuple[int, ...], why: str) -> None:
 
 
 def _same_dtype(arrays: Mapping[str, Any]) -> Any:
-    """The one dtype of `arrays`, or a `TypeError` naming the first that differs."""
-    (first, ref), *rest = arrays.items()
-    for name, x in rest:
-        if x.dtype != ref.dtype:
-            raise TypeError(
-                f"{name} has dtype {x.dtype} but {first} has dtype {ref.dtype}; every array "
-                f"passed to one course function must share one floating dtype (cast with "
-                f".astype)"
-            )
-    return ref.dtype
+    why = "every array passed to one course function must share one floating dtype"
+    return checks.same_dtype(arrays, why)
 
 
 def _parameter_dict(

@@ -332,16 +332,7 @@ def _common(
 def _fed_back(x: Any, name: str, first_input: Array) -> Array:
     """`x`, checked to fit where `first_input` went: the scan carries it to the next step."""
     x = checks.float_array(x, name)
-    if x.shape != first_input.shape:
-        raise ValueError(
-            f"{name} is the next step's input, so it must have the shape of first_input, "
-            f"{checks.shape_str(first_input.shape)}; got {checks.shape_str(x.shape)}"
-        )
-    if x.dtype != first_input.dtype:
-        raise TypeError(
-            f"{name} is the next step's input, so it must have the dtype of first_input, "
-            f"{first_input.dtype}; got {x.dtype}"
-        )
+    checks.like(x, name, first_input, "first_input", "is the next step's input")
     return x
 
 

@@ -1006,15 +1006,7 @@ def _as_jax(value: Any, name: str) -> jax.Array:
 
 
 def _same_dtype(arrays: Mapping[str, Any]) -> Any:
-    """The one dtype of `arrays` (name -> array), or an error naming two that differ."""
-    (first, reference), *rest = arrays.items()
-    for name, arr in rest:
-        if arr.dtype != reference.dtype:
-            raise TypeError(
-                f"{name} has dtype {arr.dtype} but {first} has dtype {reference.dtype}; all "
-                f"arrays of one cell must share a dtype"
-            )
-    return reference.dtype
+    return checks.same_dtype(arrays, "all arrays of one cell must share a dtype")
 
 
 def _target_dtype(dtype: Any, found: Any) -> Any:

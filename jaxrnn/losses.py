@@ -186,16 +186,7 @@ def sequence_mse(
             f"predictions must have at least 2 dims, (T, *batch, F) with time on time_axis "
             f"and features last; got shape {checks.shape_str(predictions.shape)}"
         )
-    if targets.shape != predictions.shape:
-        raise ValueError(
-            f"targets must have the shape of predictions, "
-            f"{checks.shape_str(predictions.shape)}; got {checks.shape_str(targets.shape)}"
-        )
-    if targets.dtype != predictions.dtype:
-        raise TypeError(
-            f"targets has dtype {targets.dtype} but predictions has dtype "
-            f"{predictions.dtype}; cast one of them explicitly"
-        )
+    checks.like(targets, "targets", predictions, "predictions", "is compared with predictions")
     time_axis = checks.time_dim(time_axis, predictions.ndim, "predictions")
     checks.one_of(reduction, "reduction", REDUCTIONS)
     predictions = jnp.moveaxis(predictions, time_axis, 0)
