@@ -142,9 +142,9 @@ def unroll(
         or inside each step (`False`). `None` uses `default_hoist()`: inside
         the loop on CPU, where it measured faster, hoisted on GPU and TPU.
       grad: how reverse-mode gradients are computed: `"autodiff"` (JAX
-        differentiates the scan) or `"bptt"` (the cell's hand-derived backprop
-        through time, `cell.bptt`; `unroll`, `remat` and `hoist` do not apply).
-        Both give the same gradients up to round-off.
+        differentiates the scan) or `"bptt"` (the hand-derived backprop through
+        time of a cell whose step is a `jaxrnn.BpttStep`; `unroll`, `remat` and
+        `hoist` do not apply). Both give the same gradients up to round-off.
       parallel: for cells whose state is a linear recurrence (`cell.step` is a
         `jaxrnn.LinearStep`:
         `jaxrnn.min_gru`, `jaxrnn.min_lstm`, `jaxrnn.lru`), whether the recurrence
