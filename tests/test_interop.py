@@ -565,7 +565,8 @@ def test_to_torch_validates_params():
         interop.to_torch(cell, {**params, "w_h": np.zeros((5, 20), np.int32)})
 
 
-def test_docstring_examples_run():
-    result = doctest.testmod(interop, optionflags=doctest.ELLIPSIS)
+@pytest.mark.parametrize("module", [interop.torch, interop.flax, interop.equinox])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
