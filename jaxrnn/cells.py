@@ -340,9 +340,8 @@ def gru(
       A `Cell` whose step is `jaxrnn.cells.GRU` or `GRU_ORIGINAL`.
 
     Examples:
-      >>> import jax, jax.numpy as jnp, jaxrnn as jr
-      >>> cell = jr.gru(hidden_size=8)
-      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> import jax, jaxrnn as jr
+      >>> params = jr.gru(hidden_size=8).init(jax.random.key(0), input_size=3)
       >>> sorted(params)
       ['b', 'b_hn', 'w_h', 'w_x']
 

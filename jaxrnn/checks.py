@@ -68,13 +68,16 @@ def prng_key(key: Any, name: str = "key") -> jax.Array:
     )
 
 
-def float_array(x: Any, name: str) -> jax.Array:
-    """`x` as a JAX array, which must have a real floating dtype."""
-    if isinstance(x, (str, bytes)) or x is None:
+def float_array(x: Any, name: str, numpy: bool = False) -> Any:
+    """`x` as a JAX array (a NumPy array with `numpy`, which keeps float64 without x64),
+    which must have a real floating dtype."""
+    if isinstance(x, (str, bytes, dict)) or x is None:
         raise TypeError(f"{name} must be an array, got {type(x).__name__}")
     try:
-        arr = jnp.asarray(x)
-    except TypeError as e:
+        arr = np.asarray(x) if numpy else jnp.asarray(x)
+    except jax.errors.TracerArrayConversionError:
+        raise  # JAX's own message says why a traced value cannot become NumPy
+    except (TypeError, ValueError) as e:
         raise TypeError(f"{name} must be an array, got {type(x).__name__}") from e
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         raise TypeError(

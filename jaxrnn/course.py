@@ -126,18 +126,7 @@ def _array(x: Any, name: str, dims: Sequence[str], *, keep_jax: bool = False) ->
     """`x` as a NumPy array (or a JAX array if `keep_jax`) of rank `len(dims)`."""
     if x is None or isinstance(x, (str, bytes, Mapping)):
         raise TypeError(f"{name} must be an array of shape ({', '.join(dims)}), got {type(x)}")
-    if not (keep_jax and isinstance(x, jax.Array)):
-        try:
-            x = np.asarray(x)
-        except jax.errors.TracerArrayConversionError:
-            raise  # JAX's own message says why a traced value cannot become NumPy
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"{name} must be an array, got {type(x).__name__}") from e
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(
-            f"{name} must have a real floating dtype (float64, float32, ...), got {x.dtype}; "
-            f"cast it first, e.g. {name}.astype(np.float64)"
-        )
+    x = checks.float_array(x, name, numpy=not (keep_jax and isinstance(x, jax.Array)))
     if x.ndim != len(dims):
         hint = ""
         if len(dims) == 2 and dims[1] == "1" and x.ndim == 1:

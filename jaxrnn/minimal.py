@@ -123,17 +123,16 @@ def min_lstm(
     `h (*batch, hidden_size)`.
 
     Args:
-      hidden_size: size of the state `h`.
-      log_space: the paper's log-space version (positive $\tilde h$, log-space scan).
-      input_init: initializer for each block of `w_x` (default Glorot uniform).
+      hidden_size: size of the state `h` (a positive int).
+      log_space: `True` for the log-space version, as for `min_gru`.
+      input_init: initializer for each of the three blocks of `w_x` (default Glorot
+        uniform).
 
     Returns:
-      A `Cell` whose step is a `jaxrnn.LinearStep`, so `jaxrnn.unroll` can run it in
-      parallel.
+      A `Cell` whose step is a `jaxrnn.LinearStep` (parallel or sequential scan).
 
     Raises:
-      TypeError: `hidden_size` is not an int or `log_space` not a bool.
-      ValueError: `hidden_size` is not positive.
+      TypeError, ValueError: as `min_gru`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,9 +20,9 @@ Array = jax.Array
 def default_hoist() -> bool:
     """Whether `unroll` projects all inputs before the scan on the current backend.
 
-    On CPU the input matmul runs inside the loop, one step at a time: hoisting it
-    out as one large GEMM measured slower with XLA:CPU (see the benchmarks page).
-    On GPU and TPU it is hoisted, as cuDNN does.
+    On CPU the input matmul runs inside the loop, one step at a time, which the
+    benchmarks page measured faster with XLA:CPU; on GPU and TPU it is hoisted out
+    as one large matmul, as cuDNN does.
 
     Returns:
       `False` on CPU, `True` on GPU and TPU (read from `jax.default_backend()`).
@@ -38,22 +38,19 @@ def default_hoist() -> bool:
 def default_parallel() -> bool:
     """Whether `unroll` runs linear-recurrence cells with an associative scan on this backend.
 
-    Cells whose state is a linear recurrence (`jaxrnn.min_gru`, `jaxrnn.min_lstm`,
-    `jaxrnn.lru`) can run a sequence either step by step (`jax.lax.scan`, `T`
-    dependent steps) or as one `jax.lax.associative_scan` (about twice the work,
-    in `O(log T)` rounds over the whole sequence). On our 2-core CPU the
-    step-by-step scan measured faster (see the "Parallel-scan cells" section of
-    the benchmarks page), so on CPU the default is the sequential scan. On GPU and
-    TPU, where one round over the whole sequence costs about as much as one
-    step, the default is the associative scan; that default is not backed by a
-    measurement of ours (no GPU was available).
+    A cell whose step is a `jaxrnn.LinearStep` can run a sequence step by step
+    (`jax.lax.scan`, `T` dependent steps) or as one `jax.lax.associative_scan`
+    (about twice the work, in `O(log T)` rounds). The sequential scan is the CPU
+    default, where the benchmarks page measured it faster; the associative scan is
+    the GPU and TPU default, where one round costs about as much as one step (not
+    measured here: no GPU was available).
 
     Returns:
-      `False` on CPU, `True` on GPU and TPU (read from `jax.default_backend()`).
+      `True` unless `jax.default_backend()` is `"cpu"`.
 
     Examples:
-      >>> import jax, jaxrnn as jr
-      >>> jr.default_parallel() == (jax.default_backend() != "cpu")
+      >>> import jaxrnn as jr
+      >>> jr.default_parallel() == jr.default_hoist()   # the same backends, for now
       True
     """
     return jax.default_backend() != "cpu"
@@ -223,11 +220,7 @@ def unroll(
     # Eager calls go through a jitted function, cached on the cell, so that a second call
     # does not trace again. Inside a transformation it is traced in place, so a cell may
     # close over traced values (a dropout mask, a hypernetwork's output).
-    traced = _is_traced(params, xs, carry, lengths, mask, resets)
-    if linear:
-        run = _linear if traced else _jitted_linear
-        carry, hs = run(cell, params, xs, carry, lengths, mask, resets, reverse, parallel, unroll)
-    elif grad == "bptt" and num_steps > 0:
+    if grad == "bptt" and num_steps > 0:
         try:
             carry, hs = bptt(step, params, xs, carry, lengths, reverse)
         except TypeError as error:
@@ -239,11 +232,42 @@ def unroll(
                 "grad='autodiff' there"
             ) from error
     else:
-        scan = _scan if traced else _jitted_scan
-        carry, hs = scan(
-            cell, params, xs, carry, lengths, mask, resets, reverse, unroll, remat, hoist
-        )
+        run = _run if _is_traced(params, xs, carry, lengths, mask, resets) else _jitted_run
+        static = _Static(reverse, unroll, remat, hoist, parallel)
+        carry, hs = run(cell, params, xs, carry, lengths, mask, resets, static)
     return carry, jnp.moveaxis(hs, 0, time_axis)
+
+
+class _Static(NamedTuple):
+    """The options that shape the computation (static under `jax.jit`)."""
+
+    reverse: bool
+    unroll: int | bool
+    remat: bool
+    hoist: bool
+    parallel: bool
+
+
+def _run(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Carry,
+    lengths: Array | None,
+    mask: Array | None,
+    resets: Array | None,
+    static: _Static,
+) -> tuple[Carry, Array]:
+    valid, resets = _step_flags(xs.shape[0], lengths, mask, resets, static.reverse)
+    if valid is not None:
+        # Zero the padding before the cell: holding the carry with `where` alone
+        # still lets NaN padding turn the parameter gradients into NaN.
+        xs = _hold_where_invalid(valid, xs, jnp.zeros((), xs.dtype))
+    run = _linear if isinstance(cell.step, LinearStep) else _scan
+    return run(cell.step, params, xs, carry, (valid, resets), static)
+
+
+_jitted_run = jax.jit(_run, static_argnums=(0, 7))
 
 
 def _hold_where_invalid(valid: Array, new: Array, old: Array) -> Array:
@@ -281,27 +305,14 @@ def _step_flags(
 
 
 def _linear(
-    cell: Cell,
-    params: Params,
-    xs: Array,
-    carry: Carry,
-    lengths: Array | None,
-    mask: Array | None,
-    resets: Array | None,
-    reverse: bool,
-    parallel: bool,
-    unroll: int | bool,
+    step: LinearStep, params: Params, xs: Array, carry: Carry, flags: Any, static: _Static
 ) -> tuple[Carry, Array]:
-    """`_scan` for a cell whose step is a `LinearStep`: coefficients for all steps, then
-    one scan."""
-    step = cell.step
-    valid, resets = _step_flags(xs.shape[0], lengths, mask, resets, reverse)
-    if valid is not None:
-        xs = _hold_where_invalid(valid, xs, jnp.zeros((), xs.dtype))
+    """The coefficients of all steps, then one scan (associative with `parallel`)."""
+    valid, resets = flags
     projected = step.project(params, xs)
     a, b = step.coefficients(params, projected)
-    log_space = step.log_space and parallel
-    if step.log_space and not parallel:
+    log_space = step.log_space and static.parallel
+    if step.log_space and not static.parallel:
         a, b = jnp.exp(a), jnp.exp(b)
     if valid is not None:
         # An invalid step is the identity map h -> 1 * h + 0.
@@ -310,45 +321,23 @@ def _linear(
         b = _hold_where_invalid(valid, b, jnp.asarray(zero, b.dtype))
     initial = step.state(carry).astype(a.dtype)
     states = scan_coefficients(
-        a,
-        b,
-        initial,
-        resets,
-        reverse=reverse,
-        parallel=parallel,
-        log_space=log_space,
-        unroll=unroll,
-    )
-    final = initial if states.shape[0] == 0 else states[0 if reverse else -1]
+        a, b, initial, resets, reverse=static.reverse, parallel=static.parallel,
+        log_space=log_space, unroll=static.unroll,
+    )  # fmt: skip
+    final = initial if states.shape[0] == 0 else states[0 if static.reverse else -1]
     hs = step.outputs(params, states, projected, xs.dtype)
     if valid is not None:
         hs = _hold_where_invalid(valid, hs, jnp.zeros((), hs.dtype))
     return step.carry(final, carry), hs
 
 
-_jitted_linear = jax.jit(_linear, static_argnums=(0, 7, 8, 9))
-
-
 def _scan(
-    cell: Cell,
-    params: Params,
-    xs: Array,
-    carry: Carry,
-    lengths: Array | None,
-    mask: Array | None,
-    resets: Array | None,
-    reverse: bool,
-    unroll: int | bool,
-    remat: bool,
-    hoist: bool,
+    step: Any, params: Params, xs: Array, carry: Carry, flags: Any, static: _Static
 ) -> tuple[Carry, Array]:
-    valid, resets = _step_flags(xs.shape[0], lengths, mask, resets, reverse)
-    if valid is not None:
-        # Zero the padding before the cell: holding the carry with `where` alone
-        # still lets NaN padding turn the parameter gradients into NaN.
-        xs = _hold_where_invalid(valid, xs, jnp.zeros((), xs.dtype))
-    step = cell.step
-    hoist = hoist and has_projection(step)
+    """One `lax.scan` of the step (segments of it under `jax.checkpoint` with `remat`);
+    `flags` are the `(valid, resets)` of each step."""
+    valid, resets = flags
+    hoist = static.hoist and has_projection(step)
     inputs = step.project(params, xs) if hoist else xs
 
     initial_carry = carry
@@ -371,7 +360,8 @@ def _scan(
             h = _hold_where_invalid(is_valid, h, jnp.zeros((), h.dtype))
         return new_carry, h
 
-    if remat:
+    reverse, unroll = static.reverse, static.unroll
+    if static.remat:
         return _segmented_scan(body, carry, (inputs, valid, resets), reverse, unroll)
     return jax.lax.scan(body, carry, (inputs, valid, resets), reverse=reverse, unroll=unroll)
 
@@ -407,6 +397,3 @@ def _segmented_scan(
     if not reverse:
         carry, tail_hs = run(carry, tail)
     return carry, jnp.concatenate([hs, tail_hs])
-
-
-_jitted_scan = jax.jit(_scan, static_argnums=(0, 7, 8, 9, 10))

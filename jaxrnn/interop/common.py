@@ -40,18 +40,7 @@ def to_numpy(value: Any, name: str) -> np.ndarray:
                 f"{name} is a tensor of dtype {getattr(value, 'dtype', '?')} that NumPy cannot "
                 f"hold; convert it first, e.g. tensor.float()"
             ) from e
-    if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"{name} must be an array, got {type(value).__name__}")
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{name} must be an array, got {type(value).__name__}") from e
-    if not jnp.issubdtype(arr.dtype, jnp.floating):
-        raise TypeError(
-            f"{name} must have a real floating dtype (float32, float64, bfloat16, float16), "
-            f"got {arr.dtype}"
-        )
-    return arr
+    return checks.float_array(value, name, numpy=True)
 
 
 def check_jax_can_hold(dtype: np.dtype, where: str) -> None:
