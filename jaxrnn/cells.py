@@ -61,7 +61,7 @@ def _rnn_forward(phi: Any) -> Any:
 
 def _rnn_backward(derivative: Any) -> Any:
     def backward(params: Params, residuals: Any, h: Array, dh: Array) -> Pair:
-        dz = dh * derivative(h)
+        dz = derivative(h, dh)
         return dz, dz @ params["w_h_t"]
 
     return backward
@@ -72,12 +72,13 @@ def _rnn_grads(params: Params, xs: Array, h_prev: Array, residuals: Any, dz: Arr
 
 
 RNN_TANH = BpttStep(
-    fused.project, _rnn_forward(jnp.tanh), _rnn_backward(lambda h: 1 - h * h), _rnn_grads
+    fused.project, _rnn_forward(jnp.tanh), _rnn_backward(lambda h, dh: dh * (1 - h * h)), _rnn_grads
 )
+# `where`, not a product: a non-finite gradient at an inactive unit stays out, as in relu's own.
 RNN_RELU = BpttStep(
     fused.project,
     _rnn_forward(jax.nn.relu),
-    _rnn_backward(lambda h: (h > 0).astype(h.dtype)),
+    _rnn_backward(lambda h, dh: jnp.where(h > 0, dh, jnp.zeros((), dh.dtype))),
     _rnn_grads,
 )
 

@@ -54,12 +54,12 @@ def floating_dtype(dtype: Any, name: str = "dtype") -> jnp.dtype:
 
 
 def prng_key(key: Any, name: str = "key") -> jax.Array:
-    """Accept a typed key (`jax.random.key`) or a raw uint32 key (`PRNGKey`)."""
+    """A typed key: `jax.random.key(seed)` as it is, a raw uint32 key (`PRNGKey`) wrapped."""
     if isinstance(key, jax.Array):
         if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
             return key
         if key.dtype == jnp.uint32 and key.shape == (2,):
-            return key
+            return jax.random.wrap_key_data(key)
     shape = getattr(key, "shape", None)
     dtype = getattr(key, "dtype", None)
     raise TypeError(

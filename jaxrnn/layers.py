@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import checks
-from jaxrnn.cell import Carry, Cell, LinearStep, Params, Step, has_projection
+from jaxrnn.cell import BpttStep, Carry, Cell, LinearStep, Params, Step, has_projection
 from jaxrnn.heads import Dense
 from jaxrnn.unroll import unroll
 
@@ -444,19 +444,24 @@ def _run_cell(
     rates: Any,
 ) -> tuple[Carry, Array]:
     recurrent_dropout, zoneout = rates if key is not None else (0.0, 0.0)
+    if not (recurrent_dropout or zoneout):
+        return unroll(cell, params, xs, carry, lengths=run.lengths, reverse=reverse, **run.options)
+    if run.options.get("grad") == "bptt" or (zoneout and run.options.get("parallel")):
+        raise ValueError(
+            f"recurrent_dropout and zoneout run cell {cell.name!r} as a plain scan "
+            f"differentiated by JAX; with a key, use grad='autodiff' and parallel=None or False"
+        )
     if carry is None:
         carry = cell.initial_carry(xs.shape[1:-1], xs.dtype)
-    if recurrent_dropout > 0:
-        key, mask_key = jax.random.split(key)
-        mask = _carry_mask(mask_key, recurrent_dropout, carry)
-        cell, carry = _with_recurrent_mask(cell), (mask, carry)
-    if zoneout > 0:
-        keys = jax.random.split(key, xs.shape[1:-1])
-        cell, carry = _with_zoneout(cell, zoneout), (keys, carry)
-    final, ys = unroll(cell, params, xs, carry, lengths=run.lengths, reverse=reverse, **run.options)
-    for _ in range((recurrent_dropout > 0) + (zoneout > 0)):
-        final = final[1]
-    return final, ys
+    mask_key, zoneout_key = jax.random.split(key)
+    mask = _carry_mask(mask_key, recurrent_dropout, carry) if recurrent_dropout else ()
+    keys = jax.random.split(zoneout_key, xs.shape[1:-1]) if zoneout else ()
+    wrapped = _regularised(cell, recurrent_dropout > 0, zoneout)
+    options = {**run.options, "parallel": False} if zoneout else run.options
+    final, ys = unroll(
+        wrapped, params, xs, (mask, keys, carry), lengths=run.lengths, reverse=reverse, **options
+    )
+    return final[2], ys
 
 
 def _run_stack(
@@ -505,71 +510,72 @@ def _carry_mask(key: Array, rate: float, carry: Carry) -> Any:
 
 
 @functools.lru_cache(maxsize=256)
-def _with_recurrent_mask(cell: Cell) -> Cell:
-    """`cell` whose carry is `(mask, carry)`, with `mask * carry` as what its weights read.
+def _regularised(cell: Cell, dropout: bool, zoneout: float) -> Cell:
+    """`cell` with recurrent dropout and zoneout; its carry is `(mask, keys, carry)`.
 
-    The mask rides in the carry rather than in a closure, so the cell is the same
-    object on every call and an eager `unroll` does not compile again for a new mask.
+    `mask` (one array per carry array, `()` without recurrent dropout) multiplies
+    what the recurrent weights read, the same at every step. `keys` (one PRNG key
+    per sequence, `(*batch,)`, `()` without zoneout) draw at every step which
+    carry units keep their old value. Both ride in the carry rather than in a
+    closure, so the cell is the same object on every call and an eager `unroll`
+    does not compile again.
     """
     step = cell.step
+    if dropout and isinstance(step, LinearStep):
+        raise ValueError(
+            f"recurrent_dropout masks what a cell's recurrent weights read, but cell "
+            f"{cell.name!r} has a LinearStep, with no recurrent weights"
+        )
 
     def masked(mask: Any, carry: Carry) -> Carry:
-        return jax.tree.map(jnp.multiply, carry, mask)
+        return jax.tree.map(jnp.multiply, carry, mask) if dropout else carry
+
+    def zone(keys: Any, old: Carry, new: Carry, y: Array) -> tuple[Any, Carry, Array]:
+        if not zoneout:
+            return keys, new, y
+        leaves, tree = jax.tree.flatten(new)
+        pairs = jax.vmap(jax.random.split)(keys.reshape(-1))
+
+        def draw(key: Array) -> list[Array]:
+            subkeys = jax.random.split(key, len(leaves))
+            return [
+                jax.random.bernoulli(k, zoneout, a.shape[keys.ndim :])
+                for k, a in zip(subkeys, leaves, strict=True)
+            ]
+
+        masks = jax.vmap(draw)(pairs[:, 1])
+        kept = [
+            jnp.where(m.reshape(a.shape), o, a)
+            for m, a, o in zip(masks, leaves, jax.tree.leaves(old), strict=True)
+        ]
+        # A BpttStep's output is its carry's first array, h: it is zoned out too.
+        y = kept[0] if isinstance(step, BpttStep) else y
+        return pairs[:, 0].reshape(keys.shape), jax.tree.unflatten(tree, kept), y
 
     if has_projection(step):
 
         def recur(params: Params, carry: Carry, projected: Any, read: Carry) -> Any:
-            mask, inner = carry
-            new, y = step.recur(params, inner, projected, masked(mask, read[1]))
-            return (mask, new), y
+            mask, keys, inner = carry
+            new, y = step.recur(params, inner, projected, masked(mask, read[2]))
+            keys, new, y = zone(keys, inner, new, y)
+            return (mask, keys, new), y
 
         new_step: Any = Step(step.project, recur)
     else:
 
         def new_step(params: Params, carry: Carry, x: Array) -> Any:
-            mask, inner = carry
+            mask, keys, inner = carry
             new, y = step(params, masked(mask, inner), x)
-            return (mask, new), y
+            keys, new, y = zone(keys, inner, new, y)
+            return (mask, keys, new), y
 
     def initial_carry(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> Carry:
         inner = cell.initial_carry(batch_shape, dtype)
-        return (jax.tree.map(jnp.ones_like, inner), inner)
+        mask = jax.tree.map(jnp.ones_like, inner) if dropout else ()
+        keys = jax.random.split(jax.random.key(0), batch_shape) if zoneout else ()
+        return (mask, keys, inner)
 
     return cell._replace(initial_carry=initial_carry, step=new_step)
-
-
-@functools.lru_cache(maxsize=256)
-def _with_zoneout(cell: Cell, rate: float) -> Cell:
-    """`cell` whose carry is `(keys, carry)`, one PRNG key per sequence `(*batch,)`:
-    each carry unit keeps its old value with probability `rate`, from keys split at
-    every step."""
-
-    def draw(key: Array, leaves: list[Any], batch_ndim: int) -> list[Array]:
-        keys = jax.random.split(key, len(leaves))
-        return [
-            jax.random.bernoulli(k, rate, a.shape[batch_ndim:])
-            for k, a in zip(keys, leaves, strict=True)
-        ]
-
-    def step(params: Params, carry: Carry, x: Array) -> Any:
-        keys, inner = carry
-        new, y = cell.step(params, inner, x)
-        leaves, tree = jax.tree.flatten(new)
-        flat = jax.vmap(jax.random.split)(keys.reshape(-1))
-        per_row = [a.reshape((flat.shape[0], *a.shape[keys.ndim :])) for a in leaves]
-        masks = jax.vmap(lambda k, *rows: draw(k, list(rows), 0))(flat[:, 1], *per_row)
-        kept = [
-            jnp.where(m.reshape(a.shape), old, a)
-            for m, a, old in zip(masks, leaves, jax.tree.leaves(inner), strict=True)
-        ]
-        y = next((k for k, a in zip(kept, leaves, strict=True) if y is a), y)
-        return (flat[:, 0].reshape(keys.shape), jax.tree.unflatten(tree, kept)), y
-
-    def initial_carry(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> Carry:
-        inner = cell.initial_carry(batch_shape, dtype)
-        return (jax.random.split(jax.random.key(0), batch_shape), inner)
-
-    return cell._replace(initial_carry=initial_carry, step=step)
 
 
 # Structure and checks.
@@ -591,9 +597,7 @@ def _cells(layer: Any) -> tuple[Cell, ...]:
     if isinstance(layer, Cell):
         return (layer,)
     if isinstance(layer, Bidirectional):
-        return tuple(
-            c for part in (layer.fwd, layer.bwd) if isinstance(part, Cell) for c in (part,)
-        )
+        return tuple(part for part in (layer.fwd, layer.bwd) if isinstance(part, Cell))
     return ()
 
 

@@ -104,7 +104,7 @@ def init_state(params: PyTree, optimizer: optax.GradientTransformation, key: Arr
       (0, ['b', 'w_h', 'w_x'])
     """
     _check_optimizer(optimizer)
-    key = checks.prng_key(key, "key")
+    checks.prng_key(key, "key")  # kept as given: a raw key stays raw in checkpoints
     return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params), key)
 
 

@@ -841,3 +841,26 @@ def test_input_dropout_near_one_drops_every_input():
     params = random_params(net)
     _, ys = net.apply(params, inputs(), key=jax.random.key(0))
     np.testing.assert_array_equal(ys, stack([cell]).apply(params, jnp.zeros((T, B, I)))[1])
+
+
+def test_zoneout_and_recurrent_dropout_with_a_raw_key_and_their_limits():
+    cell = make_cell("lstm")
+    net = stack([cell, bidirectional(cell, cell)], zoneout=0.3, recurrent_dropout=0.2)
+    params = random_params(net)
+    xs, lengths = inputs(), jnp.asarray(LENGTHS)
+    raw = net.apply(params, xs, lengths=lengths, key=jax.random.PRNGKey(1))
+    assert_trees_equal(raw, net.apply(params, xs, lengths=lengths, key=jax.random.key(1)))
+    # Every carry unit kept, yet each LSTM's output is its zoned-out h: the state holds.
+    _, ys = stack([cell], zoneout=1 - 1e-7).apply(
+        params={"layers": [params["layers"][0]]}, xs=xs, key=jax.random.key(2)
+    )
+    np.testing.assert_array_equal(ys, 0.0)
+    for options in ({"grad": "bptt"},):
+        with pytest.raises(ValueError, match=r"recurrent_dropout and zoneout .* grad='autodiff'"):
+            net.apply(params, xs, key=jax.random.key(1), **options)
+    # A linear cell deep inside bidirectional layers is refused where it is wrapped.
+    linear = bidirectional(jr.min_gru(H), jr.min_gru(H))
+    outer = stack([bidirectional(linear, linear)], recurrent_dropout=0.2)
+    p = outer.init(jax.random.key(0), I)
+    with pytest.raises(ValueError, match=r"recurrent_dropout .* 'min_gru' has a LinearStep"):
+        outer.apply(p, xs, key=jax.random.key(1))
