@@ -172,14 +172,15 @@ class LinearStep:
     Attributes:
       project: as for `Step`.
       coefficients: `coefficients(params, projected) -> (a, b)`, each `(..., S)` for
-        projected inputs with any leading dims, real or complex; with `log_space` the
-        logarithms of positive `a` and `b`.
+        projected inputs with any leading dims, real or complex. With `log_space` it
+        also takes a keyword `log` and, when it is `True`, returns `(log a, log b)` of
+        positive coefficients instead: one function, so both forms share their maths.
       output: `output(params, states, projected) -> y`; `None` when `y` is the state.
       to_state: `to_state(carry) -> h`, the carry as one state array (e.g. complex from
         a real pair); `None` when the carry is the state.
       to_carry: the inverse of `to_state`; `None` when the carry is the state.
-      log_space: `coefficients` returns logs, and the parallel scan combines them in
-        log space (Feng et al. 2024).
+      log_space: `coefficients` can return logs, and the parallel scan combines those
+        in log space (Feng et al. 2024); the sequential forms use `a` and `b`.
     """
 
     project: Callable[[Params, Array], Array]
@@ -200,10 +201,14 @@ class LinearStep:
         ys = states if self.output is None else self.output(params, states, projected)
         return ys.astype(dtype)
 
-    def recur(self, params: Params, carry: Carry, projected: Array, read: Carry) -> Any:
-        a, b = self.coefficients(params, projected)
+    def linear(self, params: Params, projected: Array) -> tuple[Array, Array]:
+        """`(a, b)` themselves, not their logs."""
         if self.log_space:
-            a, b = jnp.exp(a), jnp.exp(b)
+            return self.coefficients(params, projected, log=False)
+        return self.coefficients(params, projected)
+
+    def recur(self, params: Params, carry: Carry, projected: Array, read: Carry) -> Any:
+        a, b = self.linear(params, projected)
         state = a * self.state(carry).astype(a.dtype) + b
         return self.carry(state, carry), self.outputs(params, state, projected, projected.dtype)
 

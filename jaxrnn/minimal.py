@@ -56,8 +56,8 @@ def min_gru(
     $\log a_t = -\mathrm{softplus}(k_z)$ and $\log b_t = -\mathrm{softplus}(-k_z) +
     \log g(k_h)$ in log space. With `log_space=False`, $g$ is the identity (the
     paper's plain minGRU) and the parallel scan runs on $a_t, b_t$ themselves. The
-    sequential forms (`step`, `unroll(..., parallel=False)`) use $a_t, b_t$, the
-    exponentials of the same logarithms.
+    sequential forms (`step`, `unroll(..., parallel=False)`) use $a_t, b_t$ themselves,
+    from the same `coefficients` function.
 
     Params: `w_x (input_size, 2 * hidden_size)` (blocks $z$, $\tilde h$) and
     `b (2 * hidden_size,)`, zeros at init. The carry and the output are
@@ -91,11 +91,13 @@ def min_gru(
     H = checks.positive_int(hidden_size, "hidden_size")
     log_space = checks.boolean(log_space, "log_space")
 
-    def coefficients(params: Params, projected: Array) -> tuple[Array, Array]:
+    candidate = _g if log_space else (lambda k: k)
+
+    def coefficients(params: Params, projected: Array, log: bool = False) -> tuple[Array, Array]:
         k_z, k_h = projected[..., :H], projected[..., H:]
-        if log_space:
+        if log:
             return -jax.nn.softplus(k_z), -jax.nn.softplus(-k_z) + _log_g(k_h)
-        return jax.nn.sigmoid(-k_z), jax.nn.sigmoid(k_z) * k_h
+        return jax.nn.sigmoid(-k_z), jax.nn.sigmoid(k_z) * candidate(k_h)
 
     return _cell("min_gru", H, 2, input_init, coefficients, log_space)
 
@@ -150,11 +152,13 @@ def min_lstm(
     H = checks.positive_int(hidden_size, "hidden_size")
     log_space = checks.boolean(log_space, "log_space")
 
-    def coefficients(params: Params, projected: Array) -> tuple[Array, Array]:
+    candidate = _g if log_space else (lambda k: k)
+
+    def coefficients(params: Params, projected: Array, log: bool = False) -> tuple[Array, Array]:
         k_f, k_i, k_h = projected[..., :H], projected[..., H : 2 * H], projected[..., 2 * H :]
         d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)
-        if log_space:
+        if log:
             return -jax.nn.softplus(d), -jax.nn.softplus(-d) + _log_g(k_h)
-        return jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * k_h
+        return jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * candidate(k_h)
 
     return _cell("min_lstm", H, 3, input_init, coefficients, log_space)

@@ -310,10 +310,11 @@ def _linear(
     """The coefficients of all steps, then one scan (associative with `parallel`)."""
     valid, resets = flags
     projected = step.project(params, xs)
-    a, b = step.coefficients(params, projected)
     log_space = step.log_space and static.parallel
-    if step.log_space and not static.parallel:
-        a, b = jnp.exp(a), jnp.exp(b)
+    if log_space:
+        a, b = step.coefficients(params, projected, log=True)
+    else:
+        a, b = step.linear(params, projected)
     if valid is not None:
         # An invalid step is the identity map h -> 1 * h + 0.
         one, zero = (0.0, -jnp.inf) if log_space else (1.0, 0.0)
