@@ -14,13 +14,12 @@ $\sqrt{1 - |\lambda_j|^2}$ so that the state's scale does not grow with the memo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import checks
+from jaxrnn import checks, fused
 from jaxrnn.cell import Cell, LinearStep, Params
 
 Array = jax.Array
@@ -160,12 +159,6 @@ def lru(
         }
         return {name: value.astype(dtype) for name, value in params.items()}
 
-    def initial_carry(
-        batch_shape: Sequence[int] = (), dtype: Any = jnp.float32
-    ) -> tuple[Array, Array]:
-        zeros = jnp.zeros((*checks.batch_shape(batch_shape), N), checks.floating_dtype(dtype))
-        return zeros, zeros
-
     def project(params: Params, x: Array) -> Array:
         return x @ jnp.concatenate([params["b_re"], params["b_im"], params["d"]], axis=1)
 
@@ -191,4 +184,4 @@ def lru(
         return jax.lax.complex(h_re.astype(real), h_im.astype(real))
 
     step = LinearStep(project, coefficients, output, to_state, to_carry=lambda h: (h.real, h.imag))
-    return Cell(init, initial_carry, step, H, "lru")
+    return Cell(init, fused.zeros_carry(N, 2), step, H, "lru")

@@ -349,11 +349,8 @@ def _scan(
             carry = jax.tree.map(
                 functools.partial(_hold_where_invalid, reset), initial_carry, carry
             )
-        if has_projection(step):
-            projected = x if hoist else step.project(params, x)
-            new_carry, h = step.recur(params, carry, projected, carry)
-        else:
-            new_carry, h = step(params, carry, x)
+        # `x` is already projected when hoisted; else the step is called as it is.
+        new_carry, h = step.recur(params, carry, x, carry) if hoist else step(params, carry, x)
         if is_valid is not None:
             new_carry = jax.tree.map(
                 functools.partial(_hold_where_invalid, is_valid), new_carry, carry
