@@ -73,13 +73,15 @@ def test_profile_adds_up_the_kernels_of_a_step():
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    rows = {
-        cells[0]: float(cells[1])
+    # Each kind's share of the call, in percent: at --quick sizes a kind can take under
+    # 0.05 ms, which the ms column rounds to 0.0, while its share stays readable.
+    shares = {
+        cells[0]: float(cells[2].rstrip("%"))
         for line in result.stdout.splitlines()
         if line.startswith("| ")
         and len(cells := [c.strip() for c in line.strip("|").split("|")]) == 3
-        and cells[1].replace(".", "").replace("-", "").isdigit()
+        and cells[2].endswith("%")
     }
     # The recurrent matmul runs once per step; the weight gradients once after the loop.
-    assert rows["matmul, in the loop"] > 0, result.stdout
-    assert rows["matmul, once"] > 0, result.stdout
+    assert shares["matmul, in the loop"] > 0, result.stdout
+    assert shares["matmul, once"] > 0, result.stdout
