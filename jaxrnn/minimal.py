@@ -34,7 +34,18 @@ def _log_g(x: Array) -> Array:
     return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x))
 
 
-def _cell(name: str, H: int, gates: int, init: Initializer | None, coefficients, log_space):
+def _cell(name: str, H: int, gates: int, init: Initializer | None, split, log_space: bool):
+    """A gated linear cell: `split(projected) -> (d, k_h)` gives the gate logit `d` and
+    the candidate's pre-activation; `h = sigmoid(-d) h + sigmoid(d) g(k_h)`, both papers'
+    form, with `g` the positive activation in log space and the identity otherwise."""
+    candidate = _g if log_space else (lambda k: k)
+
+    def coefficients(params: Params, projected: Array, log: bool = False) -> tuple[Array, Array]:
+        d, k_h = split(projected)
+        if log:
+            return -jax.nn.softplus(d), -jax.nn.softplus(-d) + _log_g(k_h)
+        return jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * candidate(k_h)
+
     step = LinearStep(fused.project, coefficients, log_space=log_space)
     init_fn = fused.init(H, gates, init, None)
     return Cell(init_fn, fused.zeros_carry(H), step, H, name if log_space else f"{name}_linear")
@@ -91,15 +102,10 @@ def min_gru(
     H = checks.positive_int(hidden_size, "hidden_size")
     log_space = checks.boolean(log_space, "log_space")
 
-    candidate = _g if log_space else (lambda k: k)
+    def split(projected: Array) -> tuple[Array, Array]:
+        return projected[..., :H], projected[..., H:]  # the update gate's logit k_z, k_h
 
-    def coefficients(params: Params, projected: Array, log: bool = False) -> tuple[Array, Array]:
-        k_z, k_h = projected[..., :H], projected[..., H:]
-        if log:
-            return -jax.nn.softplus(k_z), -jax.nn.softplus(-k_z) + _log_g(k_h)
-        return jax.nn.sigmoid(-k_z), jax.nn.sigmoid(k_z) * candidate(k_h)
-
-    return _cell("min_gru", H, 2, input_init, coefficients, log_space)
+    return _cell("min_gru", H, 2, input_init, split, log_space)
 
 
 def min_lstm(
@@ -152,13 +158,8 @@ def min_lstm(
     H = checks.positive_int(hidden_size, "hidden_size")
     log_space = checks.boolean(log_space, "log_space")
 
-    candidate = _g if log_space else (lambda k: k)
-
-    def coefficients(params: Params, projected: Array, log: bool = False) -> tuple[Array, Array]:
+    def split(projected: Array) -> tuple[Array, Array]:
         k_f, k_i, k_h = projected[..., :H], projected[..., H : 2 * H], projected[..., 2 * H :]
-        d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)
-        if log:
-            return -jax.nn.softplus(d), -jax.nn.softplus(-d) + _log_g(k_h)
-        return jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * candidate(k_h)
+        return jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i), k_h
 
-    return _cell("min_lstm", H, 3, input_init, coefficients, log_space)
+    return _cell("min_lstm", H, 3, input_init, split, log_space)
