@@ -19,9 +19,6 @@ from jaxrnn.cells import gru as gru
 from jaxrnn.cells import lstm as lstm
 from jaxrnn.cells import rnn as rnn
 from jaxrnn.chunks import map_chunks as map_chunks
-from jaxrnn.generate import generate as generate
-from jaxrnn.generate import rollout as rollout
-from jaxrnn.generate import shift_right as shift_right
 from jaxrnn.heads import Dense as Dense
 from jaxrnn.heads import dense as dense
 from jaxrnn.layers import Bidirectional as Bidirectional
@@ -49,6 +46,9 @@ _EXTRAS = {
     "train": ("jaxrnn.train", None),
     "gradcheck": ("jaxrnn.gradient_check", "gradcheck"),
     "GradcheckResult": ("jaxrnn.gradient_check", "GradcheckResult"),
+    "generate": ("jaxrnn.generation", "generate"),
+    "rollout": ("jaxrnn.generation", "rollout"),
+    "shift_right": ("jaxrnn.generation", "shift_right"),
 }
 
 

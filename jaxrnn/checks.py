@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -157,19 +157,31 @@ def describe(tree: Any) -> str:
     return f"a {type(tree).__name__}"
 
 
-@functools.lru_cache(maxsize=256)
-def _template(cell: Cell, input_size: int, dtype: jnp.dtype) -> Any:
-    init = functools.partial(cell.init, input_size=input_size, dtype=dtype)
-    return jax.eval_shape(init, jax.random.key(0))
+_SHAPES: dict[Any, Any] = {}
+
+
+def shapes(fn: Any, *args: Any, key: Any = None) -> Any:
+    """`jax.eval_shape(fn, *args)`, remembered by `key` (default: `fn`) and the shapes and
+    dtypes of `args`, so that checking every eager call does not trace `fn` every time."""
+    leaves, tree = jax.tree.flatten(args)
+    structs = tuple(jax.ShapeDtypeStruct(np.shape(a), getattr(a, "dtype", None)) for a in leaves)
+    structs_tree = jax.tree.unflatten(tree, structs)
+    cache_key = (fn if key is None else key, tree, structs)
+    try:
+        hash(cache_key)
+    except TypeError:  # e.g. a cell holding a list
+        return jax.eval_shape(fn, *structs_tree)
+    if cache_key not in _SHAPES:
+        if len(_SHAPES) >= 1024:
+            _SHAPES.clear()
+        _SHAPES[cache_key] = jax.eval_shape(fn, *structs_tree)
+    return _SHAPES[cache_key]
 
 
 def param_template(cell: Cell, input_size: int, dtype: jnp.dtype) -> Any:
     """Shapes and dtypes `cell.init` gives for `input_size` and `dtype`."""
-    try:
-        hash(cell)
-    except TypeError:
-        return _template.__wrapped__(cell, input_size, dtype)
-    return _template(cell, input_size, dtype)
+    init = functools.partial(cell.init, input_size=input_size, dtype=dtype)
+    return shapes(init, jax.random.key(0), key=(cell.init, input_size, jnp.dtype(dtype)))
 
 
 def _paths(tree: Any) -> dict[str, Any]:
@@ -203,15 +215,15 @@ def params(
     for key, leaf in got.items():
         if getattr(leaf, "shape", None) is None or getattr(leaf, "dtype", None) is None:
             raise TypeError(f"{path}{key} must be an array, got {type(leaf).__name__}")
-    made_for = _inferred_input_size(cell, got, input_size, dtype)
-    if made_for is not None and made_for[0] != input_size:
-        raise ValueError(
-            f"{source} has input_size {input_size} ({source}.shape[-1]) but {path} were made "
-            f"for input_size {made_for[0]} ({context}; read off {path}{made_for[1]})"
-        )
     for key, want in expected.items():
         leaf = got[key]
         if tuple(leaf.shape) != tuple(want.shape):
+            made_for = _inferred_input_size(cell, got, input_size, dtype)
+            if made_for is not None and made_for[0] != input_size:
+                raise ValueError(
+                    f"{source} has input_size {input_size} ({source}.shape[-1]) but {path} were "
+                    f"made for input_size {made_for[0]} ({context}; read off {path}{made_for[1]})"
+                )
             raise ValueError(
                 f"{path}{key} has shape {shape_str(leaf.shape)} but {context} with "
                 f"input_size={input_size} (from {source}.shape[-1]) expects {shape_str(want.shape)}"
@@ -269,7 +281,8 @@ def carry(
     path: str = "carry",
 ) -> Any:
     """`carry` with every leaf as an array, or an error if it does not match the cell."""
-    expected = jax.eval_shape(lambda: initial_carry(cell, batch_shape, dtype))
+    make = functools.partial(initial_carry, cell, batch_shape, dtype)
+    expected = shapes(make, key=(cell.initial_carry, tuple(batch_shape), jnp.dtype(dtype)))
     want_tree = jax.tree_util.tree_structure(expected)
     got_tree = jax.tree_util.tree_structure(carry)
     if got_tree != want_tree:
@@ -301,7 +314,7 @@ def step(cell: Cell, params: Any, carry: Any, x: Any) -> None:
     """Raise unless `cell.step` keeps the carry's structure, shapes and dtypes and
     returns `y (*batch, hidden_size)` in the input's dtype (checked on shapes only)."""
     try:
-        new_carry, y = jax.eval_shape(cell.step, params, carry, x)
+        new_carry, y = shapes(cell.step, params, carry, x)
     except (TypeError, ValueError) as e:
         if not isinstance(e, TypeError) or "cannot unpack" not in str(e):
             raise
@@ -371,10 +384,14 @@ def lengths(
     return arr
 
 
-def valid_steps(lengths: jax.Array, num_steps: int) -> jax.Array:
-    """`(T, *batch)` booleans: whether step `t` of sequence `b` is before its length."""
+def valid_steps(lengths: Any, num_steps: int, mask: Any = None) -> Any:
+    """`(T, *batch)` booleans: whether step `t` of sequence `b` is before its length and
+    kept by `mask (T, *batch)`; None with neither `lengths (*batch)` nor `mask`."""
+    if lengths is None:
+        return mask
     steps = jnp.arange(num_steps, dtype=lengths.dtype)
-    return steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
+    valid = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
+    return valid if mask is None else valid & mask
 
 
 def step_flags(flags: Any, name: str, time_axis: int, shape: tuple[int, ...]) -> jax.Array:
@@ -417,3 +434,40 @@ def time_major(xs: Any, time_axis: Any) -> tuple[jax.Array, int]:
         )
     axis = time_dim(time_axis, xs.ndim, "xs")
     return jnp.moveaxis(xs, axis, 0), axis
+
+
+class Run(NamedTuple):
+    """Checked inputs of a run over time: `xs` time-major `(T, *batch, I)`, the axis time
+    came on, and the optional carry, `lengths (*batch)`, `mask` and `resets (T, *batch)`."""
+
+    xs: jax.Array
+    time_axis: int
+    carry: Any
+    lengths: jax.Array | None
+    mask: jax.Array | None
+    resets: jax.Array | None
+
+
+def sequence(
+    owner: Any,
+    params_: Any,
+    xs: Any,
+    carry_: Any,
+    time_axis: Any,
+    lengths_: Any = None,
+    mask: Any = None,
+    resets: Any = None,
+) -> Run:
+    """What a public function that runs `owner` (a cell or a layer) over `xs` checks."""
+    xs, time_axis = time_major(xs, time_axis)
+    num_steps, batch, dtype = xs.shape[0], xs.shape[1:-1], xs.dtype
+    params(owner, params_, xs.shape[-1], dtype)
+    if carry_ is not None:
+        carry_ = carry(owner, carry_, batch, dtype)
+    if lengths_ is not None:
+        lengths_ = lengths(lengths_, batch, num_steps)
+    if mask is not None:
+        mask = step_flags(mask, "mask", time_axis, (num_steps, *batch))
+    if resets is not None:
+        resets = step_flags(resets, "resets", time_axis, (num_steps, *batch))
+    return Run(xs, time_axis, carry_, lengths_, mask, resets)

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from jaxrnn import checks
 from jaxrnn.cell import BpttStep, Carry, Cell, LinearStep, Params, Step, has_projection
 from jaxrnn.heads import Dense
-from jaxrnn.unroll import unroll
+from jaxrnn.unroll import unroll_checked
 
 Array = jax.Array
 
@@ -124,6 +124,7 @@ class _Run(NamedTuple):
     """What every part of one `apply` call shares: time-major, checked."""
 
     lengths: Array | None
+    mask: Array | None
     valid: Array | None  # (T, *batch, 1): the steps a sequence has
     options: dict[str, Any]
 
@@ -378,35 +379,19 @@ def _public_apply(layer: Bidirectional | Stack) -> Callable[..., Any]:
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise TypeError(f"apply got unknown options {unknown}; it passes on {list(OPTIONS)}")
-        xs, time_axis = checks.time_major(xs, time_axis)
-        num_steps, batch_shape, dtype = xs.shape[0], xs.shape[1:-1], xs.dtype
-        if lengths is not None:
-            lengths = checks.lengths(lengths, batch_shape, num_steps)
-        for name in ("mask", "resets"):
-            if options.get(name) is not None:
-                flags = checks.step_flags(options[name], name, time_axis, (num_steps, *batch_shape))
-                options[name] = flags
         if key is not None:
             key = checks.prng_key(key)
         if isinstance(layer, Stack) and layer.residual:
-            _check_residual(0, xs.shape[-1], _output_size(layer.layers[0]), "xs.shape[-1]")
-        checks.params(layer, params, xs.shape[-1], dtype, source="xs")
-        if carry is not None:
-            carry = checks.carry(layer, carry, batch_shape, dtype)
-        valid = _valid(num_steps, lengths, options.get("mask"))
-        run = _Run(lengths, valid, options)
-        carry, ys = _run(layer, params, xs, carry, run, key, False, (0.0, 0.0))
-        return carry, jax.tree.map(lambda y: jnp.moveaxis(y, 0, time_axis), ys)
+            _check_residual(0, jnp.shape(xs)[-1], _output_size(layer.layers[0]), "xs.shape[-1]")
+        mask, resets = options.pop("mask", None), options.pop("resets", None)
+        seq = checks.sequence(layer, params, xs, carry, time_axis, lengths, mask, resets)
+        options["resets"] = seq.resets
+        valid = checks.valid_steps(seq.lengths, seq.xs.shape[0], seq.mask)
+        run = _Run(seq.lengths, seq.mask, None if valid is None else valid[..., None], options)
+        carry, ys = _run(layer, params, seq.xs, seq.carry, run, key, False, (0.0, 0.0))
+        return carry, jax.tree.map(lambda y: jnp.moveaxis(y, 0, seq.time_axis), ys)
 
     return apply
-
-
-def _valid(num_steps: int, lengths: Array | None, mask: Array | None) -> Array | None:
-    valid = mask
-    if lengths is not None:
-        in_range = checks.valid_steps(lengths, num_steps)
-        valid = in_range if mask is None else in_range & mask
-    return None if valid is None else valid[..., None]
 
 
 def _run(
@@ -445,7 +430,9 @@ def _run_cell(
 ) -> tuple[Carry, Array]:
     recurrent_dropout, zoneout = rates if key is not None else (0.0, 0.0)
     if not (recurrent_dropout or zoneout):
-        return unroll(cell, params, xs, carry, lengths=run.lengths, reverse=reverse, **run.options)
+        return unroll_checked(
+            cell, params, xs, carry, run.lengths, run.mask, reverse=reverse, **run.options
+        )
     if run.options.get("grad") == "bptt" or (zoneout and run.options.get("parallel")):
         raise ValueError(
             f"recurrent_dropout and zoneout run cell {cell.name!r} as a plain scan "
@@ -458,8 +445,9 @@ def _run_cell(
     keys = jax.random.split(zoneout_key, xs.shape[1:-1]) if zoneout else ()
     wrapped = _regularised(cell, recurrent_dropout > 0, zoneout)
     options = {**run.options, "parallel": False} if zoneout else run.options
-    final, ys = unroll(
-        wrapped, params, xs, (mask, keys, carry), lengths=run.lengths, reverse=reverse, **options
+    inner = (mask, keys, carry)
+    final, ys = unroll_checked(
+        wrapped, params, xs, inner, run.lengths, run.mask, reverse=reverse, **options
     )
     return final[2], ys
 

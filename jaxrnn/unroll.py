@@ -176,7 +176,38 @@ def unroll(
       True
     """
     checks.cell(cell)
-    xs, time_axis = checks.time_major(xs, time_axis)
+    seq = checks.sequence(cell, params, xs, carry, time_axis, lengths, mask, resets)
+    options = {"reverse": reverse, "unroll": unroll, "remat": remat, "hoist": hoist}
+    options |= {"grad": grad, "parallel": parallel}
+    carry, hs = unroll_checked(
+        cell, params, seq.xs, seq.carry, seq.lengths, seq.mask, seq.resets, **options
+    )
+    return carry, jnp.moveaxis(hs, 0, seq.time_axis)
+
+
+def unroll_checked(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Carry | None,
+    lengths: Array | None = None,
+    mask: Array | None = None,
+    resets: Array | None = None,
+    *,
+    reverse: bool = False,
+    unroll: int | bool = 1,
+    remat: bool = False,
+    hoist: bool | None = None,
+    grad: str = "autodiff",
+    parallel: bool | None = None,
+) -> tuple[Carry, Array]:
+    """`unroll` on time-major inputs that the caller checked with `jaxrnn.checks.sequence`.
+
+    A layer's `apply` checks its inputs once, then runs each cell inside it through
+    `unroll_checked`, which checks only the options and that the cell's step keeps the contract.
+    `xs (T, *batch, I)`, `carry` (None: the cell's initial carry), `lengths (*batch)`,
+    `mask` and `resets (T, *batch)`; returns `(carry, hs (T, *batch, H))`.
+    """
     reverse = checks.boolean(reverse, "reverse")
     remat = checks.boolean(remat, "remat")
     if not isinstance(unroll, bool):
@@ -201,28 +232,16 @@ def unroll(
         )
     if grad == "bptt" and (mask is not None or resets is not None):
         raise ValueError("grad='bptt' supports lengths but not mask or resets; use grad='autodiff'")
-
-    num_steps, batch_shape, input_size = xs.shape[0], xs.shape[1:-1], xs.shape[-1]
-    checks.params(cell, params, input_size, xs.dtype, source="xs")
     if carry is None:
-        carry = checks.initial_carry(cell, batch_shape, xs.dtype)
-    else:
-        carry = checks.carry(cell, carry, batch_shape, xs.dtype)
+        carry = checks.initial_carry(cell, xs.shape[1:-1], xs.dtype)
     checks.step(cell, params, carry, jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype))
-    if lengths is not None:
-        lengths = checks.lengths(lengths, batch_shape, num_steps)
-    flags_shape = (num_steps, *batch_shape)
-    if mask is not None:
-        mask = checks.step_flags(mask, "mask", time_axis, flags_shape)
-    if resets is not None:
-        resets = checks.step_flags(resets, "resets", time_axis, flags_shape)
 
     # Eager calls go through a jitted function, cached on the cell, so that a second call
     # does not trace again. Inside a transformation it is traced in place, so a cell may
     # close over traced values (a dropout mask, a hypernetwork's output).
-    if grad == "bptt" and num_steps > 0:
+    if grad == "bptt" and xs.shape[0] > 0:
         try:
-            carry, hs = bptt(step, params, xs, carry, lengths, reverse)
+            return bptt(step, params, xs, carry, lengths, reverse)
         except TypeError as error:
             if "custom_vjp" not in str(error):
                 raise
@@ -231,11 +250,9 @@ def unroll(
                 "differentiation (jax.jvp, jax.jacfwd) cannot go through it; use "
                 "grad='autodiff' there"
             ) from error
-    else:
-        run = _run if _is_traced(params, xs, carry, lengths, mask, resets) else _jitted_run
-        static = _Static(reverse, unroll, remat, hoist, parallel)
-        carry, hs = run(cell, params, xs, carry, lengths, mask, resets, static)
-    return carry, jnp.moveaxis(hs, 0, time_axis)
+    traced = _is_traced(params, xs, carry, lengths, mask, resets)
+    static = _Static(reverse, unroll, remat, hoist, parallel)
+    return (_run if traced else _jitted_run)(cell, params, xs, carry, lengths, mask, resets, static)
 
 
 class _Static(NamedTuple):

@@ -10,7 +10,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxrnn as jr
-from jaxrnn.generate import generate, rollout, shift_right
+from jaxrnn.generation import generate, rollout, shift_right
 
 I, H, C = 4, 8, 5
 CELLS = {"rnn": jr.rnn(H), "lstm": jr.lstm(H), "gru": jr.gru(H)}
