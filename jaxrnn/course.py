@@ -28,9 +28,10 @@ Arrays: every function accepts NumPy arrays (or anything `np.asarray` takes)
 and returns NumPy arrays, the course's world. All arrays passed to one call
 must share one real floating dtype, which the results keep: float64 in,
 float64 out (the function turns on JAX's 64-bit mode for its own duration
-only, `with jax.enable_x64(True)`; the global flag is never changed), float32
-in, float32 out. Being NumPy functions, they run eagerly and cannot be traced
-by `jax.jit` or `jax.grad`; for that, use `to_cell_params` and the main API.
+only, `with jax.enable_x64(True)`, and off for other dtypes; the global flag is
+never changed), float32 in, float32 out. Being NumPy functions, they run
+eagerly and cannot be traced by `jax.jit` or `jax.grad`; for that, use
+`to_cell_params` and the main API.
 
 Where the widely copied 2018 version of the notebook differs from the maths
 (this module follows the maths):
@@ -58,7 +59,6 @@ Where the widely copied 2018 version of the notebook differs from the maths
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -201,14 +201,10 @@ def _parameters(
         raise ValueError(f"{source} gives n_x = {n_x}; it must be ({dims}) with n_x >= 1")
     n_y = p[kind.head].shape[0]
     sizes = {"n_a": n_a, "n_x": n_x, "n_a + n_x": n_a + n_x, "n_y": n_y, "1": 1}
-    for k, dims in ((k, _DIMS[k]) for k in kind.keys):
-        _expect_shape(
-            f"{name}[{k!r}]",
-            p[k],
-            tuple(sizes[d] for d in dims),
-            f"({', '.join(dims)}) with n_a = {n_a} and n_x = {n_x} from {source}, "
-            f"n_y = {n_y} from {name}[{kind.head!r}]",
-        )
+    why = f"n_a = {n_a} and n_x = {n_x} from {source}, n_y = {n_y} from {name}[{kind.head!r}]"
+    for k in kind.keys:
+        shape = tuple(sizes[d] for d in _DIMS[k])
+        _expect_shape(f"{name}[{k!r}]", p[k], shape, f"({', '.join(_DIMS[k])}) with {why}")
     _same_dtype({f"{name}[{k!r}]": v for k, v in p.items()})
     return p, n_a, n_x
 
@@ -250,36 +246,22 @@ def _cache(kind: _Kind, cache: Any, name: str) -> tuple[dict[str, np.ndarray], d
     """The arrays of a checked cell-forward cache, by course name, and its params."""
     layout = f"({', '.join(kind.cache)}, parameters) from {kind.name}_cell_forward"
     *arrays, parameters = _tuple(cache, name, len(kind.cache) + 1, layout)
-    order = ("xt", *kind.cache[:-1])  # the input first, as `_checked` takes it
-    labelled = {f"{name}[{kind.cache.index(s)}] ({s})": arrays[kind.cache.index(s)] for s in order}
+    order = (len(arrays) - 1, *range(len(arrays) - 1))  # xt (the input) first, for `_checked`
+    labelled = {f"{name}[{k}] ({kind.cache[k]})": arrays[k] for k in order}
     checked, p, _ = _checked(kind, labelled, parameters, f"{name}[{len(arrays)}]", ("n_x", "m"))
-    return dict(zip(order, checked, strict=True)), p
+    return dict(zip((kind.cache[k] for k in order), checked, strict=True)), p
 
 
-def _upstream(name: str, value: Any, like: np.ndarray, like_name: str) -> np.ndarray:
-    value = _array(value, name, ("n_a", "m"))
-    _expect_shape(name, value, like.shape, f"(n_a, m), the shape of {like_name}")
-    _same_dtype({like_name: like, name: value})
-    return value
-
-
-def _precision(dtype: Any) -> contextlib.AbstractContextManager:
-    """64-bit mode for the duration of one call when the inputs are float64."""
-    if np.dtype(dtype) == np.float64:
-        return jax.enable_x64(True)
-    return contextlib.nullcontext()
-
-
-def _numpy(tree: Any) -> Any:
-    return jax.tree.map(np.array, tree)  # writable copies, as NumPy code expects
+def _precision(dtype: Any) -> Any:
+    """JAX's 64-bit mode on for float64 inputs, off otherwise, for one call's duration."""
+    return jax.enable_x64(np.dtype(dtype) == np.float64)
 
 
 # ------------------------------------------------------------------------- converters
 
 
 def _xp(arrays: Any) -> Any:
-    leaves = jax.tree.leaves(arrays)
-    return jnp if any(isinstance(x, jax.Array) for x in leaves) else np
+    return jnp if any(isinstance(x, jax.Array) for x in jax.tree.leaves(arrays)) else np
 
 
 def _to_cell(kind: _Kind, p: Mapping[str, Any]) -> CellParams:
@@ -463,7 +445,7 @@ def _step(kind: _Kind, p: dict[str, Array], xt: Array, prev: tuple[Array, ...]) 
 
 def _cell_forward(kind: _Kind, p: dict, xt: np.ndarray, prev: tuple[np.ndarray, ...]) -> tuple:
     """`(*next states, yt_pred, cache)` of one checked step, NumPy out."""
-    new, yt, named = _numpy(_step(kind, p, xt, prev))
+    new, yt, named = jax.tree.map(np.array, _step(kind, p, xt, prev))  # writable copies
     named.update(xt=xt)
     for state, before, after in zip(kind.states, prev, new, strict=True):
         named.update({f"{state}_prev": before, f"{state}_next": after})
@@ -489,9 +471,9 @@ def _forward(kind: _Kind, x: Any, a0: Any, parameters: Any) -> tuple:
         for t in range(x.shape[2]):
             steps.append(_cell_forward(kind, p, x[:, :, t], prev))
             prev = steps[-1][: len(kind.states)]
-    a, *c = (np.stack([s[k] for s in steps], axis=2) for k in range(len(kind.states)))
-    y = np.stack([s[-2] for s in steps], axis=2)
-    return (a, y, *c, ([s[-1] for s in steps], x))
+    *outputs, caches = zip(*steps, strict=True)  # (*states, y) per step, then the cache
+    a, *c, y = (np.stack(output, axis=2) for output in outputs)
+    return (a, y, *c, (list(caches), x))
 
 
 # --------------------------------------------------------------------------- backward
@@ -512,21 +494,18 @@ def _step_grads(kind: _Kind, p: dict, named: dict, upstream: tuple[Array, ...]) 
     return {"dxt": dxs[0].T, **grads, **{f"d{k}": v for k, v in course.items()}}
 
 
-def _gradients(grads: Mapping[str, Any], keys: Sequence[str]) -> Gradients:
-    """NumPy copies of `grads` in the course's key order (JAX returns dicts sorted)."""
-    return {k: np.array(grads[k]) for k in keys}
-
-
 def _cell_backward(kind: _Kind, upstream: Mapping[str, Any], cache: Any) -> Gradients:
     named, p = _cache(kind, cache, "cache")
-    checked = tuple(
-        _upstream(name, value, named[name[1:]], f"cache[{k}] ({name[1:]})")
-        for k, (name, value) in enumerate(upstream.items())
-    )
+    checked = []
+    for k, (name, value) in enumerate(upstream.items()):  # da_next, dc_next: cache[0], cache[1]
+        like, like_name = named[name[1:]], f"cache[{k}] ({name[1:]})"
+        checked.append(_array(value, name, ("n_a", "m")))
+        _expect_shape(name, checked[-1], like.shape, f"(n_a, m), the shape of {like_name}")
+        _same_dtype({like_name: like, name: checked[-1]})
     with _precision(named["xt"].dtype):
-        grads = _step_grads(kind, p, named, checked)
+        grads = _step_grads(kind, p, named, tuple(checked))
         keys = ("dxt", *(f"d{s}_prev" for s in kind.states), *kind.param_grads)
-        return _gradients(grads, keys)
+        return {k: np.array(grads[k]) for k in keys}  # in order: JAX returns dicts sorted
 
 
 def _backward(kind: _Kind, da: Any, caches: Any) -> Gradients:
@@ -560,7 +539,7 @@ def _backward(kind: _Kind, da: Any, caches: Any) -> Gradients:
             step = {k: g[k] for k in kind.param_grads}
             totals = step if totals is None else jax.tree.map(jnp.add, totals, step)
         grads = {"dx": jnp.stack(dx, axis=2), "da0": dprev[0], **totals}
-        return _gradients(grads, ("dx", "da0", *kind.param_grads))
+        return {k: np.array(grads[k]) for k in ("dx", "da0", *kind.param_grads)}
 
 
 # ------------------------------------------------------------------------- the course
@@ -597,17 +576,15 @@ def rnn_cell_forward(
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m = 3, 5, 2, 10
-      >>> parameters = {k: rng.standard_normal(s) for k, s in [
-      ...     ("Wax", (n_a, n_x)), ("Waa", (n_a, n_a)), ("Wya", (n_y, n_a)),
-      ...     ("ba", (n_a, 1)), ("by", (n_y, 1))]}
-      >>> xt, a_prev = rng.standard_normal((n_x, m)), rng.standard_normal((n_a, m))
+      >>> random = np.random.RandomState(1)  # the draws of the course's np.random.seed(1)
+      >>> xt, a_prev = random.randn(3, 10), random.randn(5, 10)
+      >>> shapes = {"Waa": (5, 5), "Wax": (5, 3), "Wya": (2, 5), "ba": (5, 1), "by": (2, 1)}
+      >>> parameters = {k: random.randn(*s) for k, s in shapes.items()}
       >>> a_next, yt_pred, cache = course.rnn_cell_forward(xt, a_prev, parameters)
-      >>> a_next.shape, yt_pred.shape, str(a_next.dtype), len(cache)
-      ((5, 10), (2, 10), 'float64', 4)
-      >>> bool(np.allclose(yt_pred.sum(axis=0), 1.0))
-      True
+      >>> a_next[4][:4]  # the course's expected output
+      array([0.59584544, 0.18141802, 0.61311866, 0.99808218])
+      >>> yt_pred.shape, len(cache), bool(np.allclose(yt_pred.sum(axis=0), 1.0))
+      ((2, 10), 4, True)
     """
     return _checked_cell_forward(_RNN, {"xt": xt, "a_prev": a_prev}, parameters)
 
@@ -638,17 +615,18 @@ def rnn_forward(
       ValueError: ranks or shapes disagree.
 
     Examples:
-      >>> import numpy as np
+      >>> import jax, numpy as np, jaxrnn as jr
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m, T_x = 3, 5, 2, 10, 4
-      >>> parameters = {k: rng.standard_normal(s) for k, s in [
-      ...     ("Wax", (n_a, n_x)), ("Waa", (n_a, n_a)), ("Wya", (n_y, n_a)),
-      ...     ("ba", (n_a, 1)), ("by", (n_y, 1))]}
-      >>> x, a0 = rng.standard_normal((n_x, m, T_x)), rng.standard_normal((n_a, m))
+      >>> cell = jr.rnn(5)
+      >>> params = jax.tree.map(np.asarray, cell.init(jax.random.key(0), input_size=3))
+      >>> head = {"w_y": np.zeros((5, 2), np.float32), "b_y": np.zeros(2, np.float32)}
+      >>> parameters = course.from_cell_params(params, head)  # float32, as the cell's
+      >>> x, a0 = np.ones((3, 10, 4), np.float32), np.zeros((5, 10), np.float32)
       >>> a, y_pred, caches = course.rnn_forward(x, a0, parameters)
-      >>> a.shape, y_pred.shape, len(caches[0])
-      ((5, 10, 4), (2, 10, 4), 4)
+      >>> a.shape, y_pred.shape, a.dtype, len(caches[0])
+      ((5, 10, 4), (2, 10, 4), dtype('float32'), 4)
+      >>> float(y_pred[0, 0, 0])  # a zero output layer gives each of the n_y classes 1 / n_y
+      0.5
     """
     return _forward(_RNN, x, a0, parameters)
 
@@ -673,8 +651,9 @@ def lstm_cell_forward(
       \qquad a^{\langle t \rangle} = \Gamma_o \odot \tanh(c^{\langle t \rangle}), \qquad
       \hat y^{\langle t \rangle} = \mathrm{softmax}(W_y a^{\langle t \rangle} + b_y)$$
 
-    The new states come from `jaxrnn.lstm(n_a).step`; the gates stored in the cache
-    are rebuilt from the same cell's input projection and recurrent weight.
+    The new states and the gates stored in the cache come from one call of the
+    forward rule of `jaxrnn.lstm(n_a).step` (`jaxrnn.cells.LSTM`), whose residuals
+    are the gates.
 
     Args:
       xt: the input at step t, `(n_x, m)`.
@@ -690,23 +669,26 @@ def lstm_cell_forward(
       arrays in the inputs' dtype.
 
     Raises:
-      TypeError: an input is not a floating array, or the dtypes differ.
-      ValueError: ranks or shapes disagree (the message names the argument).
+      TypeError: an array is not floating, or `xt`, `a_prev`, `c_prev` and the
+        parameters do not share one dtype.
+      ValueError: a rank or shape disagrees with `n_x`, `n_a` or `m` (the message
+        names the argument and where the size was read).
 
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(1)
       >>> n_x, n_a, n_y, m = 3, 5, 2, 10
-      >>> shapes = {"Wf": (n_a, n_a + n_x), "bf": (n_a, 1), "Wi": (n_a, n_a + n_x),
-      ...           "bi": (n_a, 1), "Wc": (n_a, n_a + n_x), "bc": (n_a, 1),
-      ...           "Wo": (n_a, n_a + n_x), "bo": (n_a, 1), "Wy": (n_y, n_a), "by": (n_y, 1)}
+      >>> shapes = {k: (n_a, n_a + n_x) if k[0] == "W" else (n_a, 1) for k in course.LSTM_KEYS}
+      >>> shapes.update(Wy=(n_y, n_a), by=(n_y, 1))
       >>> parameters = {k: rng.standard_normal(s) for k, s in shapes.items()}
-      >>> xt = rng.standard_normal((n_x, m))
-      >>> a_prev, c_prev = rng.standard_normal((n_a, m)), rng.standard_normal((n_a, m))
+      >>> xt, a_prev, c_prev = (rng.standard_normal((n, m)) for n in (n_x, n_a, n_a))
       >>> a_next, c_next, yt, cache = course.lstm_cell_forward(xt, a_prev, c_prev, parameters)
       >>> a_next.shape, c_next.shape, yt.shape, len(cache)
       ((5, 10), (5, 10), (2, 10), 10)
+      >>> ft, it, cct, ot = cache[4:8]
+      >>> bool(np.allclose(c_next, ft * c_prev + it * cct))
+      True
     """
     inputs = {"xt": xt, "a_prev": a_prev, "c_prev": c_prev}
     return _checked_cell_forward(_LSTM, inputs, parameters)
@@ -738,16 +720,16 @@ def lstm_forward(
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m, T_x = 3, 5, 2, 10, 7
-      >>> shapes = {"Wf": (n_a, n_a + n_x), "bf": (n_a, 1), "Wi": (n_a, n_a + n_x),
-      ...           "bi": (n_a, 1), "Wc": (n_a, n_a + n_x), "bc": (n_a, 1),
-      ...           "Wo": (n_a, n_a + n_x), "bo": (n_a, 1), "Wy": (n_y, n_a), "by": (n_y, 1)}
-      >>> parameters = {k: rng.standard_normal(s) for k, s in shapes.items()}
-      >>> x, a0 = rng.standard_normal((n_x, m, T_x)), rng.standard_normal((n_a, m))
+      >>> random = np.random.RandomState(1)  # the draws of the course's np.random.seed(1)
+      >>> x, a0 = random.randn(3, 10, 7), random.randn(5, 10)
+      >>> course_order = ["Wf", "bf", "Wi", "bi", "Wo", "bo", "Wc", "bc"]
+      >>> parameters = {k: random.randn(5, 8 if k[0] == "W" else 1) for k in course_order}
+      >>> parameters.update(Wy=random.randn(2, 5), by=random.randn(2, 1))
       >>> a, y, c, caches = course.lstm_forward(x, a0, parameters)
-      >>> a.shape, y.shape, c.shape, len(caches[0])
-      ((5, 10, 7), (2, 10, 7), (5, 10, 7), 7)
+      >>> round(float(a[4, 3, 6]), 6), round(float(c[1, 2, 1]), 6)  # the course's values
+      (0.172118, -0.855545)
+      >>> y.shape, len(caches[0])
+      ((2, 10, 7), 7)
     """
     return _forward(_LSTM, x, a0, parameters)
 
@@ -784,16 +766,17 @@ def rnn_cell_backward(da_next: npt.ArrayLike, cache: tuple) -> Gradients:
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m = 3, 5, 2, 10
-      >>> parameters = {k: rng.standard_normal(s) for k, s in [
-      ...     ("Wax", (n_a, n_x)), ("Waa", (n_a, n_a)), ("Wya", (n_y, n_a)),
-      ...     ("ba", (n_a, 1)), ("by", (n_y, 1))]}
-      >>> xt, a_prev = rng.standard_normal((n_x, m)), rng.standard_normal((n_a, m))
-      >>> a_next, yt, cache = course.rnn_cell_forward(xt, a_prev, parameters)
-      >>> gradients = course.rnn_cell_backward(rng.standard_normal((n_a, m)), cache)
-      >>> list(gradients), gradients["dWax"].shape
-      (['dxt', 'da_prev', 'dWax', 'dWaa', 'dba'], (5, 3))
+      >>> rng = np.random.default_rng(0)
+      >>> sizes = [(5, 3), (5, 5), (2, 5), (5, 1), (2, 1)]  # Wax, Waa, Wya, ba, by
+      >>> parameters = {k: rng.standard_normal(s) for k, s in zip(course.RNN_KEYS, sizes)}
+      >>> xt, a_prev = rng.standard_normal((3, 10)), rng.standard_normal((5, 10))
+      >>> a_next, _, cache = course.rnn_cell_forward(xt, a_prev, parameters)
+      >>> gradients = course.rnn_cell_backward(np.ones((5, 10)), cache)
+      >>> dz = 1 - a_next**2  # (1 - tanh^2) * da_next, with da_next = 1
+      >>> bool(np.allclose(gradients["dWax"], dz @ xt.T))
+      True
+      >>> bool(np.allclose(gradients["da_prev"], parameters["Waa"].T @ dz))
+      True
     """
     return _cell_backward(_RNN, {"da_next": da_next}, cache)
 
@@ -830,16 +813,18 @@ def rnn_backward(da: npt.ArrayLike, caches: tuple) -> Gradients:
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m, T_x = 3, 5, 2, 10, 4
-      >>> parameters = {k: rng.standard_normal(s) for k, s in [
-      ...     ("Wax", (n_a, n_x)), ("Waa", (n_a, n_a)), ("Wya", (n_y, n_a)),
-      ...     ("ba", (n_a, 1)), ("by", (n_y, 1))]}
-      >>> x, a0 = rng.standard_normal((n_x, m, T_x)), rng.standard_normal((n_a, m))
-      >>> a, y_pred, caches = course.rnn_forward(x, a0, parameters)
-      >>> gradients = course.rnn_backward(rng.standard_normal((n_a, m, T_x)), caches)
-      >>> gradients["dx"].shape, gradients["da0"].shape, gradients["dba"].shape
-      ((3, 10, 4), (5, 10), (5, 1))
+      >>> rng = np.random.default_rng(2)
+      >>> keys = ["Wax", "Waa", "Wya", "ba", "by"]
+      >>> parameters = dict(zip(keys, [rng.uniform(-1, 1, s) for s in [(5, 3), (5, 5),
+      ...     (2, 5), (5, 1), (2, 1)]]))
+      >>> x = rng.standard_normal((3, 10, 4))
+      >>> a, y_pred, caches = course.rnn_forward(x, np.zeros((5, 10)), parameters)
+      >>> gradients = course.rnn_backward(np.ones(a.shape), caches)  # of J = sum(a)
+      >>> {k: v.shape for k, v in gradients.items()}
+      {'dx': (3, 10, 4), 'da0': (5, 10), 'dWax': (5, 3), 'dWaa': (5, 5), 'dba': (5, 1)}
+      >>> last = course.rnn_cell_backward(np.ones((5, 10)), caches[0][-1])  # nothing after it
+      >>> bool(np.allclose(gradients["dx"][:, :, -1], last["dxt"]))
+      True
     """
     return _backward(_RNN, da, caches)
 
@@ -892,17 +877,16 @@ def lstm_cell_backward(da_next: npt.ArrayLike, dc_next: npt.ArrayLike, cache: tu
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m = 3, 5, 2, 10
-      >>> shapes = {"Wf": (n_a, n_a + n_x), "bf": (n_a, 1), "Wi": (n_a, n_a + n_x),
-      ...           "bi": (n_a, 1), "Wc": (n_a, n_a + n_x), "bc": (n_a, 1),
-      ...           "Wo": (n_a, n_a + n_x), "bo": (n_a, 1), "Wy": (n_y, n_a), "by": (n_y, 1)}
-      >>> parameters = {k: rng.standard_normal(s) for k, s in shapes.items()}
-      >>> xt = rng.standard_normal((n_x, m))
-      >>> a_prev, c_prev = rng.standard_normal((n_a, m)), rng.standard_normal((n_a, m))
-      >>> *_, cache = course.lstm_cell_forward(xt, a_prev, c_prev, parameters)
-      >>> da_next, dc_next = rng.standard_normal((n_a, m)), rng.standard_normal((n_a, m))
+      >>> rng = np.random.default_rng(3)
+      >>> gates = {w + g: rng.normal(size=(5, 8 if w == "W" else 1)) for g in "fico" for w in "Wb"}
+      >>> parameters = {**gates, "Wy": rng.normal(size=(2, 5)), "by": np.zeros((2, 1))}
+      >>> xt, state = rng.normal(size=(3, 10)), np.zeros((5, 10))
+      >>> *_, cache = course.lstm_cell_forward(xt, state, state, parameters)
+      >>> da_next, dc_next = np.zeros((5, 10)), np.ones((5, 10))  # J = sum(c_next)
       >>> gradients = course.lstm_cell_backward(da_next, dc_next, cache)
+      >>> ft = cache[4]
+      >>> bool(np.allclose(gradients["dc_prev"], dc_next * ft))  # dc = dc_next, as da_next = 0
+      True
       >>> gradients["dxt"].shape, gradients["dc_prev"].shape, gradients["dWf"].shape
       ((3, 10), (5, 10), (5, 8))
     """
@@ -937,23 +921,23 @@ def lstm_backward(da: npt.ArrayLike, caches: tuple) -> Gradients:
       `(n_a, 1)`, in the caches' dtype.
 
     Raises:
-      TypeError: `caches` is not what `lstm_forward` returns, or dtypes differ.
-      ValueError: `da` does not match the caches' `(n_a, m)`, or has more steps
-        than the caches.
+      TypeError: `caches` is not the `(list_of_caches, x)` of `lstm_forward`, or the
+        dtypes differ.
+      ValueError: `da` is not `(n_a, m, T_x)` for the caches' `n_a` and `m`, or its
+        `T_x` exceeds the number of forward steps.
 
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m, T_x = 3, 5, 2, 10, 7
-      >>> shapes = {"Wf": (n_a, n_a + n_x), "bf": (n_a, 1), "Wi": (n_a, n_a + n_x),
-      ...           "bi": (n_a, 1), "Wc": (n_a, n_a + n_x), "bc": (n_a, 1),
-      ...           "Wo": (n_a, n_a + n_x), "bo": (n_a, 1), "Wy": (n_y, n_a), "by": (n_y, 1)}
-      >>> parameters = {k: rng.standard_normal(s) for k, s in shapes.items()}
-      >>> x, a0 = rng.standard_normal((n_x, m, T_x)), rng.standard_normal((n_a, m))
-      >>> a, y, c, caches = course.lstm_forward(x, a0, parameters)
-      >>> gradients = course.lstm_backward(rng.standard_normal((n_a, m, T_x)), caches)
+      >>> rng = np.random.default_rng(4)
+      >>> weights = {f"W{g}": rng.standard_normal((5, 8)) for g in "fico"}
+      >>> biases = {f"b{g}": rng.standard_normal((5, 1)) for g in "fico"}
+      >>> head = {"Wy": rng.standard_normal((2, 5)), "by": rng.standard_normal((2, 1))}
+      >>> x, a0 = rng.standard_normal((3, 10, 7)), rng.standard_normal((5, 10))
+      >>> *_, caches = course.lstm_forward(x, a0, {**weights, **biases, **head})
+      >>> da = rng.standard_normal((5, 10, 4))  # 4 of the 7 steps, as in the course
+      >>> gradients = course.lstm_backward(da, caches)
       >>> gradients["dx"].shape, gradients["da0"].shape, gradients["dWo"].shape
-      ((3, 10, 7), (5, 10), (5, 8))
+      ((3, 10, 4), (5, 10), (5, 8))
     """
     return _backward(_LSTM, da, caches)
