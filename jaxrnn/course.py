@@ -28,9 +28,10 @@ Arrays: every function accepts NumPy arrays (or anything `np.asarray` takes)
 and returns NumPy arrays, the course's world. All arrays passed to one call
 must share one real floating dtype, which the results keep: float64 in,
 float64 out (the function turns on JAX's 64-bit mode for its own duration
-only, `with jax.enable_x64(True)`; the global flag is never changed), float32
-in, float32 out. Being NumPy functions, they run eagerly and cannot be traced
-by `jax.jit` or `jax.grad`; for that, use `to_cell_params` and the main API.
+only, `with jax.enable_x64(True)`, and off for other dtypes; the global flag is
+never changed), float32 in, float32 out. Being NumPy functions, they run
+eagerly and cannot be traced by `jax.jit` or `jax.grad`; for that, use
+`to_cell_params` and the main API.
 
 Where the widely copied 2018 version of the notebook differs from the maths
 (this module follows the maths):
@@ -58,9 +59,8 @@ Where the widely copied 2018 version of the notebook differs from the maths
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -69,7 +69,7 @@ import numpy as np
 import numpy.typing as npt
 
 from jaxrnn import cells, checks
-from jaxrnn.cell import Cell, Params
+from jaxrnn.cell import BpttStep, Cell, Params
 from jaxrnn.cells import lstm, rnn
 
 Array = jax.Array
@@ -89,9 +89,8 @@ _DIMS = {
 }  # fmt: skip
 
 # The library's fused gate order is i, f, g, o; the course calls them Wi, Wf, Wc, Wo.
-_LSTM_GATE_ORDER = ("i", "f", "c", "o")
-_LSTM_GRAD_ORDER = ("f", "i", "c", "o")
-_LSTM_PARAM_GRADS = tuple(f"d{w}{g}" for w in "Wb" for g in _LSTM_GRAD_ORDER)
+_LSTM_GATE_ORDER = "ifco"
+_LSTM_PARAM_GRADS = tuple(f"d{w}{g}" for w in "Wb" for g in "fico")
 
 RNN_CELL_GRADIENTS = ("dxt", "da_prev", "dWax", "dWaa", "dba")
 """The keys `rnn_cell_backward` returns, in order."""
@@ -117,6 +116,33 @@ class CellParams(NamedTuple):
     cell: Cell
     params: Params
     head: dict[str, Any]
+
+
+class _Kind(NamedTuple):
+    """What tells the course's two networks apart; every loop and check is shared."""
+
+    name: str  # "rnn" or "lstm", as in the course's function names
+    keys: tuple[str, ...]  # the params dict; keys[0] is the weight that fixes n_a and n_x
+    head: str  # the output weight
+    rule: BpttStep  # the library's step: forward, per-step backward, weight gradients
+    make: Callable[[int], Cell]
+    stacked: bool  # gates act on [a_prev; xt], with one weight per gate (the LSTM)
+    states: tuple[str, ...]  # the carry, by course name
+    residuals: tuple[str, ...]  # course names of the rule's residuals
+    cache: tuple[str, ...]  # the arrays of a cell cache, in order, before the params
+    param_grads: tuple[str, ...]
+
+
+# One cell object per size, so jit caches and the param-template cache are reused.
+_RNN = _Kind(
+    "rnn", RNN_KEYS, "Wya", cells.RNN_TANH, functools.cache(rnn), False, ("a",), (),
+    ("a_next", "a_prev", "xt"), RNN_GRADIENTS[2:],
+)  # fmt: skip
+_LSTM = _Kind(
+    "lstm", LSTM_KEYS, "Wy", cells.LSTM, functools.cache(lstm), True, ("a", "c"),
+    ("it", "ft", "cct", "ot", "c_prev"),
+    ("a_next", "c_next", "a_prev", "c_prev", "ft", "it", "cct", "ot", "xt"), _LSTM_PARAM_GRADS,
+)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- checks
@@ -151,160 +177,123 @@ def _same_dtype(arrays: Mapping[str, Any]) -> Any:
     return checks.same_dtype(arrays, why)
 
 
-def _parameter_dict(
-    parameters: Any, keys: Sequence[str], what: str, name: str, keep_jax: bool
-) -> dict[str, Any]:
-    if not isinstance(parameters, Mapping):
-        raise TypeError(
-            f"{name} must be a dict with the {what} keys {', '.join(keys)}; "
-            f"got {type(parameters).__name__}"
-        )
-    missing = [k for k in keys if k not in parameters]
-    extra = sorted(str(k) for k in parameters if k not in keys)
+def _keys(value: Any, keys: Sequence[str], name: str, what: str) -> None:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict with {what}, got {type(value).__name__}")
+    missing = [k for k in keys if k not in value]
+    extra = sorted(str(k) for k in value if k not in keys)
     if missing or extra:
-        raise ValueError(
-            f"{name} must have exactly the {what} keys {', '.join(keys)}; "
-            f"missing {missing}, unexpected {extra}"
-        )
-    return {k: _array(parameters[k], f"{name}[{k!r}]", _DIMS[k], keep_jax=keep_jax) for k in keys}
+        raise ValueError(f"{name} must have exactly {what}; missing {missing}, unexpected {extra}")
 
 
-def _rnn_parameters(
-    parameters: Any, name: str = "parameters", keep_jax: bool = False
-) -> tuple[dict[str, Any], int, int, int]:
-    """The checked RNN params and `(n_a, n_x, n_y)`."""
-    p = _parameter_dict(parameters, RNN_KEYS, "RNN", name, keep_jax)
-    n_a, n_x = p["Wax"].shape
-    n_y = p["Wya"].shape[0]
-    source = f"n_a = {n_a} from {name}['Wax'] of shape {checks.shape_str(p['Wax'].shape)}"
-    _expect_shape(f"{name}['Waa']", p["Waa"], (n_a, n_a), f"(n_a, n_a) with {source}")
-    _expect_shape(f"{name}['Wya']", p["Wya"], (n_y, n_a), f"(n_y, n_a) with {source}")
-    _expect_shape(f"{name}['ba']", p["ba"], (n_a, 1), f"(n_a, 1) with {source}")
-    _expect_shape(
-        f"{name}['by']",
-        p["by"],
-        (n_y, 1),
-        f"(n_y, 1) with n_y = {n_y} from {name}['Wya'] of shape {p['Wya'].shape}",
-    )
-    _same_dtype({f"{name}[{k!r}]": v for k, v in p.items()})
-    return p, n_a, n_x, n_y
-
-
-def _lstm_parameters(
-    parameters: Any, name: str = "parameters", keep_jax: bool = False
-) -> tuple[dict[str, Any], int, int, int]:
-    """The checked LSTM params and `(n_a, n_x, n_y)`."""
-    p = _parameter_dict(parameters, LSTM_KEYS, "LSTM", name, keep_jax)
-    n_a, width = p["Wf"].shape
-    n_x = width - n_a
-    wf = f"{name}['Wf'] of shape {checks.shape_str(p['Wf'].shape)}"
+def _parameters(
+    kind: _Kind, parameters: Any, name: str, keep_jax: bool = False
+) -> tuple[dict[str, Any], int, int]:
+    """The checked course params of `kind` (keys, shapes, one dtype) and `(n_a, n_x)`."""
+    _keys(parameters, kind.keys, name, f"the {kind.name.upper()} keys {', '.join(kind.keys)}")
+    p = {k: _array(parameters[k], f"{name}[{k!r}]", _DIMS[k], keep_jax=keep_jax) for k in kind.keys}
+    first = kind.keys[0]
+    n_a, width = p[first].shape
+    n_x = width - n_a if kind.stacked else width
+    source = f"{name}[{first!r}] of shape {checks.shape_str(p[first].shape)}"
     if n_x < 1:
-        raise ValueError(
-            f"{wf} must be (n_a, n_a + n_x) with n_x >= 1: the gates act on the stacked "
-            f"[a_prev; xt], so it needs more columns than rows"
-        )
-    for gate in "ico":
-        _expect_shape(
-            f"{name}['W{gate}']",
-            p[f"W{gate}"],
-            (n_a, n_a + n_x),
-            f"(n_a, n_a + n_x) like {wf}",
-        )
-    for gate in "fico":
-        _expect_shape(
-            f"{name}['b{gate}']", p[f"b{gate}"], (n_a, 1), f"(n_a, 1) with n_a = {n_a} from {wf}"
-        )
-    n_y = p["Wy"].shape[0]
-    _expect_shape(f"{name}['Wy']", p["Wy"], (n_y, n_a), f"(n_y, n_a) with n_a = {n_a} from {wf}")
-    _expect_shape(
-        f"{name}['by']",
-        p["by"],
-        (n_y, 1),
-        f"(n_y, 1) with n_y = {n_y} from {name}['Wy'] of shape {p['Wy'].shape}",
-    )
+        dims = ", ".join(_DIMS[first])
+        raise ValueError(f"{source} gives n_x = {n_x}; it must be ({dims}) with n_x >= 1")
+    n_y = p[kind.head].shape[0]
+    sizes = {"n_a": n_a, "n_x": n_x, "n_a + n_x": n_a + n_x, "n_y": n_y, "1": 1}
+    why = f"n_a = {n_a} and n_x = {n_x} from {source}, n_y = {n_y} from {name}[{kind.head!r}]"
+    for k in kind.keys:
+        shape = tuple(sizes[d] for d in _DIMS[k])
+        _expect_shape(f"{name}[{k!r}]", p[k], shape, f"({', '.join(_DIMS[k])}) with {why}")
     _same_dtype({f"{name}[{k!r}]": v for k, v in p.items()})
-    return p, n_a, n_x, n_y
+    return p, n_a, n_x
 
 
-def _check_inputs(
-    xt: tuple[str, np.ndarray],
-    states: Sequence[tuple[str, np.ndarray]],
-    n_x: int,
-    n_a: int,
-    weight: str,
-) -> None:
-    """`xt` has `n_x` features and every state is `(n_a, m)` with `m` from `xt`."""
-    name, x = xt
+def _checked(
+    kind: _Kind, arrays: Mapping[str, Any], parameters: Any, pname: str, x_dims: Sequence[str]
+) -> tuple[list[np.ndarray], dict[str, np.ndarray], Any]:
+    """The arrays (the input first, then `(n_a, m)` states), params and the one dtype."""
+    (x_name, x), *states = (
+        (name, _array(v, name, x_dims if k == 0 else ("n_a", "m")))
+        for k, (name, v) in enumerate(arrays.items())
+    )
+    p, n_a, n_x = _parameters(kind, parameters, pname)
+    weight = f"{pname}[{kind.keys[0]!r}]"
     if x.shape[0] != n_x:
         raise ValueError(
-            f"{name} has {x.shape[0]} features ({name}.shape[0]; shape "
-            f"{checks.shape_str(x.shape)}) but {weight} expects n_x = {n_x}"
+            f"{x_name} has {x.shape[0]} features ({x_name}.shape[0]; shape "
+            f"{checks.shape_str(x.shape)}) but {weight} of shape "
+            f"{checks.shape_str(p[kind.keys[0]].shape)} gives n_x = {n_x}"
         )
     m = x.shape[1]
-    for state_name, state in states:
-        _expect_shape(
-            state_name,
-            state,
-            (n_a, m),
-            f"(n_a, m) with n_a = {n_a} from the parameters and m = {m} from {name}",
-        )
+    for name, state in states:
+        why = f"(n_a, m) with n_a = {n_a} from {weight} and m = {m} from {x_name}"
+        _expect_shape(name, state, (n_a, m), why)
+    dtype = _same_dtype({x_name: x, **dict(states), weight: p[kind.keys[0]]})
+    return [x, *(s for _, s in states)], p, dtype
 
 
-def _precision(dtype: Any) -> contextlib.AbstractContextManager:
-    """64-bit mode for the duration of one call when the inputs are float64."""
-    if np.dtype(dtype) == np.float64:
-        return jax.enable_x64(True)
-    return contextlib.nullcontext()
+def _tuple(value: Any, name: str, length: int, layout: str) -> tuple:
+    if not isinstance(value, (tuple, list)) or len(value) != length:
+        got = type(value).__name__
+        if isinstance(value, (tuple, list)):
+            got = f"a {got} of length {len(value)}"
+        raise TypeError(f"{name} must be the {length}-tuple {layout}; got {got}")
+    return tuple(value)
 
 
-def _numpy(tree: Any) -> Any:
-    return jax.tree.map(np.array, tree)  # writable copies, as NumPy code expects
+def _cache(kind: _Kind, cache: Any, name: str) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays of a checked cell-forward cache, by course name, and its params."""
+    layout = f"({', '.join(kind.cache)}, parameters) from {kind.name}_cell_forward"
+    *arrays, parameters = _tuple(cache, name, len(kind.cache) + 1, layout)
+    order = (len(arrays) - 1, *range(len(arrays) - 1))  # xt (the input) first, for `_checked`
+    labelled = {f"{name}[{k}] ({kind.cache[k]})": arrays[k] for k in order}
+    checked, p, _ = _checked(kind, labelled, parameters, f"{name}[{len(arrays)}]", ("n_x", "m"))
+    return dict(zip((kind.cache[k] for k in order), checked, strict=True)), p
 
 
-def _gradients(grads: Mapping[str, Any], keys: Sequence[str]) -> Gradients:
-    """NumPy copies of `grads` in the course's key order (JAX returns dicts sorted)."""
-    return {k: np.array(grads[k]) for k in keys}
+def _precision(dtype: Any) -> Any:
+    """JAX's 64-bit mode on for float64 inputs, off otherwise, for one call's duration."""
+    return jax.enable_x64(np.dtype(dtype) == np.float64)
 
 
 # ------------------------------------------------------------------------- converters
 
 
-@functools.cache
-def _cell(kind: str, n_a: int) -> Cell:
-    # One cell object per size, so jit caches and the param-template cache are reused.
-    return rnn(n_a) if kind == "rnn" else lstm(n_a)
-
-
 def _xp(arrays: Any) -> Any:
-    leaves = jax.tree.leaves(arrays)
-    return jnp if any(isinstance(x, jax.Array) for x in leaves) else np
+    return jnp if any(isinstance(x, jax.Array) for x in jax.tree.leaves(arrays)) else np
 
 
-def _copy(xp: Any, x: Any) -> Any:
-    return np.array(x) if xp is np else jnp.asarray(x)
-
-
-def _rnn_to_cell(p: Mapping[str, Any], n_a: int) -> CellParams:
-    xp = _xp(p)
+def _to_cell(kind: _Kind, p: Mapping[str, Any]) -> CellParams:
+    """Checked course params as fused ones: per gate, `w_h` gets `W_h.T`, `w_x` gets `W_x.T`."""
+    xp, n_a = _xp(p), p[kind.keys[0]].shape[0]
+    if kind.stacked:  # [a_prev; xt]: a weight's first n_a columns are recurrent
+        gates = [(p[f"W{g}"][:, :n_a], p[f"W{g}"][:, n_a:], p[f"b{g}"]) for g in _LSTM_GATE_ORDER]
+    else:
+        gates = [(p["Waa"], p["Wax"], p["ba"])]
     params = {
-        "w_x": _copy(xp, p["Wax"].T),
-        "w_h": _copy(xp, p["Waa"].T),
-        "b": _copy(xp, p["ba"][:, 0]),
+        "w_x": xp.concatenate([w_x.T for _, w_x, _ in gates], axis=1),
+        "w_h": xp.concatenate([w_h.T for w_h, _, _ in gates], axis=1),
+        "b": xp.concatenate([b[:, 0] for _, _, b in gates]),
     }
-    head = {"w_y": _copy(xp, p["Wya"].T), "b_y": _copy(xp, p["by"][:, 0])}
-    return CellParams(_cell("rnn", n_a), params, head)
+    head = {"w_y": xp.array(p[kind.head].T), "b_y": xp.array(p["by"][:, 0])}
+    return CellParams(kind.make(n_a), params, head)
 
 
-def _lstm_to_cell(p: Mapping[str, Any], n_a: int) -> CellParams:
-    xp = _xp(p)
-    weights = [p[f"W{gate}"] for gate in _LSTM_GATE_ORDER]
-    params = {
-        "w_x": xp.concatenate([w[:, n_a:].T for w in weights], axis=1),
-        "w_h": xp.concatenate([w[:, :n_a].T for w in weights], axis=1),
-        "b": xp.concatenate([p[f"b{gate}"][:, 0] for gate in _LSTM_GATE_ORDER]),
-    }
-    head = {"w_y": _copy(xp, p["Wy"].T), "b_y": _copy(xp, p["by"][:, 0])}
-    return CellParams(_cell("lstm", n_a), params, head)
+def _to_course(kind: _Kind, w_x: Any, w_h: Any, b: Any) -> dict[str, Any]:
+    """The inverse of `_to_cell` for the fused params or their gradients (no head)."""
+    xp = _xp((w_x, w_h, b))
+    gates = zip(
+        *(xp.split(w, 4 if kind.stacked else 1, axis=-1) for w in (w_h, w_x, b)), strict=True
+    )
+    if not kind.stacked:
+        ((g_h, g_x, g_b),) = gates
+        return {"Wax": g_x.T, "Waa": g_h.T, "ba": g_b[:, None]}
+    course = {}
+    for gate, (g_h, g_x, g_b) in zip(_LSTM_GATE_ORDER, gates, strict=True):
+        course[f"W{gate}"] = xp.concatenate([g_h.T, g_x.T], axis=1)
+        course[f"b{gate}"] = g_b[:, None]
+    return course
 
 
 def to_cell_params(parameters: Mapping[str, npt.ArrayLike]) -> CellParams:
@@ -359,16 +348,13 @@ def to_cell_params(parameters: Mapping[str, npt.ArrayLike]) -> CellParams:
         raise TypeError(
             f"parameters must be a course parameter dict, got {type(parameters).__name__}"
         )
-    keys = set(parameters)
-    if keys & (set(LSTM_KEYS) - {"by"}):
-        p, n_a, _, _ = _lstm_parameters(parameters, keep_jax=True)
-        return _lstm_to_cell(p, n_a)
-    if keys & (set(RNN_KEYS) - {"by"}):
-        p, n_a, _, _ = _rnn_parameters(parameters, keep_jax=True)
-        return _rnn_to_cell(p, n_a)
+    for kind in (_LSTM, _RNN):
+        if set(parameters) & (set(kind.keys) - {"by"}):
+            p, _, _ = _parameters(kind, parameters, "parameters", keep_jax=True)
+            return _to_cell(kind, p)
     raise ValueError(
         f"parameters must hold the course's RNN keys ({', '.join(RNN_KEYS)}) or LSTM keys "
-        f"({', '.join(LSTM_KEYS)}); got keys {sorted(str(k) for k in keys)}"
+        f"({', '.join(LSTM_KEYS)}); got keys {sorted(str(k) for k in parameters)}"
     )
 
 
@@ -406,27 +392,18 @@ def from_cell_params(params: Mapping[str, Any], head: Mapping[str, Any]) -> dict
       >>> parameters["Wf"].shape, parameters["bf"].shape, parameters["Wy"].shape
       ((4, 7), (4, 1), (2, 4))
     """
-    for arg, value, keys in (
-        ("params", params, ("w_x", "w_h", "b")),
-        ("head", head, ("w_y", "b_y")),
-    ):
-        if not isinstance(value, Mapping):
-            raise TypeError(f"{arg} must be a dict with keys {', '.join(keys)}, got {type(value)}")
-        if set(value) != set(keys):
-            raise ValueError(
-                f"{arg} must have exactly the keys {', '.join(keys)}; got {sorted(map(str, value))}"
-            )
     dims = {"w_x": ("n_x", "G * n_a"), "w_h": ("n_a", "G * n_a"), "b": ("G * n_a",),
             "w_y": ("n_a", "n_y"), "b_y": ("n_y",)}  # fmt: skip
+    layout = {"params": (params, ("w_x", "w_h", "b")), "head": (head, ("w_y", "b_y"))}
+    for arg, (value, keys) in layout.items():
+        _keys(value, keys, arg, f"the keys {', '.join(keys)}")
     arrays = {
         f"{arg}[{k!r}]": _array(value[k], f"{arg}[{k!r}]", dims[k], keep_jax=True)
-        for arg, value in (("params", params), ("head", head))
-        for k in dims
-        if k in value
+        for arg, (value, keys) in layout.items()
+        for k in keys
     }
     _same_dtype(arrays)
-    w_x, w_h, b = (arrays[f"params[{k!r}]"] for k in ("w_x", "w_h", "b"))
-    w_y, b_y = arrays["head['w_y']"], arrays["head['b_y']"]
+    w_x, w_h, b, w_y, b_y = arrays.values()
     n_a, width = w_h.shape
     gates = width // n_a if n_a else 0
     if gates not in (1, 4) or width != gates * n_a:
@@ -435,61 +412,137 @@ def from_cell_params(params: Mapping[str, Any], head: Mapping[str, Any]) -> dict
             f"one-gate RNN (n_a, n_a) and an LSTM (n_a, 4 * n_a) only (a GRU's (n_a, 3 * n_a) "
             f"has no course version)"
         )
-    n_x = w_x.shape[0]
     why = f"n_a = {n_a} and {gates} gate(s) from params['w_h'] of shape {w_h.shape}"
-    _expect_shape("params['w_x']", w_x, (n_x, width), f"(n_x, G * n_a) with {why}")
+    _expect_shape("params['w_x']", w_x, (w_x.shape[0], width), f"(n_x, G * n_a) with {why}")
     _expect_shape("params['b']", b, (width,), f"(G * n_a,) with {why}")
     n_y = w_y.shape[1]
     _expect_shape("head['w_y']", w_y, (n_a, n_y), f"(n_a, n_y) with {why}")
     _expect_shape("head['b_y']", b_y, (n_y,), f"(n_y,) with n_y = {n_y} from head['w_y']")
+    kind = _LSTM if gates == 4 else _RNN
+    course = {**_to_course(kind, w_x, w_h, b), kind.head: w_y.T, "by": b_y[:, None]}
     xp = _xp(arrays)
-    if gates == 1:
-        return {
-            "Wax": _copy(xp, w_x.T),
-            "Waa": _copy(xp, w_h.T),
-            "Wya": _copy(xp, w_y.T),
-            "ba": _copy(xp, b[:, None]),
-            "by": _copy(xp, b_y[:, None]),
-        }
-    out = {}
-    blocks = {gate: slice(k * n_a, (k + 1) * n_a) for k, gate in enumerate(_LSTM_GATE_ORDER)}
-    for gate in _LSTM_GRAD_ORDER:
-        cols = blocks[gate]
-        out[f"W{gate}"] = xp.concatenate([w_h[:, cols].T, w_x[:, cols].T], axis=1)
-        out[f"b{gate}"] = _copy(xp, b[cols][:, None])
-    out["Wy"] = _copy(xp, w_y.T)
-    out["by"] = _copy(xp, b_y[:, None])
-    return out
+    return {k: xp.array(course[k]) for k in kind.keys}
 
 
 # ---------------------------------------------------------------------------- forward
 
 
-def _softmax_logits(head: Mapping[str, Array], h: Array) -> Array:
-    """`softmax(Wy a + by)` over the classes, as `(n_y, m)` from `h (m, n_a)`."""
-    logits = h @ head["w_y"] + head["b_y"][None, :]
-    return jax.nn.softmax(logits, axis=-1).T
-
-
-def _step(step: Any, params: Params, carry: Any, xt: Array) -> tuple[Any, Array, Any]:
-    """One step of a built-in cell's own `forward`, on the course's `(features, m)` arrays."""
-    return step.forward(params, carry, step.project(params, xt.T), carry)
+def _carry(states: Sequence[Array]) -> Any:
+    """Course `(n_a, m)` states as the rule's carry: `h`, or `(h, c)`."""
+    return states[0].T if len(states) == 1 else tuple(s.T for s in states)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _rnn_step(
-    cell: Cell, params: Params, head: dict[str, Array], xt: Array, a_prev: Array
-) -> tuple[Array, Array]:
-    _, h, _ = _step(cell.step, params, a_prev.T, xt)
-    return h.T, _softmax_logits(head, h)
+def _step(kind: _Kind, p: dict[str, Array], xt: Array, prev: tuple[Array, ...]) -> Any:
+    """One step of `kind.rule` in the course's layout: new states, `yt` and the residuals."""
+    params = _to_cell(kind, p).params
+    carry = _carry(prev)
+    new, h, residuals = kind.rule.forward(params, carry, kind.rule.project(params, xt.T), carry)
+    yt = jax.nn.softmax(p[kind.head] @ h.T + p["by"], axis=0)
+    named = {k: r.T for k, r in zip(kind.residuals, residuals, strict=True)}
+    return tuple(s.T for s in jax.tree.leaves(new)), yt, named
+
+
+def _cell_forward(kind: _Kind, p: dict, xt: np.ndarray, prev: tuple[np.ndarray, ...]) -> tuple:
+    """`(*next states, yt_pred, cache)` of one checked step, NumPy out."""
+    new, yt, named = jax.tree.map(np.array, _step(kind, p, xt, prev))  # writable copies
+    named.update(xt=xt)
+    for state, before, after in zip(kind.states, prev, new, strict=True):
+        named.update({f"{state}_prev": before, f"{state}_next": after})
+    return (*new, yt, (*(named[k] for k in kind.cache), p))
+
+
+def _checked_cell_forward(kind: _Kind, inputs: Mapping[str, Any], parameters: Any) -> tuple:
+    (xt, *prev), p, dtype = _checked(kind, inputs, parameters, "parameters", ("n_x", "m"))
+    with _precision(dtype):
+        return _cell_forward(kind, p, xt, tuple(prev))
+
+
+def _forward(kind: _Kind, x: Any, a0: Any, parameters: Any) -> tuple:
+    """`(a, y, *c, (caches, x))`: `_cell_forward` over time, the memory starting at 0."""
+    (x, a0), p, dtype = _checked(
+        kind, {"x": x, "a0": a0}, parameters, "parameters", ("n_x", "m", "T_x")
+    )
+    if x.shape[2] < 1:
+        raise ValueError(f"x must have at least one time step, got shape {x.shape}")
+    prev = (a0, *(np.zeros_like(a0) for _ in kind.states[1:]))
+    steps = []
+    with _precision(dtype):
+        for t in range(x.shape[2]):
+            steps.append(_cell_forward(kind, p, x[:, :, t], prev))
+            prev = steps[-1][: len(kind.states)]
+    *outputs, caches = zip(*steps, strict=True)  # (*states, y) per step, then the cache
+    a, *c, y = (np.stack(output, axis=2) for output in outputs)
+    return (a, y, *c, (list(caches), x))
+
+
+# --------------------------------------------------------------------------- backward
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _lstm_step(
-    cell: Cell, params: Params, head: dict[str, Array], xt: Array, a_prev: Array, c_prev: Array
-) -> tuple[Array, Array, Array, tuple[Array, Array, Array, Array]]:
-    (h_next, c_next), _, (it, ft, cct, ot, _) = _step(cell.step, params, (a_prev.T, c_prev.T), xt)
-    return h_next.T, c_next.T, _softmax_logits(head, h_next), (ft.T, it.T, cct.T, ot.T)
+def _step_grads(kind: _Kind, p: dict, named: dict, upstream: tuple[Array, ...]) -> Gradients:
+    """`kind.rule`'s backward and weight gradients for one step, keyed as the course's."""
+    params = _to_cell(kind, p).params
+    residuals = tuple(named[k].T for k in kind.residuals)
+    back = {**params, "w_h_t": params["w_h"].T}
+    emitted, dprev = kind.rule.backward(back, residuals, named["a_next"].T, _carry(upstream))
+    one = functools.partial(jax.tree.map, lambda a: a[None])  # a stack of one step
+    xs, h_prev = named["xt"].T[None], named["a_prev"].T[None]
+    g, dxs = kind.rule.grads(params, xs, h_prev, one(residuals), one(emitted))
+    grads = {f"d{s}_prev": d.T for s, d in zip(kind.states, jax.tree.leaves(dprev), strict=True)}
+    course = _to_course(kind, g["w_x"], g["w_h"], g["b"])
+    return {"dxt": dxs[0].T, **grads, **{f"d{k}": v for k, v in course.items()}}
+
+
+def _cell_backward(kind: _Kind, upstream: Mapping[str, Any], cache: Any) -> Gradients:
+    named, p = _cache(kind, cache, "cache")
+    checked = []
+    for k, (name, value) in enumerate(upstream.items()):  # da_next, dc_next: cache[0], cache[1]
+        like, like_name = named[name[1:]], f"cache[{k}] ({name[1:]})"
+        checked.append(_array(value, name, ("n_a", "m")))
+        _expect_shape(name, checked[-1], like.shape, f"(n_a, m), the shape of {like_name}")
+        _same_dtype({like_name: like, name: checked[-1]})
+    with _precision(named["xt"].dtype):
+        grads = _step_grads(kind, p, named, tuple(checked))
+        keys = ("dxt", *(f"d{s}_prev" for s in kind.states), *kind.param_grads)
+        return {k: np.array(grads[k]) for k in keys}  # in order: JAX returns dicts sorted
+
+
+def _backward(kind: _Kind, da: Any, caches: Any) -> Gradients:
+    """Walk the caches from step `T_x - 1` down to 0, summing the weight gradients."""
+    layout = f"(list_of_caches, x) from {kind.name}_forward"
+    steps, _ = _tuple(caches, "caches", 2, layout)
+    if not isinstance(steps, (list, tuple)) or not steps:
+        raise TypeError(
+            f"caches[0] must be the non-empty list of step caches from {kind.name}_forward, "
+            f"got {type(steps).__name__}"
+        )
+    da = _array(da, "da", ("n_a", "m", "T_x"))
+    T_x = da.shape[2]
+    if not 1 <= T_x <= len(steps):
+        raise ValueError(
+            f"da has {T_x} time steps (da.shape[2]) but caches holds {len(steps)}; the "
+            f"backward walks steps T_x - 1 down to 0 of the forward, so 1 <= T_x <= {len(steps)}"
+        )
+    unpacked = [_cache(kind, steps[t], f"caches[0][{t}]") for t in range(T_x)]
+    a1 = unpacked[0][0]["a_next"]
+    why = f"(n_a, m, T_x) with (n_a, m) = {a1.shape} from the hidden states in caches"
+    _expect_shape("da", da, (*a1.shape, T_x), why)
+    _same_dtype({"caches[0][0][0] (a_next)": a1, "da": da})
+    with _precision(da.dtype):
+        dprev = tuple(jnp.zeros(da.shape[:2], da.dtype) for _ in kind.states)
+        dx, totals = [None] * T_x, None
+        for t in reversed(range(T_x)):
+            named, p = unpacked[t]
+            g = _step_grads(kind, p, named, (da[:, :, t] + dprev[0], *dprev[1:]))
+            dx[t], dprev = g["dxt"], tuple(g[f"d{s}_prev"] for s in kind.states)
+            step = {k: g[k] for k in kind.param_grads}
+            totals = step if totals is None else jax.tree.map(jnp.add, totals, step)
+        grads = {"dx": jnp.stack(dx, axis=2), "da0": dprev[0], **totals}
+        return {k: np.array(grads[k]) for k in ("dx", "da0", *kind.param_grads)}
+
+
+# ------------------------------------------------------------------------- the course
 
 
 def rnn_cell_forward(
@@ -523,43 +576,17 @@ def rnn_cell_forward(
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m = 3, 5, 2, 10
-      >>> parameters = {k: rng.standard_normal(s) for k, s in [
-      ...     ("Wax", (n_a, n_x)), ("Waa", (n_a, n_a)), ("Wya", (n_y, n_a)),
-      ...     ("ba", (n_a, 1)), ("by", (n_y, 1))]}
-      >>> xt, a_prev = rng.standard_normal((n_x, m)), rng.standard_normal((n_a, m))
+      >>> random = np.random.RandomState(1)  # the draws of the course's np.random.seed(1)
+      >>> xt, a_prev = random.randn(3, 10), random.randn(5, 10)
+      >>> shapes = {"Waa": (5, 5), "Wax": (5, 3), "Wya": (2, 5), "ba": (5, 1), "by": (2, 1)}
+      >>> parameters = {k: random.randn(*s) for k, s in shapes.items()}
       >>> a_next, yt_pred, cache = course.rnn_cell_forward(xt, a_prev, parameters)
-      >>> a_next.shape, yt_pred.shape, str(a_next.dtype), len(cache)
-      ((5, 10), (2, 10), 'float64', 4)
-      >>> bool(np.allclose(yt_pred.sum(axis=0), 1.0))
-      True
+      >>> a_next[4][:4]  # the course's expected output
+      array([0.59584544, 0.18141802, 0.61311866, 0.99808218])
+      >>> yt_pred.shape, len(cache), bool(np.allclose(yt_pred.sum(axis=0), 1.0))
+      ((2, 10), 4, True)
     """
-    xt = _array(xt, "xt", ("n_x", "m"))
-    a_prev = _array(a_prev, "a_prev", ("n_a", "m"))
-    p, n_a, n_x, _ = _rnn_parameters(parameters)
-    _check_inputs(("xt", xt), [("a_prev", a_prev)], n_x, n_a, _wax(p))
-    dtype = _same_dtype({"xt": xt, "a_prev": a_prev, "parameters['Wax']": p["Wax"]})
-    cell, params, head = _rnn_to_cell(p, n_a)
-    with _precision(dtype):
-        a_next, yt_pred = _numpy(_rnn_step(cell, params, head, xt, a_prev))
-    return a_next, yt_pred, (a_next, a_prev, xt, p)
-
-
-def _wax(p: Mapping[str, np.ndarray]) -> str:
-    return f"parameters['Wax'] of shape {checks.shape_str(p['Wax'].shape)}"
-
-
-def _wf(p: Mapping[str, np.ndarray]) -> str:
-    n_a, width = p["Wf"].shape
-    return f"parameters['Wf'] of shape {checks.shape_str(p['Wf'].shape)} (n_x = {width} - {n_a})"
-
-
-def _sequence(x: Any) -> np.ndarray:
-    x = _array(x, "x", ("n_x", "m", "T_x"))
-    if x.shape[2] < 1:
-        raise ValueError(f"x must have at least one time step, got shape {x.shape}")
-    return x
+    return _checked_cell_forward(_RNN, {"xt": xt, "a_prev": a_prev}, parameters)
 
 
 def rnn_forward(
@@ -588,37 +615,20 @@ def rnn_forward(
       ValueError: ranks or shapes disagree.
 
     Examples:
-      >>> import numpy as np
+      >>> import jax, numpy as np, jaxrnn as jr
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m, T_x = 3, 5, 2, 10, 4
-      >>> parameters = {k: rng.standard_normal(s) for k, s in [
-      ...     ("Wax", (n_a, n_x)), ("Waa", (n_a, n_a)), ("Wya", (n_y, n_a)),
-      ...     ("ba", (n_a, 1)), ("by", (n_y, 1))]}
-      >>> x, a0 = rng.standard_normal((n_x, m, T_x)), rng.standard_normal((n_a, m))
+      >>> cell = jr.rnn(5)
+      >>> params = jax.tree.map(np.asarray, cell.init(jax.random.key(0), input_size=3))
+      >>> head = {"w_y": np.zeros((5, 2), np.float32), "b_y": np.zeros(2, np.float32)}
+      >>> parameters = course.from_cell_params(params, head)  # float32, as the cell's
+      >>> x, a0 = np.ones((3, 10, 4), np.float32), np.zeros((5, 10), np.float32)
       >>> a, y_pred, caches = course.rnn_forward(x, a0, parameters)
-      >>> a.shape, y_pred.shape, len(caches[0])
-      ((5, 10, 4), (2, 10, 4), 4)
+      >>> a.shape, y_pred.shape, a.dtype, len(caches[0])
+      ((5, 10, 4), (2, 10, 4), dtype('float32'), 4)
+      >>> float(y_pred[0, 0, 0])  # a zero output layer gives each of the n_y classes 1 / n_y
+      0.5
     """
-    x = _sequence(x)
-    a0 = _array(a0, "a0", ("n_a", "m"))
-    p, n_a, n_x, n_y = _rnn_parameters(parameters)
-    _check_inputs(("x", x), [("a0", a0)], n_x, n_a, _wax(p))
-    dtype = _same_dtype({"x": x, "a0": a0, "parameters['Wax']": p["Wax"]})
-    cell, params, head = _rnn_to_cell(p, n_a)
-    _, m, T_x = x.shape
-    a = np.zeros((n_a, m, T_x), dtype)
-    y_pred = np.zeros((n_y, m, T_x), dtype)
-    caches = []
-    a_next = a0
-    with _precision(dtype):
-        for t in range(T_x):
-            xt, a_prev = x[:, :, t], a_next
-            a_next, yt_pred = _numpy(_rnn_step(cell, params, head, xt, a_prev))
-            a[:, :, t] = a_next
-            y_pred[:, :, t] = yt_pred
-            caches.append((a_next, a_prev, xt, p))
-    return a, y_pred, (caches, x)
+    return _forward(_RNN, x, a0, parameters)
 
 
 def lstm_cell_forward(
@@ -641,8 +651,9 @@ def lstm_cell_forward(
       \qquad a^{\langle t \rangle} = \Gamma_o \odot \tanh(c^{\langle t \rangle}), \qquad
       \hat y^{\langle t \rangle} = \mathrm{softmax}(W_y a^{\langle t \rangle} + b_y)$$
 
-    The new states come from `jaxrnn.lstm(n_a).step`; the gates stored in the cache
-    are rebuilt from the same cell's input projection and recurrent weight.
+    The new states and the gates stored in the cache come from one call of the
+    forward rule of `jaxrnn.lstm(n_a).step` (`jaxrnn.cells.LSTM`), whose residuals
+    are the gates.
 
     Args:
       xt: the input at step t, `(n_x, m)`.
@@ -658,35 +669,29 @@ def lstm_cell_forward(
       arrays in the inputs' dtype.
 
     Raises:
-      TypeError: an input is not a floating array, or the dtypes differ.
-      ValueError: ranks or shapes disagree (the message names the argument).
+      TypeError: an array is not floating, or `xt`, `a_prev`, `c_prev` and the
+        parameters do not share one dtype.
+      ValueError: a rank or shape disagrees with `n_x`, `n_a` or `m` (the message
+        names the argument and where the size was read).
 
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(1)
       >>> n_x, n_a, n_y, m = 3, 5, 2, 10
-      >>> shapes = {"Wf": (n_a, n_a + n_x), "bf": (n_a, 1), "Wi": (n_a, n_a + n_x),
-      ...           "bi": (n_a, 1), "Wc": (n_a, n_a + n_x), "bc": (n_a, 1),
-      ...           "Wo": (n_a, n_a + n_x), "bo": (n_a, 1), "Wy": (n_y, n_a), "by": (n_y, 1)}
+      >>> shapes = {k: (n_a, n_a + n_x) if k[0] == "W" else (n_a, 1) for k in course.LSTM_KEYS}
+      >>> shapes.update(Wy=(n_y, n_a), by=(n_y, 1))
       >>> parameters = {k: rng.standard_normal(s) for k, s in shapes.items()}
-      >>> xt = rng.standard_normal((n_x, m))
-      >>> a_prev, c_prev = rng.standard_normal((n_a, m)), rng.standard_normal((n_a, m))
+      >>> xt, a_prev, c_prev = (rng.standard_normal((n, m)) for n in (n_x, n_a, n_a))
       >>> a_next, c_next, yt, cache = course.lstm_cell_forward(xt, a_prev, c_prev, parameters)
       >>> a_next.shape, c_next.shape, yt.shape, len(cache)
       ((5, 10), (5, 10), (2, 10), 10)
+      >>> ft, it, cct, ot = cache[4:8]
+      >>> bool(np.allclose(c_next, ft * c_prev + it * cct))
+      True
     """
-    xt = _array(xt, "xt", ("n_x", "m"))
-    a_prev = _array(a_prev, "a_prev", ("n_a", "m"))
-    c_prev = _array(c_prev, "c_prev", ("n_a", "m"))
-    p, n_a, n_x, _ = _lstm_parameters(parameters)
-    _check_inputs(("xt", xt), [("a_prev", a_prev), ("c_prev", c_prev)], n_x, n_a, _wf(p))
-    dtype = _same_dtype({"xt": xt, "a_prev": a_prev, "c_prev": c_prev, "parameters['Wf']": p["Wf"]})
-    cell, params, head = _lstm_to_cell(p, n_a)
-    with _precision(dtype):
-        out = _numpy(_lstm_step(cell, params, head, xt, a_prev, c_prev))
-    a_next, c_next, yt_pred, (ft, it, cct, ot) = out
-    return a_next, c_next, yt_pred, (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, p)
+    inputs = {"xt": xt, "a_prev": a_prev, "c_prev": c_prev}
+    return _checked_cell_forward(_LSTM, inputs, parameters)
 
 
 def lstm_forward(
@@ -715,126 +720,18 @@ def lstm_forward(
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m, T_x = 3, 5, 2, 10, 7
-      >>> shapes = {"Wf": (n_a, n_a + n_x), "bf": (n_a, 1), "Wi": (n_a, n_a + n_x),
-      ...           "bi": (n_a, 1), "Wc": (n_a, n_a + n_x), "bc": (n_a, 1),
-      ...           "Wo": (n_a, n_a + n_x), "bo": (n_a, 1), "Wy": (n_y, n_a), "by": (n_y, 1)}
-      >>> parameters = {k: rng.standard_normal(s) for k, s in shapes.items()}
-      >>> x, a0 = rng.standard_normal((n_x, m, T_x)), rng.standard_normal((n_a, m))
+      >>> random = np.random.RandomState(1)  # the draws of the course's np.random.seed(1)
+      >>> x, a0 = random.randn(3, 10, 7), random.randn(5, 10)
+      >>> course_order = ["Wf", "bf", "Wi", "bi", "Wo", "bo", "Wc", "bc"]
+      >>> parameters = {k: random.randn(5, 8 if k[0] == "W" else 1) for k in course_order}
+      >>> parameters.update(Wy=random.randn(2, 5), by=random.randn(2, 1))
       >>> a, y, c, caches = course.lstm_forward(x, a0, parameters)
-      >>> a.shape, y.shape, c.shape, len(caches[0])
-      ((5, 10, 7), (2, 10, 7), (5, 10, 7), 7)
+      >>> round(float(a[4, 3, 6]), 6), round(float(c[1, 2, 1]), 6)  # the course's values
+      (0.172118, -0.855545)
+      >>> y.shape, len(caches[0])
+      ((2, 10, 7), 7)
     """
-    x = _sequence(x)
-    a0 = _array(a0, "a0", ("n_a", "m"))
-    p, n_a, n_x, n_y = _lstm_parameters(parameters)
-    _check_inputs(("x", x), [("a0", a0)], n_x, n_a, _wf(p))
-    dtype = _same_dtype({"x": x, "a0": a0, "parameters['Wf']": p["Wf"]})
-    cell, params, head = _lstm_to_cell(p, n_a)
-    _, m, T_x = x.shape
-    a = np.zeros((n_a, m, T_x), dtype)
-    c = np.zeros((n_a, m, T_x), dtype)
-    y = np.zeros((n_y, m, T_x), dtype)
-    caches = []
-    a_next, c_next = a0, np.zeros((n_a, m), dtype)
-    with _precision(dtype):
-        for t in range(T_x):
-            xt = x[:, :, t]
-            a_prev, c_prev = a_next, c_next
-            a_next, c_next, yt, gates = _numpy(_lstm_step(cell, params, head, xt, a_prev, c_prev))
-            a[:, :, t], c[:, :, t], y[:, :, t] = a_next, c_next, yt
-            caches.append((a_next, c_next, a_prev, c_prev, *gates, xt, p))
-    return a, y, c, (caches, x)
-
-
-# --------------------------------------------------------------------------- backward
-
-
-def _tuple(value: Any, name: str, length: int, layout: str) -> tuple:
-    if not isinstance(value, (tuple, list)) or len(value) != length:
-        got = (
-            f"a {type(value).__name__} of length {len(value)}"
-            if isinstance(value, (tuple, list))
-            else type(value).__name__
-        )
-        raise TypeError(f"{name} must be the {length}-tuple {layout}; got {got}")
-    return tuple(value)
-
-
-def _rnn_cache(cache: Any, name: str) -> tuple[np.ndarray, ...]:
-    """`(a_next, a_prev, xt, Wax, Waa)` from a checked `rnn_cell_forward` cache."""
-    a_next, a_prev, xt, parameters = _tuple(
-        cache, name, 4, "(a_next, a_prev, xt, parameters) from rnn_cell_forward"
-    )
-    p, n_a, n_x, _ = _rnn_parameters(parameters, f"{name}[3]")
-    xt = _array(xt, f"{name}[2] (xt)", ("n_x", "m"))
-    states = [(f"{name}[{k}] ({s})", _array(v, f"{name}[{k}] ({s})", ("n_a", "m")))
-              for k, s, v in ((0, "a_next", a_next), (1, "a_prev", a_prev))]  # fmt: skip
-    _check_inputs((f"{name}[2] (xt)", xt), states, n_x, n_a, f"{name}[3]['Wax']")
-    arrays = {**dict(states), f"{name}[2] (xt)": xt, f"{name}[3]['Wax']": p["Wax"]}
-    _same_dtype(arrays)
-    return states[0][1], states[1][1], xt, p["Wax"], p["Waa"]
-
-
-_LSTM_CACHE = ("a_next", "c_next", "a_prev", "c_prev", "ft", "it", "cct", "ot", "xt")
-
-
-def _lstm_cache(cache: Any, name: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The named arrays and the params of a checked `lstm_cell_forward` cache."""
-    values = _tuple(
-        cache,
-        name,
-        10,
-        "(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters) from lstm_cell_forward",
-    )
-    p, n_a, n_x, _ = _lstm_parameters(values[9], f"{name}[9]")
-    named = {
-        s: _array(v, f"{name}[{k}] ({s})", ("n_x" if s == "xt" else "n_a", "m"))
-        for k, (s, v) in enumerate(zip(_LSTM_CACHE, values[:9], strict=True))
-    }
-    xt_name = f"{name}[8] (xt)"
-    states = [(f"{name}[{k}] ({s})", named[s]) for k, s in enumerate(_LSTM_CACHE[:8])]
-    _check_inputs((xt_name, named["xt"]), states, n_x, n_a, f"{name}[9]['Wf']")
-    _same_dtype({**dict(states), xt_name: named["xt"], f"{name}[9]['Wf']": p["Wf"]})
-    return named, p
-
-
-def _step_backward(
-    step: Any, params: Params, xt: Array, a_prev: Array, residuals: Any, h: Array, dnew: Any
-) -> tuple[Params, Array, Any]:
-    """One step of a built-in cell's own backward rule and weight gradients, course layout in.
-
-    Returns the library-layout parameter gradients, `dxt (n_x, m)` and the gradient of
-    the carry the step started from.
-    """
-    back_params = {**params, "w_h_t": params["w_h"].T}
-    emitted, dprev = step.backward(back_params, residuals, h, dnew)
-    one = functools.partial(jax.tree.map, lambda a: a[None])
-    dparams, dxs = step.grads(params, xt.T[None], a_prev.T[None], one(residuals), one(emitted))
-    return dparams, dxs[0].T, dprev
-
-
-@jax.jit
-def _rnn_cell_grads(
-    da_next: Array, a_next: Array, a_prev: Array, xt: Array, Wax: Array, Waa: Array
-) -> dict[str, Array]:
-    params = {"w_x": Wax.T, "w_h": Waa.T, "b": jnp.zeros(Wax.shape[:1], Wax.dtype)}
-    g, dxt, da_prev = _step_backward(cells.RNN_TANH, params, xt, a_prev, (), a_next.T, da_next.T)
-    return {
-        "dxt": dxt,
-        "da_prev": da_prev.T,
-        "dWax": g["w_x"].T,
-        "dWaa": g["w_h"].T,
-        "dba": g["b"][:, None],
-    }
-
-
-def _check_upstream(name: str, value: Any, like: np.ndarray, like_name: str) -> np.ndarray:
-    value = _array(value, name, ("n_a", "m"))
-    _expect_shape(name, value, like.shape, f"(n_a, m), the shape of {like_name}")
-    _same_dtype({like_name: like, name: value})
-    return value
+    return _forward(_LSTM, x, a0, parameters)
 
 
 def rnn_cell_backward(da_next: npt.ArrayLike, cache: tuple) -> Gradients:
@@ -869,51 +766,19 @@ def rnn_cell_backward(da_next: npt.ArrayLike, cache: tuple) -> Gradients:
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m = 3, 5, 2, 10
-      >>> parameters = {k: rng.standard_normal(s) for k, s in [
-      ...     ("Wax", (n_a, n_x)), ("Waa", (n_a, n_a)), ("Wya", (n_y, n_a)),
-      ...     ("ba", (n_a, 1)), ("by", (n_y, 1))]}
-      >>> xt, a_prev = rng.standard_normal((n_x, m)), rng.standard_normal((n_a, m))
-      >>> a_next, yt, cache = course.rnn_cell_forward(xt, a_prev, parameters)
-      >>> gradients = course.rnn_cell_backward(rng.standard_normal((n_a, m)), cache)
-      >>> list(gradients), gradients["dWax"].shape
-      (['dxt', 'da_prev', 'dWax', 'dWaa', 'dba'], (5, 3))
+      >>> rng = np.random.default_rng(0)
+      >>> sizes = [(5, 3), (5, 5), (2, 5), (5, 1), (2, 1)]  # Wax, Waa, Wya, ba, by
+      >>> parameters = {k: rng.standard_normal(s) for k, s in zip(course.RNN_KEYS, sizes)}
+      >>> xt, a_prev = rng.standard_normal((3, 10)), rng.standard_normal((5, 10))
+      >>> a_next, _, cache = course.rnn_cell_forward(xt, a_prev, parameters)
+      >>> gradients = course.rnn_cell_backward(np.ones((5, 10)), cache)
+      >>> dz = 1 - a_next**2  # (1 - tanh^2) * da_next, with da_next = 1
+      >>> bool(np.allclose(gradients["dWax"], dz @ xt.T))
+      True
+      >>> bool(np.allclose(gradients["da_prev"], parameters["Waa"].T @ dz))
+      True
     """
-    a_next, a_prev, xt, Wax, Waa = _rnn_cache(cache, "cache")
-    da_next = _check_upstream("da_next", da_next, a_next, "cache[0] (a_next)")
-    with _precision(a_next.dtype):
-        grads = _rnn_cell_grads(da_next, a_next, a_prev, xt, Wax, Waa)
-        return _gradients(grads, RNN_CELL_GRADIENTS)
-
-
-def _sequence_caches(da: Any, caches: Any, width: int, layout: str) -> tuple[np.ndarray, list]:
-    """`da` and the list of step caches, checked against each other."""
-    caches, _ = _tuple(caches, "caches", 2, f"(list_of_caches, x) from {layout}")
-    if not isinstance(caches, (list, tuple)) or not caches:
-        raise TypeError(
-            f"caches[0] must be the non-empty list of step caches from {layout}, "
-            f"got {type(caches).__name__}"
-        )
-    da = _array(da, "da", ("n_a", "m", "T_x"))
-    first = caches[0]
-    if not isinstance(first, (tuple, list)) or len(first) != width:
-        raise TypeError(f"caches[0][0] must be a {width}-tuple step cache from {layout}")
-    a1 = _array(first[0], "caches[0][0][0] (a_next)", ("n_a", "m"))
-    T_x = da.shape[2]
-    _expect_shape(
-        "da",
-        da,
-        (*a1.shape, T_x),
-        f"(n_a, m, T_x) with (n_a, m) = {a1.shape} from the hidden states in caches",
-    )
-    if not 1 <= T_x <= len(caches):
-        raise ValueError(
-            f"da has {T_x} time steps (da.shape[2]) but caches holds {len(caches)}; the "
-            f"backward walks steps T_x - 1 down to 0 of the forward, so 1 <= T_x <= "
-            f"{len(caches)}"
-        )
-    return da, list(caches)
+    return _cell_backward(_RNN, {"da_next": da_next}, cache)
 
 
 def rnn_backward(da: npt.ArrayLike, caches: tuple) -> Gradients:
@@ -948,62 +813,20 @@ def rnn_backward(da: npt.ArrayLike, caches: tuple) -> Gradients:
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m, T_x = 3, 5, 2, 10, 4
-      >>> parameters = {k: rng.standard_normal(s) for k, s in [
-      ...     ("Wax", (n_a, n_x)), ("Waa", (n_a, n_a)), ("Wya", (n_y, n_a)),
-      ...     ("ba", (n_a, 1)), ("by", (n_y, 1))]}
-      >>> x, a0 = rng.standard_normal((n_x, m, T_x)), rng.standard_normal((n_a, m))
-      >>> a, y_pred, caches = course.rnn_forward(x, a0, parameters)
-      >>> gradients = course.rnn_backward(rng.standard_normal((n_a, m, T_x)), caches)
-      >>> gradients["dx"].shape, gradients["da0"].shape, gradients["dba"].shape
-      ((3, 10, 4), (5, 10), (5, 1))
+      >>> rng = np.random.default_rng(2)
+      >>> keys = ["Wax", "Waa", "Wya", "ba", "by"]
+      >>> parameters = dict(zip(keys, [rng.uniform(-1, 1, s) for s in [(5, 3), (5, 5),
+      ...     (2, 5), (5, 1), (2, 1)]]))
+      >>> x = rng.standard_normal((3, 10, 4))
+      >>> a, y_pred, caches = course.rnn_forward(x, np.zeros((5, 10)), parameters)
+      >>> gradients = course.rnn_backward(np.ones(a.shape), caches)  # of J = sum(a)
+      >>> {k: v.shape for k, v in gradients.items()}
+      {'dx': (3, 10, 4), 'da0': (5, 10), 'dWax': (5, 3), 'dWaa': (5, 5), 'dba': (5, 1)}
+      >>> last = course.rnn_cell_backward(np.ones((5, 10)), caches[0][-1])  # nothing after it
+      >>> bool(np.allclose(gradients["dx"][:, :, -1], last["dxt"]))
+      True
     """
-    da, steps = _sequence_caches(da, caches, 4, "rnn_forward")
-    T_x = da.shape[2]
-    unpacked = [_rnn_cache(steps[t], f"caches[0][{t}]") for t in range(T_x)]
-    _same_dtype({"caches[0][0][0] (a_next)": unpacked[0][0], "da": da})
-    with _precision(da.dtype):
-        da_prevt = jnp.zeros(da.shape[:2], da.dtype)
-        dx = [None] * T_x
-        totals = None
-        for t in reversed(range(T_x)):
-            a_next, a_prev, xt, Wax, Waa = unpacked[t]
-            g = _rnn_cell_grads(da[:, :, t] + da_prevt, a_next, a_prev, xt, Wax, Waa)
-            dx[t], da_prevt = g["dxt"], g["da_prev"]
-            step = {k: g[k] for k in ("dWax", "dWaa", "dba")}
-            totals = step if totals is None else jax.tree.map(jnp.add, totals, step)
-        grads = {"dx": jnp.stack(dx, axis=2), "da0": da_prevt, **totals}
-        return _gradients(grads, RNN_GRADIENTS)
-
-
-@jax.jit
-def _lstm_cell_grads(
-    da_next: Array, dc_next: Array, s: dict[str, Array], W: dict[str, Array]
-) -> dict[str, Array]:
-    n_a = s["a_prev"].shape[0]
-    weights = [W[gate] for gate in _LSTM_GATE_ORDER]
-    params = {
-        "w_x": jnp.concatenate([w[:, n_a:].T for w in weights], axis=1),
-        "w_h": jnp.concatenate([w[:, :n_a].T for w in weights], axis=1),
-        "b": jnp.zeros((4 * n_a,), weights[0].dtype),  # the backward does not read it
-    }
-    residuals = tuple(s[k].T for k in ("it", "ft", "cct", "ot", "c_prev"))
-    dnew = (da_next.T, dc_next.T)
-    g, dxt, (da_prev, dc_prev) = _step_backward(
-        cells.LSTM, params, s["xt"], s["a_prev"], residuals, s["a_next"].T, dnew
-    )
-    grads = {"dxt": dxt, "da_prev": da_prev.T, "dc_prev": dc_prev.T}
-    blocks = dict(zip(_LSTM_GATE_ORDER, range(4), strict=True))
-    for gate in _LSTM_GRAD_ORDER:
-        cols = slice(blocks[gate] * n_a, (blocks[gate] + 1) * n_a)
-        grads[f"dW{gate}"] = jnp.concatenate([g["w_h"][:, cols].T, g["w_x"][:, cols].T], axis=1)
-        grads[f"db{gate}"] = g["b"][cols][:, None]
-    return grads
-
-
-def _lstm_weights(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {g: p[f"W{g}"] for g in _LSTM_GRAD_ORDER}
+    return _backward(_RNN, da, caches)
 
 
 def lstm_cell_backward(da_next: npt.ArrayLike, dc_next: npt.ArrayLike, cache: tuple) -> Gradients:
@@ -1054,26 +877,20 @@ def lstm_cell_backward(da_next: npt.ArrayLike, dc_next: npt.ArrayLike, cache: tu
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m = 3, 5, 2, 10
-      >>> shapes = {"Wf": (n_a, n_a + n_x), "bf": (n_a, 1), "Wi": (n_a, n_a + n_x),
-      ...           "bi": (n_a, 1), "Wc": (n_a, n_a + n_x), "bc": (n_a, 1),
-      ...           "Wo": (n_a, n_a + n_x), "bo": (n_a, 1), "Wy": (n_y, n_a), "by": (n_y, 1)}
-      >>> parameters = {k: rng.standard_normal(s) for k, s in shapes.items()}
-      >>> xt = rng.standard_normal((n_x, m))
-      >>> a_prev, c_prev = rng.standard_normal((n_a, m)), rng.standard_normal((n_a, m))
-      >>> *_, cache = course.lstm_cell_forward(xt, a_prev, c_prev, parameters)
-      >>> da_next, dc_next = rng.standard_normal((n_a, m)), rng.standard_normal((n_a, m))
+      >>> rng = np.random.default_rng(3)
+      >>> gates = {w + g: rng.normal(size=(5, 8 if w == "W" else 1)) for g in "fico" for w in "Wb"}
+      >>> parameters = {**gates, "Wy": rng.normal(size=(2, 5)), "by": np.zeros((2, 1))}
+      >>> xt, state = rng.normal(size=(3, 10)), np.zeros((5, 10))
+      >>> *_, cache = course.lstm_cell_forward(xt, state, state, parameters)
+      >>> da_next, dc_next = np.zeros((5, 10)), np.ones((5, 10))  # J = sum(c_next)
       >>> gradients = course.lstm_cell_backward(da_next, dc_next, cache)
+      >>> ft = cache[4]
+      >>> bool(np.allclose(gradients["dc_prev"], dc_next * ft))  # dc = dc_next, as da_next = 0
+      True
       >>> gradients["dxt"].shape, gradients["dc_prev"].shape, gradients["dWf"].shape
       ((3, 10), (5, 10), (5, 8))
     """
-    s, p = _lstm_cache(cache, "cache")
-    da_next = _check_upstream("da_next", da_next, s["a_next"], "cache[0] (a_next)")
-    dc_next = _check_upstream("dc_next", dc_next, s["c_next"], "cache[1] (c_next)")
-    with _precision(da_next.dtype):
-        grads = _lstm_cell_grads(da_next, dc_next, s, _lstm_weights(p))
-        return _gradients(grads, LSTM_CELL_GRADIENTS)
+    return _cell_backward(_LSTM, {"da_next": da_next, "dc_next": dc_next}, cache)
 
 
 def lstm_backward(da: npt.ArrayLike, caches: tuple) -> Gradients:
@@ -1104,39 +921,23 @@ def lstm_backward(da: npt.ArrayLike, caches: tuple) -> Gradients:
       `(n_a, 1)`, in the caches' dtype.
 
     Raises:
-      TypeError: `caches` is not what `lstm_forward` returns, or dtypes differ.
-      ValueError: `da` does not match the caches' `(n_a, m)`, or has more steps
-        than the caches.
+      TypeError: `caches` is not the `(list_of_caches, x)` of `lstm_forward`, or the
+        dtypes differ.
+      ValueError: `da` is not `(n_a, m, T_x)` for the caches' `n_a` and `m`, or its
+        `T_x` exceeds the number of forward steps.
 
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> rng = np.random.default_rng(1)
-      >>> n_x, n_a, n_y, m, T_x = 3, 5, 2, 10, 7
-      >>> shapes = {"Wf": (n_a, n_a + n_x), "bf": (n_a, 1), "Wi": (n_a, n_a + n_x),
-      ...           "bi": (n_a, 1), "Wc": (n_a, n_a + n_x), "bc": (n_a, 1),
-      ...           "Wo": (n_a, n_a + n_x), "bo": (n_a, 1), "Wy": (n_y, n_a), "by": (n_y, 1)}
-      >>> parameters = {k: rng.standard_normal(s) for k, s in shapes.items()}
-      >>> x, a0 = rng.standard_normal((n_x, m, T_x)), rng.standard_normal((n_a, m))
-      >>> a, y, c, caches = course.lstm_forward(x, a0, parameters)
-      >>> gradients = course.lstm_backward(rng.standard_normal((n_a, m, T_x)), caches)
+      >>> rng = np.random.default_rng(4)
+      >>> weights = {f"W{g}": rng.standard_normal((5, 8)) for g in "fico"}
+      >>> biases = {f"b{g}": rng.standard_normal((5, 1)) for g in "fico"}
+      >>> head = {"Wy": rng.standard_normal((2, 5)), "by": rng.standard_normal((2, 1))}
+      >>> x, a0 = rng.standard_normal((3, 10, 7)), rng.standard_normal((5, 10))
+      >>> *_, caches = course.lstm_forward(x, a0, {**weights, **biases, **head})
+      >>> da = rng.standard_normal((5, 10, 4))  # 4 of the 7 steps, as in the course
+      >>> gradients = course.lstm_backward(da, caches)
       >>> gradients["dx"].shape, gradients["da0"].shape, gradients["dWo"].shape
-      ((3, 10, 7), (5, 10), (5, 8))
+      ((3, 10, 4), (5, 10), (5, 8))
     """
-    da, steps = _sequence_caches(da, caches, 10, "lstm_forward")
-    T_x = da.shape[2]
-    unpacked = [_lstm_cache(steps[t], f"caches[0][{t}]") for t in range(T_x)]
-    _same_dtype({"caches[0][0][0] (a_next)": unpacked[0][0]["a_next"], "da": da})
-    with _precision(da.dtype):
-        da_prevt = jnp.zeros(da.shape[:2], da.dtype)
-        dc_prevt = jnp.zeros(da.shape[:2], da.dtype)
-        dx = [None] * T_x
-        totals = None
-        for t in reversed(range(T_x)):
-            s, p = unpacked[t]
-            g = _lstm_cell_grads(da[:, :, t] + da_prevt, dc_prevt, s, _lstm_weights(p))
-            dx[t], da_prevt, dc_prevt = g["dxt"], g["da_prev"], g["dc_prev"]
-            step = {k: g[k] for k in _LSTM_PARAM_GRADS}
-            totals = step if totals is None else jax.tree.map(jnp.add, totals, step)
-        grads = {"dx": jnp.stack(dx, axis=2), "da0": da_prevt, **totals}
-        return _gradients(grads, LSTM_GRADIENTS)
+    return _backward(_LSTM, da, caches)

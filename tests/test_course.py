@@ -567,7 +567,7 @@ def test_backward_errors_name_the_argument():
         course.rnn_backward(np.zeros((7, 10, 4)), caches)
     with pytest.raises(TypeError, match=r"caches must be the 2-tuple \(list_of_caches, x\)"):
         course.rnn_backward(np.zeros((5, 10, 4)), caches[0])
-    with pytest.raises(TypeError, match=r"caches\[0\]\[0\] must be a 10-tuple"):
+    with pytest.raises(TypeError, match=r"caches\[0\]\[0\] must be the 10-tuple \(a_next, c_next"):
         course.lstm_backward(np.zeros((5, 10, 4)), caches)
     with pytest.raises(TypeError, match=r"da has dtype float32"):
         course.rnn_backward(np.zeros((5, 10, 4), np.float32), caches)
