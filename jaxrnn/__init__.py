@@ -8,34 +8,16 @@ over a sequence with `jax.lax.scan`. The extras (`checkpoint`, `course`,
 import importlib
 from typing import Any
 
-from jaxrnn.cell import BpttStep as BpttStep
-from jaxrnn.cell import Carry as Carry
-from jaxrnn.cell import Cell as Cell
-from jaxrnn.cell import Initializer as Initializer
-from jaxrnn.cell import LinearStep as LinearStep
-from jaxrnn.cell import Params as Params
-from jaxrnn.cell import Step as Step
-from jaxrnn.cells import gru as gru
-from jaxrnn.cells import lstm as lstm
-from jaxrnn.cells import rnn as rnn
-from jaxrnn.chunks import map_chunks as map_chunks
-from jaxrnn.heads import Dense as Dense
-from jaxrnn.heads import dense as dense
-from jaxrnn.layers import Bidirectional as Bidirectional
-from jaxrnn.layers import Layer as Layer
-from jaxrnn.layers import Stack as Stack
-from jaxrnn.layers import bidirectional as bidirectional
-from jaxrnn.layers import stack as stack
-from jaxrnn.linear_scan import linear_scan as linear_scan
-from jaxrnn.losses import last_valid as last_valid
-from jaxrnn.losses import sequence_mse as sequence_mse
-from jaxrnn.losses import sequence_softmax_cross_entropy as sequence_softmax_cross_entropy
-from jaxrnn.lru import lru as lru
-from jaxrnn.minimal import min_gru as min_gru
-from jaxrnn.minimal import min_lstm as min_lstm
-from jaxrnn.unroll import default_hoist as default_hoist
-from jaxrnn.unroll import default_parallel as default_parallel
-from jaxrnn.unroll import unroll as unroll
+from jaxrnn.cell import BpttStep, Carry, Cell, Initializer, LinearStep, Params, Step
+from jaxrnn.cells import gru, lstm, rnn
+from jaxrnn.chunks import map_chunks
+from jaxrnn.heads import Dense, dense
+from jaxrnn.layers import Bidirectional, Layer, Stack, bidirectional, stack
+from jaxrnn.linear_scan import linear_scan
+from jaxrnn.losses import last_valid, sequence_mse, sequence_softmax_cross_entropy
+from jaxrnn.lru import lru
+from jaxrnn.minimal import min_gru, min_lstm
+from jaxrnn.unroll import default_hoist, default_parallel, unroll
 
 __version__ = "0.1.0"
 

@@ -9,6 +9,8 @@ never as an XLA shape error deep inside `lax.scan`.
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -27,6 +29,17 @@ def positive_int(value: Any, name: str) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value}")
     return int(value)
+
+
+def number(value: Any, name: str, within: Any = None, what: str = "a finite number") -> float:
+    """`value` as a float, or a clear error unless it is a finite real number for which
+    `within(value)` holds; `what` says what it must be."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or (within is not None and not within(value)):
+        raise ValueError(f"{name} must be {what}, got {value}")
+    return value
 
 
 def one_of(value: Any, name: str, choices: Sequence[Any]) -> Any:

@@ -338,21 +338,16 @@ def _fed_back(x: Any, name: str, first_input: Array) -> Array:
 
 def _temperature(temperature: Any) -> Any:
     """A positive float, or a scalar floating array (checked when concrete)."""
-    if isinstance(temperature, bool):
-        raise TypeError(f"temperature must be a positive number, got {temperature!r}")
-    if isinstance(temperature, (int, float, np.integer, np.floating)):
-        if not (np.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
-        return float(temperature)
+    positive = {"within": lambda t: t > 0, "what": "a finite number > 0"}
+    if not isinstance(temperature, (jax.Array, np.ndarray)):
+        return checks.number(temperature, "temperature", **positive)
     arr = checks.float_array(temperature, "temperature")
     if arr.shape != ():
         raise ValueError(
             f"temperature must be a scalar, got an array of shape {checks.shape_str(arr.shape)}"
         )
     if not isinstance(arr, jax.core.Tracer):
-        value = float(arr)
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {value}")
+        checks.number(float(arr), "temperature", **positive)
     return arr
 
 

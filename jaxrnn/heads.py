@@ -75,24 +75,10 @@ def dense(output_size: int, *, kernel_init: Initializer | None = None) -> Dense:
 
     def apply(params: Params, hs: Array) -> Array:
         hs = checks.float_array(hs, "hs")
-        if not isinstance(params, dict) or set(params) != {"w", "b"}:
-            raise TypeError("params must be the dict {'w', 'b'} that dense(...).init returns")
-        w, b = params["w"], params["b"]
-        if w.ndim != 2 or b.shape != (w.shape[1],) or w.shape[1] != output_size:
-            raise ValueError(
-                f"params['w'] has shape {checks.shape_str(w.shape)} and params['b'] "
-                f"{checks.shape_str(b.shape)}, expected (input_size, {output_size}) and "
-                f"({output_size},)"
-            )
-        if hs.ndim < 1 or hs.shape[-1] != w.shape[0]:
-            raise ValueError(
-                f"hs has shape {checks.shape_str(hs.shape)} but params['w'] expects "
-                f"{w.shape[0]} features on the last axis"
-            )
-        if hs.dtype != w.dtype:
-            raise TypeError(
-                f"hs has dtype {hs.dtype} but params have dtype {w.dtype}; cast one explicitly"
-            )
-        return add_bias(hs @ w, b)
+        if hs.ndim < 1:
+            raise ValueError("hs must have a feature axis, (..., input_size); got a scalar")
+        checks.params(layer, params, hs.shape[-1], hs.dtype, source="hs")
+        return add_bias(hs @ params["w"], params["b"])
 
-    return Dense(init=init, apply=apply, output_size=output_size)
+    layer = Dense(init=init, apply=apply, output_size=output_size)
+    return layer

@@ -24,7 +24,6 @@ evaluated.
 from __future__ import annotations
 
 import functools
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -314,7 +313,7 @@ def stack(
     """
     layers = _check_layers(layers)
     rates = {
-        name: _rate(value, name)
+        name: checks.number(value, name, lambda p: 0 <= p < 1, "a probability in [0, 1)")
         for name, value in (
             ("dropout", dropout),
             ("input_dropout", input_dropout),
@@ -624,15 +623,6 @@ def _check_layers(layers: Any) -> tuple[Any, ...]:
                 f"sequences; the next layer needs one. Use merge='concat', 'sum' or 'mean'"
             )
     return tuple(layers)
-
-
-def _rate(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must lie in [0, 1) (a probability); got {value}")
-    return value
 
 
 def _check_residual(index: int, input_size: int, output_size: int, source: str) -> None:

@@ -27,12 +27,6 @@ Array = jax.Array
 __all__ = ["lru"]
 
 
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    return float(value)
-
-
 def _eigenvalues(params: Params) -> tuple[Array, Array]:
     """Real and imaginary parts of `lambda (N,)`."""
     modulus = jnp.exp(-jnp.exp(params["nu_log"]))
@@ -119,16 +113,10 @@ def lru(
     """
     hidden_size = checks.positive_int(hidden_size, "hidden_size")
     N = hidden_size if state_size is None else checks.positive_int(state_size, "state_size")
-    r_min = _number(r_min, "r_min")
-    r_max = _number(r_max, "r_max")
-    max_phase = _number(max_phase, "max_phase")
-    if not 0.0 <= r_min < r_max <= 1.0:
-        raise ValueError(
-            f"the eigenvalue radii must satisfy 0 <= r_min < r_max <= 1, got r_min={r_min} "
-            f"and r_max={r_max}"
-        )
-    if not (math.isfinite(max_phase) and max_phase > 0):
-        raise ValueError(f"max_phase must be a finite number > 0, got {max_phase}")
+    r_max = checks.number(r_max, "r_max", lambda r: 0 < r <= 1, "a radius in (0, 1]")
+    what = f"a radius in [0, r_max={r_max})"
+    r_min = checks.number(r_min, "r_min", lambda r: 0 <= r < r_max, what)
+    max_phase = checks.number(max_phase, "max_phase", lambda p: p > 0, "a finite number > 0")
     H = hidden_size
 
     def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> Params:

@@ -658,9 +658,11 @@ def test_stack_rejects_bad_layers_and_options():
         stack([bidirectional(cell, cell, None), cell])
     for name in ("dropout", "recurrent_dropout"):
         for bad in (1.0, -0.1, float("nan")):
-            with pytest.raises(ValueError, match=rf"{name} must lie in \[0, 1\) .*got {bad}"):
+            with pytest.raises(
+                ValueError, match=rf"{name} must be a probability in \[0, 1\), got {bad}"
+            ):
                 stack([cell], **{name: bad})
-        with pytest.raises(TypeError, match=rf"{name} must be a float in \[0, 1\), got str"):
+        with pytest.raises(TypeError, match=rf"{name} must be a probability in \[0, 1\), got str"):
             stack([cell], **{name: "0.1"})
     for name in ("residual", "learn_initial_carry"):
         with pytest.raises(TypeError, match=rf"{name} must be a bool, got int 1"):

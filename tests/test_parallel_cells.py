@@ -337,13 +337,13 @@ def test_constructors_reject_bad_arguments():
         jr.min_gru(0)
     with pytest.raises(TypeError, match=r"log_space must be a bool, got int 1"):
         jr.min_lstm(4, log_space=1)
-    with pytest.raises(ValueError, match=r"0 <= r_min < r_max <= 1, got r_min=0.9 and r_max=0.5"):
+    with pytest.raises(ValueError, match=r"r_min must be a radius in \[0, r_max=0.5\), got 0.9"):
         jr.lru(4, r_min=0.9, r_max=0.5)
-    with pytest.raises(ValueError, match=r"r_max <= 1.*r_max=1.5"):
+    with pytest.raises(ValueError, match=r"r_max must be a radius in \(0, 1\], got 1.5"):
         jr.lru(4, r_max=1.5)
     with pytest.raises(ValueError, match=r"max_phase must be a finite number > 0, got -1.0"):
         jr.lru(4, max_phase=-1.0)
     with pytest.raises(ValueError, match=r"state_size must be a positive int, got 0"):
         jr.lru(4, state_size=0)
-    with pytest.raises(TypeError, match=r"r_min must be a number, got str"):
+    with pytest.raises(TypeError, match=r"r_min must be a radius .*, got str"):
         jr.lru(4, r_min="0.5")
