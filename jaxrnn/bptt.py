@@ -58,9 +58,8 @@ def _zero_invalid(valid: Array | None, tree: Any) -> Any:
 
 
 def _add_to_h(dcarry: Carry, dh: Array) -> Carry:
-    if isinstance(dcarry, tuple):
-        return (dcarry[0] + dh, *dcarry[1:])
-    return dcarry + dh
+    dh_carry, *rest = jax.tree.leaves(dcarry)
+    return jax.tree.unflatten(jax.tree.structure(dcarry), [dh_carry + dh, *rest])
 
 
 def _previous(hs: Array, h0: Array, valid: Array | None, reverse: bool) -> Array:
@@ -90,7 +89,7 @@ def _forward(
         return _hold(is_valid, new_carry, carry), (_zero_invalid(is_valid, h), residuals)
 
     final, (hs, residuals) = jax.lax.scan(body, carry, (xs, valid), reverse=reverse)
-    h0 = carry[0] if isinstance(carry, tuple) else carry
+    h0 = jax.tree.leaves(carry)[0]
     return (final, hs), (params, xs, h0, hs, residuals, valid)
 
 

@@ -144,7 +144,7 @@ def _gru_grads(params: Params, xs: Array, h_prev: Array, residuals: Any, emitted
     H = da_n.shape[-1]
     # The r and z gates see x and h through one pre-activation; n does not.
     da = jnp.concatenate([du[..., : 2 * H], da_n], axis=-1)
-    dparams, dxs = _input_grads(params, xs, residuals[-1], da, du)
+    dparams, dxs = _input_grads(params, xs, h_prev, da, du)
     return {**dparams, "b_hn": _rows_sum(du[..., 2 * H :])}, dxs
 
 
@@ -179,7 +179,7 @@ def _gru_original_backward(params: Params, residuals: Any, h: Array, dh: Array) 
 
 
 def _gru_original_grads(params: Params, xs: Array, h_prev: Array, residuals: Any, da: Array) -> Any:
-    r, h_prev = residuals[0], residuals[-1]
+    r = residuals[0]
     H = r.shape[-1]
     dparams, dxs = _input_grads(params, xs, h_prev, da, da[..., : 2 * H])
     dw_h_n = _outer(r * h_prev, da[..., 2 * H :])
@@ -231,7 +231,7 @@ def rnn(
     """
     H = checks.positive_int(hidden_size, "hidden_size")
     checks.one_of(nonlinearity, "nonlinearity", ("tanh", "relu"))
-    init = fused.init(H, 1, input_init, recurrent_init or fused.default_recurrent_init())
+    init = fused.init(H, 1, input_init, recurrent_init)
     step = RNN_TANH if nonlinearity == "tanh" else RNN_RELU
     return Cell(init, fused.zeros_carry(H), step, H, f"rnn_{nonlinearity}")
 
@@ -290,7 +290,6 @@ def lstm(
     def bias(dtype: Any) -> Array:
         return jnp.zeros((4 * H,), dtype).at[H : 2 * H].set(forget_bias)
 
-    recurrent_init = recurrent_init or fused.default_recurrent_init()
     init = fused.init(H, 4, input_init, recurrent_init, bias)
     return Cell(init, fused.zeros_carry(H, 2), LSTM, H, "lstm")
 
@@ -352,7 +351,6 @@ def gru(
     """
     H = checks.positive_int(hidden_size, "hidden_size")
     reset_after = checks.boolean(reset_after, "reset_after")
-    recurrent_init = recurrent_init or fused.default_recurrent_init()
     if reset_after:
         b_hn = lambda dtype: {"b_hn": jnp.zeros((H,), dtype)}  # noqa: E731
         init = fused.init(H, 3, input_init, recurrent_init, extra=b_hn)

@@ -44,15 +44,18 @@ def gate_blocks(
 def init(
     hidden_size: int,
     gates: int,
-    input_init: Initializer | None,
-    recurrent_init: Initializer | None,
+    input_init: Initializer | None = None,
+    recurrent_init: Initializer | None = None,
     bias: Callable[[Any], Array] | None = None,
     extra: Callable[[Any], dict[str, Array]] | None = None,
+    recurrent: bool = True,
 ) -> InitFn:
-    """`init(key, input_size, dtype)` for the fused layout; `recurrent_init=None` omits
-    `w_h` (cells with no recurrent matmul), `bias(dtype)` defaults to zeros and `extra`
-    adds more arrays."""
+    """`init(key, input_size, dtype)` for the fused layout: `w_x`, `w_h` (none without
+    `recurrent`, for cells with no recurrent matmul) and `b`. The initializers default to
+    `default_input_init()` and `default_recurrent_init()`, `bias(dtype)` to zeros, and
+    `extra(dtype)` adds more arrays."""
     input_init = input_init or default_input_init()
+    recurrent_init = (recurrent_init or default_recurrent_init()) if recurrent else None
 
     def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> Params:
         key = checks.prng_key(key)

@@ -47,7 +47,7 @@ def _cell(name: str, H: int, gates: int, init: Initializer | None, split, log_sp
         return jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * candidate(k_h)
 
     step = LinearStep(fused.project, coefficients, log_space=log_space)
-    init_fn = fused.init(H, gates, init, None)
+    init_fn = fused.init(H, gates, init, recurrent=False)
     return Cell(init_fn, fused.zeros_carry(H), step, H, name if log_space else f"{name}_linear")
 
 
