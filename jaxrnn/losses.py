@@ -229,12 +229,11 @@ def last_valid(hs: Array, lengths: Array, *, time_axis: int = 0) -> Array:
     """
     hs = _sequences(hs, "hs", "H")
     hs = jnp.moveaxis(hs, checks.time_dim(time_axis, hs.ndim, "hs"), 0)
-    lengths = checks.lengths(lengths, hs.shape[1:-1], hs.shape[0], "hs")
-    if hs.shape[0] == 0:
-        return jnp.zeros(hs.shape[1:], hs.dtype)
-    index = jnp.clip(lengths - 1, 0, hs.shape[0] - 1)
-    picked = jnp.take_along_axis(hs, index[None, ..., None], axis=0)[0]
-    return jnp.where((lengths > 0)[..., None], picked, jnp.zeros((), hs.dtype))
+    num_steps = hs.shape[0]
+    lengths = jnp.clip(checks.lengths(lengths, hs.shape[1:-1], num_steps, "hs"), 0, num_steps)
+    # Step lengths - 1: valid, but not for a sequence one step shorter (none for length 0).
+    last = checks.valid_steps(lengths, num_steps) & ~checks.valid_steps(lengths - 1, num_steps)
+    return jnp.sum(jnp.where(last[..., None], hs, jnp.zeros((), hs.dtype)), axis=0)
 
 
 def _sequences(x: Any, name: str, last: str) -> Array:
