@@ -91,14 +91,13 @@ def map_chunks(fn: Callable[..., Any], *xs: Array, chunk_size: int | None = None
         x = jnp.asarray(x)
         if x.ndim == 0:
             raise ValueError(f"xs[{i}] must have a time axis (axis 0), got a scalar")
-        arrays.append(x)
-    num_steps = arrays[0].shape[0]
-    for i, x in enumerate(arrays[1:], start=1):
-        if x.shape[0] != num_steps:
+        if arrays and x.shape[0] != arrays[0].shape[0]:
             raise ValueError(
                 f"every xs must have the same number of steps on axis 0: xs[0] has "
-                f"{num_steps}, xs[{i}] has shape {checks.shape_str(x.shape)}"
+                f"{arrays[0].shape[0]}, xs[{i}] has shape {checks.shape_str(x.shape)}"
             )
+        arrays.append(x)
+    num_steps = arrays[0].shape[0]
     if num_steps == 0:
         return fn(*arrays)
     if chunk_size is None:

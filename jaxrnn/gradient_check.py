@@ -15,8 +15,7 @@ disagree most, so a wrong gradient points at its own mistake.
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -24,14 +23,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import checks
-
-# Raised when a function converts a traced value to NumPy or Python: it can run
-# eagerly but can be neither compiled nor differentiated by JAX.
-_NOT_TRACEABLE = (
-    jax.errors.TracerArrayConversionError,
-    jax.errors.ConcretizationTypeError,
-    jax.errors.TracerIntegerConversionError,
-)
 
 
 class LeafCheck(NamedTuple):
@@ -85,99 +76,71 @@ class GradcheckResult:
     @property
     def worst(self) -> LeafCheck:
         """The leaf with the largest relative difference (NaN counts as largest)."""
-        return max(self.leaves, key=lambda r: _nan_last(r.relative_error))
+        return max(self.leaves, key=lambda r: np.nan_to_num(r.relative_error, nan=np.inf))
 
     def __str__(self) -> str:
-        verdict = "passed" if self.passed else "FAILED"
         head = (
-            f"gradcheck {verdict}: largest relative difference "
+            f"gradcheck {'passed' if self.passed else 'FAILED'}: largest relative difference "
             f"{self.worst.relative_error:.3g} (threshold {self.threshold:.3g}; central "
             f"differences in float64, eps {self.eps:.3g}; all leaves together "
             f"{self.relative_error:.3g})"
         )
-        columns = ("leaf", "shape", "checked", "rel. diff", "worst at", "analytic", "numeric", "")
-        rows = [
-            (
-                r.path,
-                checks.shape_str(r.shape),
-                str(r.checked),
-                f"{r.relative_error:.3e}",
-                checks.shape_str(r.worst_index),
-                f"{r.analytic:.10g}",
-                f"{r.numeric:.10g}",
-                "ok" if r.passed else "FAIL",
-            )
-            for r in self.leaves
+        rows = [("leaf", "shape", "checked", "rel. diff", "worst at", "analytic", "numeric", "")]
+        for r in self.leaves:
+            shape, at = checks.shape_str(r.shape), checks.shape_str(r.worst_index)
+            numbers = f"{r.relative_error:.3e}", at, f"{r.analytic:.10g}", f"{r.numeric:.10g}"
+            rows.append((r.path, shape, str(r.checked), *numbers, "ok" if r.passed else "FAIL"))
+        widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+        lines = [
+            "  ".join([row[0].ljust(widths[0]), *map(str.rjust, row[1:], widths[1:])]).rstrip()
+            for row in rows
         ]
-        widths = [max(len(row[k]) for row in [columns, *rows]) for k in range(len(columns))]
-        numeric = {2, 3, 5, 6}
-
-        def line(row: Sequence[str]) -> str:
-            cells = [
-                cell.rjust(w) if k in numeric else cell.ljust(w)
-                for k, (cell, w) in enumerate(zip(row, widths, strict=True))
-            ]
-            return "  ".join(cells).rstrip()
-
-        return "\n".join([head, line(columns), *(line(row) for row in rows)])
-
-
-def _nan_last(value: float) -> float:
-    return math.inf if math.isnan(value) else value
+        return "\n".join([head, *lines])
 
 
 def _positive_float(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return value
+    if not (value > 0 and np.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number > 0, got {float(value)}")
+    return float(value)
 
 
-def _leaf_name(path: tuple) -> str:
-    return jax.tree_util.keystr(path, simple=True, separator="/") or "params"
-
-
-def _float64_copy(x: Any) -> Any:
-    """A float64 NumPy copy of a floating array; anything else unchanged."""
-    dtype = getattr(x, "dtype", None)
-    if isinstance(x, (np.ndarray, np.generic, jax.Array)) and jnp.issubdtype(dtype, jnp.floating):
+def _float64(x: Any, name: str | None = None) -> Any:
+    """A float64 NumPy copy of a floating array `x`; anything else as it is, or, for a
+    params or grad leaf (`name` given), an error."""
+    dtype = np.asarray(x).dtype if name else getattr(x, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jnp.floating):
         return np.array(x, dtype=np.float64)
+    if name:
+        raise TypeError(f"{name} has dtype {dtype}; it must be floating (pass data via *args)")
     return x
 
 
-def _scalar(out: Any) -> float:
-    shape = np.shape(out)
-    if shape != ():
-        raise ValueError(f"f must return a scalar loss, got an output of shape {shape}")
-    return float(out)
-
-
-def _as_leaves(tree: Any, treedef: Any, names: list[str], bases: list[np.ndarray]) -> list:
-    leaves, got = jax.tree_util.tree_flatten(tree)
-    if got != treedef:
-        raise ValueError(f"grad must have the structure of params, {treedef}; got {got}")
-    out = []
-    for name, leaf, base in zip(names, leaves, bases, strict=True):
-        arr = np.asarray(leaf)
-        if arr.shape != base.shape:
-            raise ValueError(
-                f"grad leaf {name!r} has shape {checks.shape_str(arr.shape)} but params leaf "
-                f"{name!r} has shape {checks.shape_str(base.shape)}"
-            )
-        if not jnp.issubdtype(arr.dtype, jnp.floating):
-            raise TypeError(f"grad leaf {name!r} must be floating, got dtype {arr.dtype}")
-        out.append(np.array(arr, dtype=np.float64))
-    return out
-
-
 def _relative(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    num = np.linalg.norm(analytic - numeric)
+    """The course's relative difference; 0 when both are exactly zero (0/0 is agreement)."""
     den = np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    if den == 0:
-        return 0.0  # both exactly zero: 0/0 is defined as agreement
-    return float(num / den)
+    return float(np.linalg.norm(analytic - numeric) / den) if den else 0.0
+
+
+def _worst(g: np.ndarray, numeric: np.ndarray, index: np.ndarray, shape: tuple) -> tuple:
+    """Where `|g - numeric|` is largest (a NaN counts as largest), as an index into `shape`
+    from the flat `index` of the checked elements, and both values there."""
+    if not index.size:
+        return (), 0.0, 0.0
+    k = int(np.argmax(np.abs(g - numeric)))
+    return tuple(int(d) for d in np.unravel_index(index[k], shape)), float(g[k]), float(numeric[k])
+
+
+def _difference(evaluate: Callable, leaves: list, i: int, j: int, eps: float) -> float:
+    """The central difference of `evaluate(leaves)` in element `j` of leaf `i`."""
+    plus, minus = leaves[i].copy(), leaves[i].copy()
+    plus.flat[j] += eps
+    minus.flat[j] -= eps
+    f_plus = float(evaluate([*leaves[:i], plus, *leaves[i + 1 :]]))
+    f_minus = float(evaluate([*leaves[:i], minus, *leaves[i + 1 :]]))
+    # Divided by the step actually taken, which rounding makes differ slightly from 2 * eps.
+    return (f_plus - f_minus) / (plus.flat[j] - minus.flat[j])
 
 
 def gradcheck(
@@ -266,33 +229,20 @@ def gradcheck(
     """
     if not callable(f):
         raise TypeError(f"f must be a callable f(params, *args) -> scalar, got {type(f).__name__}")
-    eps = _positive_float(eps, "eps")
-    threshold = _positive_float(threshold, "threshold")
+    eps, threshold = _positive_float(eps, "eps"), _positive_float(threshold, "threshold")
+    if (num_samples is None) != (key is None):
+        raise ValueError(
+            "num_samples needs key=jax.random.key(seed) to choose which elements to check, "
+            "and key is only used with num_samples"
+        )
     if num_samples is not None:
-        num_samples = checks.positive_int(num_samples, "num_samples")
-        if key is None:
-            raise ValueError(
-                "num_samples needs key=jax.random.key(seed) to choose which elements to check"
-            )
-        key = checks.prng_key(key)
-    elif key is not None:
-        raise ValueError("key is only used with num_samples; pass num_samples or drop key")
-
+        num_samples, key = checks.positive_int(num_samples, "num_samples"), checks.prng_key(key)
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
     if not flat:
         raise ValueError("params has no leaves to check")
-    names, bases = [], []
-    for path, leaf in flat:
-        name = _leaf_name(path)
-        arr = np.asarray(leaf)
-        if not jnp.issubdtype(arr.dtype, jnp.floating):
-            raise TypeError(
-                f"params leaf {name!r} has dtype {arr.dtype}; gradcheck differentiates every "
-                f"leaf of params, so each must be floating (pass other data through *args)"
-            )
-        names.append(name)
-        bases.append(np.array(arr, dtype=np.float64))
-    args = jax.tree.map(_float64_copy, args)
+    names = [jax.tree_util.keystr(p, simple=True, separator="/") or "params" for p, _ in flat]
+    bases = [_float64(leaf, f"params leaf {names[k]!r}") for k, (_, leaf) in enumerate(flat)]
+    args = jax.tree.map(_float64, args)
 
     def loss(leaves: list) -> Any:
         return f(jax.tree_util.tree_unflatten(treedef, leaves), *args)
@@ -300,74 +250,38 @@ def gradcheck(
     with jax.enable_x64(True):
         evaluate = jax.jit(loss)
         try:
-            _scalar(evaluate(bases))
-        except _NOT_TRACEABLE:
-            evaluate = loss
-            _scalar(evaluate(bases))
-
+            value = evaluate(bases)
+        except jax.errors.JAXTypeError:  # f turns a traced value into NumPy or Python:
+            evaluate = loss  # it runs eagerly, but cannot be compiled
+            value = evaluate(bases)
+        if np.ndim(value):
+            raise ValueError(f"f must return a scalar loss, got shape {np.shape(value)}")
         if grad is None:
             try:
-                analytic = [np.array(g, dtype=np.float64) for g in jax.grad(loss)(bases)]
-            except _NOT_TRACEABLE as e:
+                grad = jax.tree_util.tree_unflatten(treedef, jax.grad(loss)(bases))
+            except jax.errors.JAXTypeError as e:
                 raise TypeError(
                     "jax.grad cannot trace f (it turns a traced value into NumPy or Python); "
                     "pass the gradient to check as grad="
                 ) from e
-        else:
-            if callable(grad):
-                copies = jax.tree_util.tree_unflatten(treedef, [b.copy() for b in bases])
-                grad = grad(copies, *args)
-            analytic = _as_leaves(grad, treedef, names, bases)
-
-        leaves = list(bases)
-        leaf_checks, all_analytic, all_numeric = [], [], []
-        for i, (name, base, g) in enumerate(zip(names, bases, analytic, strict=True)):
+        elif callable(grad):
+            grad = grad(jax.tree_util.tree_unflatten(treedef, [b.copy() for b in bases]), *args)
+        grad, got = jax.tree_util.tree_flatten(grad)
+        if got != treedef:
+            raise ValueError(f"grad must have the structure of params, {treedef}; got {got}")
+        rows, compared = [], []
+        for i, (name, base, g) in enumerate(zip(names, bases, grad, strict=True)):
+            g = _float64(g, f"grad leaf {name!r}")
+            if g.shape != base.shape:
+                raise ValueError(f"grad leaf {name!r} has shape {g.shape} but params {base.shape}")
+            index = np.arange(base.size)
             if num_samples is not None and base.size > num_samples:
-                chosen = jax.random.choice(
-                    jax.random.fold_in(key, i), base.size, (num_samples,), replace=False
-                )
+                chosen = jax.random.choice(jax.random.fold_in(key, i), index, (num_samples,), False)
                 index = np.sort(np.asarray(chosen))
-            else:
-                index = np.arange(base.size)
-            numeric = np.empty(index.size)
-            for n, j in enumerate(index):
-                plus, minus = base.copy(), base.copy()
-                plus.flat[j] += eps
-                minus.flat[j] -= eps
-                leaves[i] = plus
-                f_plus = float(evaluate(leaves))
-                leaves[i] = minus
-                f_minus = float(evaluate(leaves))
-                # The step actually taken, which rounding makes differ slightly from 2 * eps.
-                numeric[n] = (f_plus - f_minus) / (plus.flat[j] - minus.flat[j])
-            leaves[i] = base
-            chosen_g = g.ravel()[index]
-            all_analytic.append(chosen_g)
-            all_numeric.append(numeric)
-            relative = _relative(chosen_g, numeric)
-            if index.size:
-                worst = int(np.argmax(np.abs(chosen_g - numeric)))
-                at = tuple(int(k) for k in np.unravel_index(index[worst], base.shape))
-                values = float(chosen_g[worst]), float(numeric[worst])
-            else:
-                at, values = (), (0.0, 0.0)
-            leaf_checks.append(
-                LeafCheck(
-                    path=name,
-                    shape=tuple(base.shape),
-                    checked=int(index.size),
-                    relative_error=relative,
-                    worst_index=at,
-                    analytic=values[0],
-                    numeric=values[1],
-                    passed=bool(relative <= threshold),
-                )
-            )
-    overall = _relative(np.concatenate(all_analytic), np.concatenate(all_numeric))
-    return GradcheckResult(
-        passed=all(c.passed for c in leaf_checks),
-        leaves=tuple(leaf_checks),
-        relative_error=overall,
-        threshold=threshold,
-        eps=eps,
-    )
+            g = g.ravel()[index]
+            numeric = np.array([_difference(evaluate, bases, i, j, eps) for j in index])
+            error, worst = _relative(g, numeric), _worst(g, numeric, index, base.shape)
+            rows.append(LeafCheck(name, base.shape, index.size, error, *worst, error <= threshold))
+            compared.append((g, numeric))
+    overall = _relative(*(np.concatenate(side) for side in zip(*compared, strict=True)))
+    return GradcheckResult(all(row.passed for row in rows), tuple(rows), overall, threshold, eps)

@@ -6,15 +6,23 @@ Every function here takes per-step values of shape `(T, *batch, ...)` (time on
 steps are replaced before any arithmetic, so they may hold anything (NaN, inf,
 out-of-range labels) without reaching the value or the gradient; the gradient
 with respect to a padded step is exactly zero.
+
+The per-step losses come from optax (`optax.softmax_cross_entropy_with_integer_labels`,
+`optax.squared_error`); what stays here is the time-step masking, which optax's
+`where=` cannot do (it masks classes within a step, not steps within a
+sequence): replacing padded steps before the loss, and the reductions over valid
+steps only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxrnn import checks
 
@@ -92,41 +100,29 @@ def sequence_softmax_cross_entropy(
       ... )[:, 1]
       Array([1.0986123, 1.0986123, 0.       , 0.       ], dtype=float32)
     """
-    logits = checks.float_array(logits, "logits")
-    if logits.ndim < 2:
-        raise ValueError(
-            f"logits must have at least 2 dims, (T, *batch, C) with time on time_axis and "
-            f"classes last; got shape {checks.shape_str(logits.shape)}"
-        )
-    time_axis = checks.time_dim(time_axis, logits.ndim, "logits")
-    checks.one_of(reduction, "reduction", REDUCTIONS)
+    logits = _sequences(logits, "logits", "C")
     labels = checks.integer_array(labels, "labels", "class ids")
     if labels.shape != logits.shape[:-1]:
         raise ValueError(
             f"labels must have the shape of logits without the class axis, "
-            f"{checks.shape_str(logits.shape[:-1])}; got {checks.shape_str(labels.shape)} "
-            f"(logits has shape {checks.shape_str(logits.shape)})"
+            f"{checks.shape_str(logits.shape[:-1])}; got {checks.shape_str(labels.shape)}"
         )
-    logits = jnp.moveaxis(logits, time_axis, 0)
-    labels = jnp.moveaxis(labels, time_axis, 0)
-    num_steps, num_classes = logits.shape[0], logits.shape[-1]
-    lengths = _lengths(lengths, logits.shape[1:-1], num_steps, "logits")
-    _check_label_values(labels, lengths, num_classes)
+    num_classes = logits.shape[-1]
 
-    valid = _valid_steps(lengths, labels.shape)
-    dtype = logits.dtype
-    logits = logits.astype(_compute_dtype(dtype))
-    # Replace the padding before any arithmetic: `where` on the loss alone would
-    # still send NaN gradients back through NaN logits.
-    logits = jnp.where(valid[..., None], logits, jnp.zeros((), logits.dtype))
-    labels = jnp.where(valid, labels, jnp.zeros((), labels.dtype))
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
-    in_range = (labels >= 0) & (labels < num_classes)
-    safe_labels = jnp.where(in_range, labels, 0)
-    picked = jnp.take_along_axis(log_probs, safe_labels[..., None], axis=-1)[..., 0]
-    losses = jnp.where(in_range, -picked, jnp.full((), jnp.nan, picked.dtype))
-    losses = jnp.where(valid, losses, jnp.zeros((), losses.dtype))
-    return _reduce(losses, valid, reduction, time_axis).astype(dtype)
+    def per_step(logits: Array, labels: Array) -> Array:
+        in_range = (labels >= 0) & (labels < num_classes)  # padded steps hold 0 by now
+        if not isinstance(in_range, jax.core.Tracer) and not in_range.all():
+            raise ValueError(
+                f"labels at valid steps must lie in [0, C) with C={num_classes} classes "
+                f"(logits.shape[-1]); got {np.unique(np.asarray(labels)[~in_range]).tolist()}"
+            )
+        # optax would read an out-of-range label as another class (-1 as the last):
+        # under jit, where labels cannot be checked, such a step gives NaN instead.
+        safe = jnp.where(in_range, labels, jnp.zeros((), labels.dtype))
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, safe)
+        return jnp.where(in_range, losses, jnp.full((), jnp.nan, losses.dtype))
+
+    return _sequence_loss(per_step, logits, labels, lengths, time_axis, reduction, "logits")
 
 
 def sequence_mse(
@@ -179,27 +175,16 @@ def sequence_mse(
       >>> float(jr.sequence_mse(predictions, targets, jnp.array([3, 2])))
       1.0
     """
-    predictions = checks.float_array(predictions, "predictions")
+    predictions = _sequences(predictions, "predictions", "F")
     targets = checks.float_array(targets, "targets")
-    if predictions.ndim < 2:
-        raise ValueError(
-            f"predictions must have at least 2 dims, (T, *batch, F) with time on time_axis "
-            f"and features last; got shape {checks.shape_str(predictions.shape)}"
-        )
     checks.like(targets, "targets", predictions, "predictions", "is compared with predictions")
-    time_axis = checks.time_dim(time_axis, predictions.ndim, "predictions")
-    checks.one_of(reduction, "reduction", REDUCTIONS)
-    predictions = jnp.moveaxis(predictions, time_axis, 0)
-    targets = jnp.moveaxis(targets, time_axis, 0)
-    lengths = _lengths(lengths, predictions.shape[1:-1], predictions.shape[0], "predictions")
 
-    valid = _valid_steps(lengths, predictions.shape[:-1])
-    dtype = predictions.dtype
-    zero = jnp.zeros((), _compute_dtype(dtype))
-    predictions = jnp.where(valid[..., None], predictions.astype(zero.dtype), zero)
-    targets = jnp.where(valid[..., None], targets.astype(zero.dtype), zero)
-    losses = jnp.mean(jnp.square(predictions - targets), axis=-1)
-    return _reduce(losses, valid, reduction, time_axis).astype(dtype)
+    def squared(predictions: Array, targets: Array) -> Array:  # (T, *batch), mean over features
+        return jnp.mean(optax.squared_error(predictions, targets.astype(predictions.dtype)), -1)
+
+    return _sequence_loss(
+        squared, predictions, targets, lengths, time_axis, reduction, "predictions"
+    )
 
 
 def last_valid(hs: Array, lengths: Array, *, time_axis: int = 0) -> Array:
@@ -242,54 +227,47 @@ def last_valid(hs: Array, lengths: Array, *, time_axis: int = 0) -> Array:
       >>> jr.last_valid(hs, jnp.array([1, 0]))[:, 0]      # length 0 gives zeros
       Array([0., 0.], dtype=float32)
     """
-    hs = checks.float_array(hs, "hs")
-    if hs.ndim < 2:
-        raise ValueError(
-            f"hs must have at least 2 dims, (T, *batch, H) with time on time_axis; "
-            f"got shape {checks.shape_str(hs.shape)}"
-        )
-    time_axis = checks.time_dim(time_axis, hs.ndim, "hs")
-    hs = jnp.moveaxis(hs, time_axis, 0)
-    if lengths is None:
-        raise TypeError("lengths must be an integer array (*batch,), got None")
-    lengths = checks.lengths(lengths, hs.shape[1:-1], hs.shape[0], "hs")
-    out_shape = hs.shape[1:]
-    if hs.shape[0] == 0:
-        return jnp.zeros(out_shape, hs.dtype)
-    index = jnp.clip(lengths - 1, 0, hs.shape[0] - 1)
-    picked = jnp.take_along_axis(hs, index[None, ..., None], axis=0)[0]
-    return jnp.where((lengths > 0)[..., None], picked, jnp.zeros((), hs.dtype))
+    hs = _sequences(hs, "hs", "H")
+    hs = jnp.moveaxis(hs, checks.time_dim(time_axis, hs.ndim, "hs"), 0)
+    num_steps = hs.shape[0]
+    lengths = jnp.clip(checks.lengths(lengths, hs.shape[1:-1], num_steps, "hs"), 0, num_steps)
+    # Step lengths - 1: valid, but not for a sequence one step shorter (none for length 0).
+    last = checks.valid_steps(lengths, num_steps) & ~checks.valid_steps(lengths - 1, num_steps)
+    return jnp.sum(jnp.where(last[..., None], hs, jnp.zeros((), hs.dtype)), axis=0)
 
 
-def _compute_dtype(dtype: Any) -> Any:
-    # Sums of many half-precision losses lose whole digits; reduce in float32.
-    return jnp.float32 if jnp.dtype(dtype).itemsize < 4 else dtype
+def _sequences(x: Any, name: str, last: str) -> Array:
+    """`x` as a floating array `(T, *batch, last)` (time on `time_axis`)."""
+    x = checks.float_array(x, name)
+    if x.ndim < 2:
+        layout = f"(T, *batch, {last}) with time on time_axis"
+        raise ValueError(f"{name} must have at least 2 dims, {layout}; got shape {x.shape}")
+    return x
 
 
-def _lengths(lengths: Any, batch_shape: Any, num_steps: int, source: str) -> Array | None:
-    return None if lengths is None else checks.lengths(lengths, batch_shape, num_steps, source)
+def _sequence_loss(
+    per_step: Callable, x: Array, y: Array, lengths: Any, time_axis: int, reduction: str, name: str
+) -> Array:
+    """`per_step(x, y)`, the losses `(T, *batch)` of time-major `x (T, *batch, K)` and
+    `y` with their padded steps replaced by zeros, set to 0 at padding and reduced."""
+    time_axis = checks.time_dim(time_axis, x.ndim, name)
+    checks.one_of(reduction, "reduction", REDUCTIONS)
+    x, y = jnp.moveaxis(x, time_axis, 0), jnp.moveaxis(y, time_axis, 0)
+    batch_shape, num_steps = x.shape[1:-1], x.shape[0]
+    lengths = jnp.full(batch_shape, num_steps) if lengths is None else lengths  # None: all valid
+    valid = checks.valid_steps(checks.lengths(lengths, batch_shape, num_steps, name), num_steps)
 
+    def unpadded(a: Array) -> Array:
+        # Before any arithmetic: `where` on the loss alone would still send NaN
+        # gradients back through NaN inputs.
+        mask = valid.reshape(valid.shape + (1,) * (a.ndim - valid.ndim))
+        return jnp.where(mask, a, jnp.zeros((), a.dtype))
 
-def _check_label_values(labels: Array, lengths: Array | None, num_classes: int) -> None:
-    """Raise if a concrete label at a valid step is outside `[0, num_classes)`."""
-    if isinstance(labels, jax.core.Tracer) or isinstance(lengths, jax.core.Tracer):
-        return
-    values = np.asarray(labels)
-    if lengths is not None:
-        steps = np.arange(values.shape[0]).reshape((-1,) + (1,) * lengths.ndim)
-        values = values[steps < np.asarray(lengths)[None]]
-    if values.size:
-        low, high = int(values.min()), int(values.max())
-        if low < 0 or high >= num_classes:
-            raise ValueError(
-                f"labels at valid steps must lie in [0, C) with C={num_classes} classes "
-                f"(logits.shape[-1]); got values from {low} to {high}"
-            )
-
-
-def _valid_steps(lengths: Array | None, shape: tuple[int, ...]) -> Array:
-    """Boolean `(T, *batch)`: whether step `t` of sequence `b` is before its length."""
-    return jnp.ones(shape, jnp.bool_) if lengths is None else checks.valid_steps(lengths, shape[0])
+    # Sums of many half-precision losses lose whole digits: compute in float32.
+    compute = jnp.float32 if x.dtype.itemsize < 4 else x.dtype
+    losses = per_step(unpadded(x.astype(compute)), unpadded(y))
+    losses = jnp.where(valid, losses, jnp.zeros((), losses.dtype))
+    return _reduce(losses, valid, reduction, time_axis).astype(x.dtype)
 
 
 def _reduce(losses: Array, valid: Array, reduction: str, time_axis: int) -> Array:

@@ -6,12 +6,12 @@ each Python float), so NaN payloads, signed zeros and subnormals count.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import re
 import zipfile
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -56,14 +56,34 @@ def random_bits(shape, dtype, seed=0):
     return raw.view(dtype).reshape(shape)
 
 
-def rewrite(path, edit):
-    """Rewrite the archive at `path` with `edit(members)` applied, with valid zip CRCs."""
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    edit(members)
+def signature(members):
+    """The checksum `save` puts in the archive comment: the SHA-256 of every member's
+    name, length and bytes, in order."""
+    digest = hashlib.sha256()
+    for name, data in members.items():
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest().encode()
+
+
+def write_archive(path, members, comment):
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
+        archive.comment = comment
+
+
+def rewrite(path, edit, resign=False):
+    """Rewrite the archive at `path` with `edit(members)` applied, with valid zip CRCs.
+
+    The checksum stays as it was, so only it can tell; with `resign` it is
+    recomputed, as a crafted file would be, to reach the checks behind it.
+    """
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+        comment = archive.comment
+    edit(members)
+    write_archive(path, members, signature(members) if resign else comment)
 
 
 def edit_header(change):
@@ -221,8 +241,8 @@ def test_numpy_can_read_the_file_without_pickle(tmp_path, params):
     path = checkpoint.save(tmp_path / "c.npz", {"params": params})
     with np.load(path, allow_pickle=False) as npz:
         header = json.loads(npz["header.json"])
-        entry = next(e for e in header["leaves"] if e["path"] == "['params']['w_h']")
-        np.testing.assert_array_equal(npz[entry["member"]], params["w_h"])
+        i = next(i for i, e in enumerate(header["leaves"]) if e["path"] == "['params']['w_h']")
+        np.testing.assert_array_equal(npz[f"leaf_{i}"], params["w_h"])
 
 
 # -- resuming training ----------------------------------------------------------------------------
@@ -303,32 +323,24 @@ def test_resume_equals_uninterrupted_training(tmp_path):
 # -- atomic writes --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("failing", ["replace", "fsync", "write_array"])
+@pytest.mark.parametrize("failing", ["replace", "fsync", "writestr"])
 def test_a_failed_write_leaves_the_previous_checkpoint_and_no_temporary_file(
     tmp_path, monkeypatch, params, failing
 ):
     path = checkpoint.save(tmp_path / "ckpt.npz", params)
     before = path.read_bytes()
-    created = []
-    real_open = os.open
-
-    def recording_open(name, *args, **kwargs):
-        created.append(Path(name))
-        return real_open(name, *args, **kwargs)
 
     def crash(*args, **kwargs):
-        assert created and created[-1].exists(), "the temporary file should exist by now"
+        temporary = list(tmp_path.glob(".ckpt.npz.*.tmp"))
+        assert len(temporary) == 1, "the temporary file should exist by now"
         raise OSError("simulated crash")
 
-    monkeypatch.setattr(os, "open", recording_open)
-    target = np.lib.format if failing == "write_array" else os
-    monkeypatch.setattr(target, failing, crash)
+    monkeypatch.setattr(zipfile.ZipFile if failing == "writestr" else os, failing, crash)
     newer = {name: value + 1 for name, value in params.items()}
     with pytest.raises(OSError, match="simulated crash"):
         checkpoint.save(path, newer)
     monkeypatch.undo()
 
-    assert created and created[-1].parent == tmp_path and not created[-1].exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.npz"]
     assert path.read_bytes() == before
     assert_bit_identical(checkpoint.load(path, like=params), params)
@@ -378,11 +390,11 @@ def test_a_flipped_byte_is_detected(saved, where):
     if where == "array data":
         offset = data.find(np.asarray(params["w_h"]).tobytes()) + 17
     else:
-        offset = data.find(b'"shape": [8, 32]') + len('"shape": [')
+        offset = data.find(b'"format": "jaxrnn') + len('"format": "')
     assert offset > 20
     data[offset] ^= 0x04
     path.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=path_regex(path) + " is corrupt"):
+    with pytest.raises(ValueError, match=path_regex(path) + " is not a readable .*corrupt.*CRC"):
         checkpoint.load(path)
 
 
@@ -391,8 +403,8 @@ def test_a_consistent_edit_fails_the_checksum(saved):
 
     def scale_w_h(members):
         header = json.loads(members["header.json"])
-        member = next(e for e in header["leaves"] if e["path"] == "['params']['w_h']")["member"]
-        members[member + ".npy"] = members[member + ".npy"].replace(
+        i = next(i for i, e in enumerate(header["leaves"]) if e["path"] == "['params']['w_h']")
+        members[f"leaf_{i}.npy"] = members[f"leaf_{i}.npy"].replace(
             np.asarray(params["w_h"]).tobytes(), np.asarray(params["w_h"] * 2).tobytes()
         )
 
@@ -413,8 +425,9 @@ def test_an_edited_header_fails_the_checksum(saved):
 @pytest.mark.parametrize(
     "version, message",
     [
-        (2, r"format version 2 but this jaxrnn reads version 1; .*newer jaxrnn"),
-        ("1", r"format version '1' but this jaxrnn reads version 1"),
+        (3, r"format version 3 but this jaxrnn reads version 2 .*a later one a newer"),
+        ("2", r"format version '2' but this jaxrnn reads version 2"),
+        (1, r"format version 1 but this jaxrnn reads version 2 \(an older version needs an old"),
         (None, r"format version None"),
     ],
 )
@@ -428,29 +441,66 @@ def test_an_unknown_format_version_is_refused(saved, version, message):
 def test_files_that_are_not_checkpoints_are_refused(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="is not a readable checkpoint: it is not a zip archive"):
+    with pytest.raises(ValueError, match=r"is not a readable checkpoint: .*not a zip archive"):
         checkpoint.load(text)
     plain = tmp_path / "plain.npz"
     np.savez(plain, w=np.ones(3))
-    with pytest.raises(ValueError, match=r"not a jaxrnn checkpoint: the archive has no header"):
+    with pytest.raises(
+        ValueError, match=r"not a jaxrnn checkpoint: it has no header.json .*'w.npy'"
+    ):
         checkpoint.load(plain)
     other = tmp_path / "other.npz"
     with zipfile.ZipFile(other, "w") as archive:
         archive.writestr("header.json", json.dumps({"format": "something.else"}))
-    with pytest.raises(ValueError, match=r"has format 'something.else', expected"):
+    with pytest.raises(ValueError, match=r"not a jaxrnn checkpoint: .*format 'something.else'"):
         checkpoint.load(other)
     with pytest.raises(FileNotFoundError):
         checkpoint.load(tmp_path / "absent.npz")
 
 
+def test_rewriting_without_an_edit_keeps_the_file_valid(saved):
+    # Guards the tests around it: only their edits make the files fail.
+    path, params = saved
+    rewrite(path, lambda members: None)
+    want = {"params": jax.tree_util.tree_map(np.asarray, params), "step": 3}
+    assert_bit_identical(checkpoint.load(path), want)
+
+
 def test_stray_or_missing_members_are_detected(saved):
     path, _ = saved
     rewrite(path, lambda members: members.update({"extra.npy": b"x"}))
-    with pytest.raises(ValueError, match=r"members do not match the header: .*'extra.npy'"):
+    with pytest.raises(ValueError, match="is corrupt: SHA-256 checksum mismatch"):
         checkpoint.load(path)
     rewrite(path, lambda members: members.pop("leaf_0.npy") and members.pop("extra.npy"))
-    with pytest.raises(ValueError, match=r"missing \['leaf_0.npy'\]"):
+    with pytest.raises(ValueError, match="is corrupt: SHA-256 checksum mismatch"):
         checkpoint.load(path)
+    rewrite(path, lambda members: None, resign=True)  # crafted: a valid checksum, no leaf_0
+    with pytest.raises(ValueError, match=r"is corrupt: malformed leaf_0 .*'leaf_0.npy'"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda h: h["leaves"][-1].update(value="3"),
+            r"malformed leaf_\d+ \['step'\].*not a Python scalar",
+        ),
+        (
+            lambda h: h["leaves"][0].update(dtype="int64"),
+            r"malformed leaf_0 .*cannot hold dtype 'int64'",
+        ),
+        (lambda h: h["leaves"][0].pop("path"), r"malformed leaf_0 None: KeyError"),
+        (lambda h: h.update(tree={"w": 99}), r"malformed tree structure: IndexError"),
+        (lambda h: h.update(leaves=3), r"malformed header: TypeError"),
+    ],
+)
+def test_a_malformed_header_with_a_valid_checksum_is_refused(saved, change, message):
+    path, params = saved
+    rewrite(path, edit_header(change), resign=True)
+    for like in (None, {"params": params, "step": 0}):
+        with pytest.raises(ValueError, match=path_regex(path) + " is corrupt: " + message):
+            checkpoint.load(path, like=like)
 
 
 # -- loading never unpickles ----------------------------------------------------------------------
@@ -491,27 +541,32 @@ def test_an_object_array_is_rejected_without_unpickling(tmp_path):
     crafted = tmp_path / "crafted.npz"
     header = {
         "format": "jaxrnn.checkpoint",
-        "version": 1,
-        "tree": {"dict": [["x", {"leaf": 0}]], "type": "dict"},
-        "leaves": [
-            {"path": "['x']", "kind": "array", "dtype": "float32", "shape": [1], "member": "leaf_0"}
-        ],
+        "version": 2,
+        "tree": {"x": 0},
+        "leaves": [{"path": "['x']", "dtype": "float32"}],
         "metadata": {},
-        "sha256": "0" * 64,
     }
-    with zipfile.ZipFile(crafted, "w") as archive:
-        archive.writestr("header.json", json.dumps(header))
-        archive.writestr("leaf_0.npy", npy_bytes(np.array([Canary()]), allow_pickle=True))
-    with pytest.raises(ValueError, match=r"leaf_0\.npy of leaf \['x'\]: .*allow_pickle=False"):
+    members = {
+        "header.json": json.dumps(header).encode(),
+        "leaf_0.npy": npy_bytes(np.array([Canary()]), allow_pickle=True),
+    }
+    # A wrong checksum is refused before any array is read; a valid one reaches the arrays.
+    write_archive(crafted, members, b"0" * 64)
+    with pytest.raises(ValueError, match="SHA-256 checksum mismatch"):
         checkpoint.load(crafted)
-    with pytest.raises(ValueError, match=r"leaf_0\.npy"):
+    write_archive(crafted, members, signature(members))
+    with pytest.raises(ValueError, match=r"leaf_0 \['x'\]: .*allow_pickle=False"):
+        checkpoint.load(crafted)
+    with pytest.raises(ValueError, match=r"leaf_0 \['x'\]"):
         checkpoint.load(crafted, like={"x": np.zeros(1, np.float32)})
 
     header["leaves"][0]["dtype"] = "object"
-    with zipfile.ZipFile(crafted, "w") as archive:
-        archive.writestr("header.json", json.dumps(header))
-        archive.writestr("leaf_0.npy", npy_bytes(np.ones(1, np.float32)))
-    with pytest.raises(ValueError, match="is corrupt: malformed header: unknown dtype 'object'"):
+    members = {
+        "header.json": json.dumps(header).encode(),
+        "leaf_0.npy": npy_bytes(np.ones(1, np.float32)),
+    }
+    write_archive(crafted, members, signature(members))
+    with pytest.raises(ValueError, match=r"is corrupt: malformed .*cannot hold dtype 'object'"):
         checkpoint.load(crafted)
     assert UNPICKLED == []
 
@@ -646,8 +701,8 @@ def test_a_failed_save_step_prunes_nothing(tmp_path, monkeypatch):
     [
         ({"step": -1}, ValueError, "step must be a non-negative int, got -1"),
         ({"step": 1.0}, TypeError, "step must be a non-negative int, got float"),
-        ({"keep": 0}, ValueError, "keep must be at least 1"),
-        ({"keep": 2.0}, TypeError, "keep must be a positive int or None, got float"),
+        ({"keep": 0}, ValueError, "keep must be a positive int, got 0"),
+        ({"keep": 2.0}, TypeError, "keep must be a positive int, got float"),
         ({"prefix": "a/b"}, ValueError, "prefix must be a non-empty file-name stem"),
         ({"prefix": ""}, ValueError, "prefix must be a non-empty file-name stem"),
     ],

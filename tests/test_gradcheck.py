@@ -219,13 +219,11 @@ def test_bad_input():
         gradcheck(lambda p: jnp.sum(p["w"]), {"w": np.ones(2), "n": np.int32(3)})
     with pytest.raises(ValueError, match=r"params has no leaves"):
         gradcheck(f, {})
-    with pytest.raises(
-        ValueError, match=r"f must return a scalar loss, got an output of shape \(3,\)"
-    ):
+    with pytest.raises(ValueError, match=r"f must return a scalar loss, got shape \(3,\)"):
         gradcheck(lambda p: p["w"] ** 2, params)
     with pytest.raises(ValueError, match=r"grad must have the structure of params"):
         gradcheck(f, params, grad={"v": np.ones(3)})
-    with pytest.raises(ValueError, match=r"grad leaf 'w' has shape \(7,\) but params leaf 'w' has"):
+    with pytest.raises(ValueError, match=r"grad leaf 'w' has shape \(7,\) but params \(3,\)"):
         gradcheck(f, params, grad={"w": np.ones(7)})
 
 

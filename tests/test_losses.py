@@ -253,7 +253,7 @@ def test_out_of_range_label_at_a_valid_step():
     bad = labels.at[0, 0].set(C)
     with pytest.raises(ValueError, match=r"labels at valid steps must lie in \[0, C\) with C=5"):
         sequence_softmax_cross_entropy(logits, bad, lengths)
-    with pytest.raises(ValueError, match=r"got values from -1 to"):
+    with pytest.raises(ValueError, match=r"\(logits.shape\[-1\]\); got \[-1\]"):
         sequence_softmax_cross_entropy(logits, labels.at[0, 0].set(-1), lengths)
     # Under jit the value cannot be checked: the loss is NaN rather than silently wrong.
     per_step_loss = jax.jit(
@@ -466,7 +466,7 @@ def test_last_valid_edges():
 
 def test_last_valid_bad_input():
     hs = jnp.zeros((T, 3, F))
-    with pytest.raises(TypeError, match=r"lengths must be an integer array \(\*batch,\), got None"):
+    with pytest.raises(TypeError, match=r"lengths must be an integer array of .*, got NoneType"):
         last_valid(hs, None)
     with pytest.raises(
         ValueError, match=r"lengths has shape \(7,\) but must have the batch shape of hs, \(3,\)"
