@@ -10,11 +10,9 @@ from typing import Any
 
 from jaxrnn.cell import BpttStep, Carry, Cell, Initializer, LinearStep, Params, Step
 from jaxrnn.cells import gru, lstm, rnn
-from jaxrnn.chunks import map_chunks
 from jaxrnn.heads import Dense, dense
 from jaxrnn.layers import Bidirectional, Layer, Stack, bidirectional, stack
 from jaxrnn.linear_scan import linear_scan
-from jaxrnn.losses import last_valid, sequence_mse, sequence_softmax_cross_entropy
 from jaxrnn.lru import lru
 from jaxrnn.minimal import min_gru, min_lstm
 from jaxrnn.unroll import default_hoist, default_parallel, unroll
@@ -28,6 +26,10 @@ _EXTRAS = {
     "train": ("jaxrnn.train", None),
     "gradcheck": ("jaxrnn.gradient_check", "gradcheck"),
     "GradcheckResult": ("jaxrnn.gradient_check", "GradcheckResult"),
+    "last_valid": ("jaxrnn.losses", "last_valid"),
+    "sequence_mse": ("jaxrnn.losses", "sequence_mse"),
+    "sequence_softmax_cross_entropy": ("jaxrnn.losses", "sequence_softmax_cross_entropy"),
+    "map_chunks": ("jaxrnn.chunks", "map_chunks"),
     "generate": ("jaxrnn.generation", "generate"),
     "rollout": ("jaxrnn.generation", "rollout"),
     "shift_right": ("jaxrnn.generation", "shift_right"),
@@ -41,6 +43,10 @@ def __getattr__(name: str) -> Any:
     module_name, attribute = _EXTRAS[name]
     module = importlib.import_module(module_name)
     return module if attribute is None else getattr(module, attribute)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 __all__ = [

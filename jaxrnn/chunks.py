@@ -9,7 +9,6 @@ one chunk exist at a time, in the forward pass and again in the backward pass.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import checks
+from jaxrnn.unroll import segment_size
 
 Array = jax.Array
 
@@ -127,25 +127,3 @@ def map_chunks(fn: Callable[..., Any], *xs: Array, chunk_size: int | None = None
         return out
     tail = run(*(x[count * size :] for x in arrays))
     return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), out, tail)
-
-
-def segment_size(num_steps: int) -> int:
-    """Steps per chunk: a divisor of `num_steps` near its square root if one is close.
-
-    `k` steps per chunk keep `T / k` values between chunks (the carry at each chunk
-    boundary, for `unroll`'s remat) plus one chunk's `k` steps of intermediates, least
-    at `k = sqrt(T)`. A divisor avoids leftover steps, which cost copies of the whole
-    input and output sequences (slicing, then concatenating): the lstm_long train step
-    of `bench/run.py` (`T = 2000`) peaks at 16.8 MiB with `remat` segments of `k = 44`
-    steps and 12.5 MiB with `k = 40`. A divisor is taken when `k + T / k` stays within
-    10% of its least value `2 sqrt(T)`; else `isqrt(T)` with leftover steps (for a
-    prime `T`, say).
-    """
-    root = max(1, math.isqrt(num_steps))
-    best = min(
-        (d for d in range(1, 2 * root + 1) if num_steps % d == 0),
-        key=lambda d: d + num_steps // d,
-    )
-    if best + num_steps // best <= 1.1 * 2 * math.sqrt(num_steps):
-        return best
-    return root

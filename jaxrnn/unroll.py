@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -11,7 +12,6 @@ import jax.numpy as jnp
 from jaxrnn import checks
 from jaxrnn.bptt import bptt
 from jaxrnn.cell import BpttStep, Carry, Cell, LinearStep, Params, has_projection
-from jaxrnn.chunks import segment_size
 from jaxrnn.linear_scan import scan_coefficients
 
 Array = jax.Array
@@ -292,12 +292,6 @@ def _hold_where_invalid(valid: Array, new: Array, old: Array) -> Array:
     return jnp.where(valid, new, old)
 
 
-def _both(a: Array | None, b: Array | None) -> Array | None:
-    if a is None or b is None:
-        return b if a is None else a
-    return a & b
-
-
 def _is_traced(*trees: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
@@ -310,15 +304,13 @@ def _step_flags(
     reverse: bool,
 ) -> tuple[Array | None, Array | None]:
     """`(valid, resets)`, each `(T, *batch)` or `None`, as the scan consumes them."""
-    in_range = None if lengths is None else checks.valid_steps(lengths, num_steps)
-    valid = _both(in_range, mask)
     if resets is not None:
-        resets = _both(resets, in_range)
+        resets = checks.valid_steps(lengths, num_steps, resets)
         if reverse:
             # A segment starting at step t ends there when running backwards: restart
             # the carry after step t, that is before step t - 1.
             resets = jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])])
-    return valid, resets
+    return checks.valid_steps(lengths, num_steps, mask), resets
 
 
 def _linear(
@@ -386,7 +378,7 @@ def _segmented_scan(
 ) -> tuple[Carry, Array]:
     """`lax.scan(body, ...)` that stores the carry only every ~sqrt(T) steps for the backward.
 
-    The steps are cut into segments of `k` steps (`jaxrnn.chunks.segment_size`); an outer scan
+    The steps are cut into segments of `k` steps (`segment_size`); an outer scan
     runs each segment under `jax.checkpoint`, so the backward pass keeps the carry
     at segment boundaries and recomputes one segment at a time: about `2 sqrt(T)`
     steps' activations live at once instead of `T` (checkpointing every step
@@ -412,3 +404,25 @@ def _segmented_scan(
     if not reverse:
         carry, tail_hs = run(carry, tail)
     return carry, jnp.concatenate([hs, tail_hs])
+
+
+def segment_size(num_steps: int) -> int:
+    """Steps per chunk: a divisor of `num_steps` near its square root if one is close.
+
+    `k` steps per chunk keep `T / k` values between chunks (the carry at each chunk
+    boundary, for `unroll`'s remat) plus one chunk's `k` steps of intermediates, least
+    at `k = sqrt(T)`. A divisor avoids leftover steps, which cost copies of the whole
+    input and output sequences (slicing, then concatenating): the lstm_long train step
+    of `bench/run.py` (`T = 2000`) peaks at 16.8 MiB with `remat` segments of `k = 44`
+    steps and 12.5 MiB with `k = 40`. A divisor is taken when `k + T / k` stays within
+    10% of its least value `2 sqrt(T)`; else `isqrt(T)` with leftover steps (for a
+    prime `T`, say).
+    """
+    root = max(1, math.isqrt(num_steps))
+    best = min(
+        (d for d in range(1, 2 * root + 1) if num_steps % d == 0),
+        key=lambda d: d + num_steps // d,
+    )
+    if best + num_steps // best <= 1.1 * 2 * math.sqrt(num_steps):
+        return best
+    return root

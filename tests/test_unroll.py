@@ -80,7 +80,7 @@ def test_empty_sequence_returns_the_initial_carry(name):
 )
 def test_remat_segment_size(num_steps, size):
     """A divisor of T near sqrt(T) where one is close, else isqrt(T) and a remainder."""
-    from jaxrnn.chunks import segment_size
+    from jaxrnn.unroll import segment_size
 
     assert segment_size(num_steps) == size
 
