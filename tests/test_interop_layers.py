@@ -198,11 +198,13 @@ def test_module_shape_errors():
     with pytest.raises(ValueError, match=r"params\['layers'\]\[1\]\['w_h'\] has shape \(4, 4\)"):
         interop.to_torch(net, params)
     with pytest.raises(
-        TypeError, match=r"params must be the dict that stack\(...\).init .*got list"
+        TypeError, match=r"params must be the dict that stack\(...\).init .*got a list of 2"
     ):
         interop.to_torch(net, params["layers"])
     with pytest.raises(
-        ValueError, match=r"keys \['layers'\] .*learn_initial_carry=False.*got keys"
+        ValueError,
+        match=r"learn_initial_carry=False\), with keys \['layers'\]; got a dict with keys "
+        r"\['initial_carry', 'layers'\]",
     ):
         interop.to_torch(net, {**params, "initial_carry": []})
     with pytest.raises(
@@ -233,6 +235,8 @@ def test_carry_errors():
     bad = interop.carry_from_torch(net, h_n, h_n)
     bad[0] = (bad[0][0], (bad[0][1][0][:2], bad[0][1][1]))
     with pytest.raises(
-        ValueError, match=r"carry\[0\]\[1\]\[0\] \(h\) has shape \(2, 4\) .* \(3, 4\)"
+        ValueError,
+        match=r"carry\[0\]\[1\]\[0\] \(h\) .* must have the shape of carry\[0\]\[0\]\[0\] "
+        r"\(h\), \(3, 4\); got \(2, 4\)",
     ):
         interop.carry_to_torch(net, bad)
