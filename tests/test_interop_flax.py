@@ -472,7 +472,7 @@ def test_params_of_another_flax_cell_are_named():
         "hf": {"kernel": np.zeros((4, 4), np.float32)},
         "hn": {"kernel": np.zeros((4, 4), np.float32), "bias": np.zeros(4, np.float32)},
     }
-    with pytest.raises(ValueError, match=r"flax.linen.MGUCell, .*no jaxrnn counterpart"):
+    with pytest.raises(ValueError, match=r"flax.linen.MGUCell .*which no jaxrnn cell computes"):
         interop.from_flax(jr.gru(4), mgu)
 
 

@@ -182,9 +182,15 @@ def test_direction_errors(x64):
 
 def test_module_shape_errors():
     lstm, gru = jr.lstm(H), jr.gru(H)
-    with pytest.raises(ValueError, match=r"layers\[0\] has cell 'lstm'.*layers\[1\] has 'gru'"):
+    with pytest.raises(
+        ValueError, match=r"layers\[0\] has cell 'lstm'.*layers\[1\] has cell 'gru'"
+    ):
         interop.to_torch(jr.stack([lstm, gru]), {"layers": [{}, {}]})
-    with pytest.raises(ValueError, match=r"layers\[0\] is bidirectional but layers\[1\] is"):
+    with pytest.raises(
+        ValueError,
+        match=r"layers\[0\].fwd has cell 'gru' \(hidden_size=4\) in a bidirectional layer but "
+        r"layers\[1\] has cell 'gru' \(hidden_size=4\) in a unidirectional layer",
+    ):
         interop.from_torch(jr.stack([jr.bidirectional(gru, gru), gru]), {})
     with pytest.raises(ValueError, match=r"residual=True"):
         interop.from_torch(jr.stack([gru, gru], residual=True), {})
@@ -208,7 +214,7 @@ def test_module_shape_errors():
     ):
         interop.to_torch(net, {**params, "initial_carry": []})
     with pytest.raises(
-        ValueError, match=r"params\['layers'\] must be a list of 2 .* got a list of 1"
+        TypeError, match=r"params\['layers'\] must be a list of 2 .*, got a list of 1"
     ):
         interop.to_torch(net, {"layers": params["layers"][:1]})
 

@@ -36,11 +36,8 @@ JAXRNN_FOR = {
 """How to make, in jaxrnn, each built-in cell that other libraries also have."""
 
 LACKING = {
-    "gru_original": (
-        "such GRU (jaxrnn.gru(H, reset_after=False)): its GRU applies the reset gate after "
-        "the recurrent matmul, n = tanh(x W_in + b_in + r * (h W_hn + b_hn)); use "
-        "jaxrnn.gru(H) (reset_after=True)"
-    ),
+    "gru_original": "such GRU (reset_after=False, the reset gate applied before the recurrent "
+    "matmul); use jaxrnn.gru(H), which applies it after the matmul",
     "rnn_tanh": "plain RNN cell",
     "rnn_relu": "plain RNN cell",
 }
@@ -126,7 +123,7 @@ def read(
 
 def check_shapes(
     arrays: Mapping[str, Any],
-    shapes: Mapping[str, Sequence[int | str]],
+    shapes: Mapping[str, Sequence[Any]],
     context: str,
     sizes: Mapping[str, tuple[int, str]] | None = None,
 ) -> None:
@@ -182,8 +179,10 @@ def check_params(
         )
     names = {key: f"{path}[{key!r}]" for key in shapes}
     arrays = read({names[key]: params[key] for key in shapes}, as_array=as_array)
-    check_shapes(arrays, {names[key]: shapes[key] for key in shapes}, checks.label(cell), sizes)
-    return {key: arrays[names[key]] for key in shapes}
+    check_shapes(
+        arrays, {names[key]: shape for key, shape in shapes.items()}, checks.label(cell), sizes
+    )
+    return dict(zip(shapes, arrays.values(), strict=True))
 
 
 def require_zero(value: jax.Array, name: str, why: str) -> None:

@@ -51,19 +51,14 @@ __all__ = ["from_flax", "from_flax_carry", "to_flax", "to_flax_carry"]
 # Flax class -> {jaxrnn param: its layer}: a tuple names one layer per gate, each holding
 # `hidden_size` columns (or bias entries) of the param; a str one layer holding it whole.
 # Kernels come from `w_x` and `w_h`, biases from `b` and `b_hn`.
-_LSTM_H = ("hi", "hf", "hg", "ho")
+_LSTM_X, _LSTM_H, _GRU_X = ("ii", "if", "ig", "io"), ("hi", "hf", "hg", "ho"), ("ir", "iz", "in")
 _FUSED = {"w_x": "dense_i", "b": "dense_i", "w_h": "dense_h"}
 FLAX: dict[str, dict[str, str | tuple[str, ...]]] = {
-    "linen.LSTMCell": {"w_x": ("ii", "if", "ig", "io"), "w_h": _LSTM_H, "b": _LSTM_H},
-    "linen.OptimizedLSTMCell": {"w_x": ("ii", "if", "ig", "io"), "w_h": _LSTM_H, "b": _LSTM_H},
+    "linen.LSTMCell": {"w_x": _LSTM_X, "w_h": _LSTM_H, "b": _LSTM_H},
+    "linen.OptimizedLSTMCell": {"w_x": _LSTM_X, "w_h": _LSTM_H, "b": _LSTM_H},
     "nnx.LSTMCell": {"w_x": ("ii", "if_", "ig", "io"), "w_h": _LSTM_H, "b": _LSTM_H},
     "nnx.OptimizedLSTMCell": {"w_x": "dense_i", "w_h": "dense_h", "b": "dense_h"},
-    "linen.GRUCell": {
-        "w_x": ("ir", "iz", "in"),
-        "b": ("ir", "iz", "in"),
-        "w_h": ("hr", "hz", "hn"),
-        "b_hn": "hn",
-    },
+    "linen.GRUCell": {"w_x": _GRU_X, "b": _GRU_X, "w_h": ("hr", "hz", "hn"), "b_hn": "hn"},
     "nnx.GRUCell": _FUSED,  # no b_hn: its candidate has no recurrent bias
     "linen.SimpleCell": {"w_x": "i", "b": "i", "w_h": "h"},
     "nnx.SimpleCell": _FUSED,
@@ -76,12 +71,8 @@ CLASSES = {  # the default (linen) first
 }
 SUPPORTED = {kind: ", ".join(classes) for kind, classes in CLASSES.items()}
 FOREIGN = {  # Flax cells whose maths no jaxrnn cell has, by their layer names
-    frozenset({"if", "in", "hf", "hn"}): (
-        "flax.linen.MGUCell, which has one gate fewer than a GRU and no jaxrnn counterpart"
-    ),
-    frozenset({"ih", "hh"}): (
-        "flax.linen.ConvLSTMCell, whose kernels are convolutions: no jaxrnn counterpart"
-    ),
+    frozenset({"if", "in", "hf", "hn"}): "flax.linen.MGUCell (one gate fewer than a GRU)",
+    frozenset({"ih", "hh"}): "flax.linen.ConvLSTMCell (its kernels are convolutions)",
 }
 
 
@@ -135,7 +126,7 @@ def _match(cell: Cell, kind: str, tree: Mapping[str, Any], path: str) -> str:
         to = next(common.JAXRNN_FOR[k] for k, classes in CLASSES.items() if owner in classes)
         hint = f"; these are the params of a flax.{owner}, which converts with {to}"
     if foreign := FOREIGN.get(frozenset(layer for layer, _ in got)):
-        hint = f"; these look like the params of a {foreign}"
+        hint = f"; these look like the params of a {foreign}, which no jaxrnn cell computes"
 
     def paths(pairs: set[tuple[str, str]]) -> list[str]:
         return [f"[{layer!r}][{leaf!r}]" for layer, leaf in sorted(pairs)]

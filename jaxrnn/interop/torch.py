@@ -48,8 +48,8 @@ from jaxrnn.layers import Bidirectional, Stack
 
 __all__ = ["carry_from_torch", "carry_to_torch", "from_torch", "to_torch"]
 
-# Built-in kind -> (PyTorch class, gates). The gates are in jaxrnn's order; each weight is
-# the transpose of jaxrnn's; bias_ih + bias_hh is b, except that nn.GRU keeps the
+# Built-in kind -> (PyTorch class, gates). The gates are in jaxrnn's order, each weight is
+# the transpose of jaxrnn's, and b = bias_ih + bias_hh, except that nn.GRU keeps the
 # candidate's part of bias_hh apart, as b_hn.
 TORCH = {
     "rnn_tanh": ("nn.RNN", 1),
@@ -60,9 +60,10 @@ TORCH = {
 SUPPORTED = {kind: f"torch.{cls}" for kind, (cls, _) in TORCH.items()}
 SUFFIX = re.compile(r"_l(\d+)(_reverse)?")
 KEY = re.compile(r"(?:weight|bias)_(?:ih|hh)_l(\d+)(_reverse)?")
+Layout = list[list[tuple[Cell, str]]]
 
 
-def _layout(layer: Any, function: str, suffix: Any = "_l0") -> list[list[tuple[Cell, str]]]:
+def _layout(layer: Any, function: str, suffix: Any = "_l0") -> Layout:
     """The cells of each layer, one per direction, with the suffix of their keys, as one
     PyTorch module runs them; an error unless one `nn.RNN`, `nn.LSTM` or `nn.GRU` matches
     `layer`: one kind of cell and hidden size throughout, every layer bidirectional or
@@ -78,65 +79,61 @@ def _layout(layer: Any, function: str, suffix: Any = "_l0") -> list[list[tuple[C
             f"suffix must be '_l<layer>' or '_l<layer>_reverse' (PyTorch's naming, e.g. '_l0', "
             f"'_l1', '_l0_reverse'), got {suffix!r}"
         )
-    if isinstance(layer, Stack) and layer.residual:
-        raise ValueError(
-            f"{function} cannot convert a stack with residual=True: PyTorch's recurrent "
-            f"modules have no residual connections, so the same weights would give other "
-            f"outputs. Convert its layers one by one instead"
-        )
-    if isinstance(layer, Stack) and suffix != "_l0":
-        raise ValueError(
-            f"{function} of a stack maps a whole module, layer i to the keys '_l<i>' (and "
-            f"'_l<i>_reverse'), so suffix must be left at its default '_l0'; got {suffix!r}"
-        )
-    if isinstance(layer, Bidirectional) and match[2]:
-        raise ValueError(
-            f"{function} of a bidirectional layer reads both directions of one layer, so "
-            f"suffix names the layer, e.g. '_l0' (for '_l0' and '_l0_reverse'); got {suffix!r}"
-        )
     if not isinstance(layer, (Cell, Bidirectional, Stack)):
         raise TypeError(
             f"layer_or_cell must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), a bidirectional "
             f"layer (jaxrnn.bidirectional) or a stack (jaxrnn.stack); got {type(layer).__name__}"
+        )
+    if isinstance(layer, Stack) and layer.residual:
+        raise ValueError(
+            f"{function} cannot convert a stack with residual=True: PyTorch's modules have no "
+            f"residual connections. Convert its layers one by one instead"
+        )
+    if isinstance(layer, Stack) and suffix != "_l0":
+        raise ValueError(
+            f"{function} of a stack reads layer i from the keys '_l<i>' (and '_l<i>_reverse'), "
+            f"so suffix must be left at its default '_l0'; got {suffix!r}"
+        )
+    if isinstance(layer, Bidirectional) and match[2]:
+        raise ValueError(
+            f"{function} of a bidirectional layer reads both directions, so suffix names the "
+            f"layer, e.g. '_l0' (for '_l0' and '_l0_reverse'); got {suffix!r}"
         )
     layers = layer.layers if isinstance(layer, Stack) else [layer]
     rows = []
     for index, item in enumerate(layers):
         name = f"layers[{index}]" if isinstance(layer, Stack) else "layer_or_cell"
         base = suffix if isinstance(layer, Cell) else f"_l{int(match[1]) + index}"
-        if not isinstance(item, Bidirectional):
-            row = [(item, name, base)]
-        elif item.merge == "concat" or index == len(layers) - 1:
+        row = [(item, name, base)]
+        if isinstance(item, Bidirectional):
             row = [(item.fwd, f"{name}.fwd", base), (item.bwd, f"{name}.bwd", base + "_reverse")]
-        else:
-            raise ValueError(
-                f"{name} is bidirectional with merge={item.merge!r}, but PyTorch's next layer "
-                f"reads both directions concatenated; use merge='concat'"
-            )
-        if len(row) != len(rows[0] if rows else row):
-            kinds = ("unidirectional", "bidirectional")
-            raise ValueError(
-                f"{function} needs every layer of a stack bidirectional or none, as in one "
-                f"PyTorch module; layers[0] is {kinds[len(rows[0]) - 1]} but {name} is "
-                f"{kinds[len(row) - 1]}"
-            )
+            if item.merge != "concat" and index < len(layers) - 1:
+                raise ValueError(
+                    f"{name} is bidirectional with merge={item.merge!r}, but PyTorch's next "
+                    f"layer reads both directions concatenated; use merge='concat'"
+                )
         rows.append(row)
+
+    def what(cell: Cell, row: list) -> str:
+        way = ("unidirectional", "bidirectional")[len(row) - 1]
+        return f"cell {cell.name!r} (hidden_size={cell.hidden_size}) in a {way} layer"
+
     reference, first, _ = rows[0][0]
-    for cell, name, _ in (part for row in rows for part in row):
-        kind = common.check_built_in(cell, function, SUPPORTED, "PyTorch", name)
-        if (kind, cell.hidden_size) != (common.builtin(reference), reference.hidden_size):
-            raise ValueError(
-                f"{function} needs one kind of cell with one hidden size in every layer and "
-                f"direction, as in one PyTorch module; {first} has cell {reference.name!r} "
-                f"with hidden_size={reference.hidden_size} but {name} has {cell.name!r} with "
-                f"hidden_size={cell.hidden_size}"
-            )
+    for row in rows:
+        for cell, name, _ in row:
+            kind = common.check_built_in(cell, function, SUPPORTED, "PyTorch", name)
+            sort = (kind, cell.hidden_size, len(row))
+            if sort != (common.builtin(reference), reference.hidden_size, len(rows[0])):
+                raise ValueError(
+                    f"{function} needs one kind of cell and hidden size in every layer, all "
+                    f"bidirectional or none, as in one PyTorch module; {first} has "
+                    f"{what(reference, rows[0])} but {name} has {what(cell, row)}"
+                )
     return [[(cell, part_suffix) for cell, _, part_suffix in row] for row in rows]
 
 
-def _check_module(state_dict: Mapping[str, Any], rows: list[list[tuple[Cell, str]]]) -> None:
-    """An error unless the recurrent keys of `state_dict` have the layers and directions
-    of `rows`."""
+def _check_module(state_dict: Mapping[str, Any], rows: Layout) -> None:
+    """An error unless the keys of `state_dict` have the layers and directions of `rows`."""
     found: dict[tuple[int, bool], str] = {}
     for key in map(str, state_dict):
         if match := KEY.fullmatch(key):
@@ -145,8 +142,7 @@ def _check_module(state_dict: Mapping[str, Any], rows: list[list[tuple[Cell, str
         if index >= len(rows):
             raise ValueError(
                 f"state_dict has keys of layer {index} (e.g. {key!r}) but the stack has "
-                f"{len(rows)} layer{'s' * (len(rows) > 1)}; a module with num_layers="
-                f"{index + 1} needs a stack of {index + 1} layers"
+                f"{len(rows)}; a module with num_layers={index + 1} needs {index + 1} layers"
             )
         if reverse and len(rows[index]) == 1:
             raise ValueError(
@@ -160,8 +156,8 @@ def _check_module(state_dict: Mapping[str, Any], rows: list[list[tuple[Cell, str
             )
 
 
-def _hint(weight_hh: jax.Array, expected: tuple) -> str:
-    """Which PyTorch module a mismatched `weight_hh` looks like, if any."""
+def _hint(weight_hh: jax.Array, expected: tuple[int, int]) -> str:
+    """Which PyTorch module a `weight_hh` of another shape than `expected` looks like."""
     rows, cols = weight_hh.shape if weight_hh.ndim == 2 else (0, 0)
     classes = {gates: cls for cls, gates in TORCH.values()}
     if weight_hh.shape == expected or not cols or rows % cols or rows // cols not in classes:
@@ -186,35 +182,24 @@ def _cell_from_torch(
                 f"state_dict has no key {key!r} (suffix={suffix!r}); keys present: "
                 f"{sorted(map(str, state_dict))}"
             )
-    name = {part: f"state_dict[{part + suffix!r}]" for part in parts}
-    arrays = common.read({name[part]: state_dict[part + suffix] for part in parts}, dtype)
-    shapes = common.param_shapes(cell)
-    layout = {  # weight_hh first: its shape tells the most
-        "weight_hh": shapes["w_h"][::-1],
-        "weight_ih": shapes["w_x"][::-1],
-        "bias_ih": shapes["b"],
-        "bias_hh": shapes["b"],
-    }
-    H, gates = cell.hidden_size, TORCH[common.builtin(cell)][1]
+    keys = {f"state_dict[{part + suffix!r}]": part + suffix for part in parts}
+    arrays = common.read({name: state_dict[key] for name, key in keys.items()}, dtype)
+    names = list(arrays)
+    kind, H = common.builtin(cell), cell.hidden_size
+    gates = TORCH[kind][1]
+    shapes = [(gates * H, "input_size"), (gates * H, H), (gates * H,), (gates * H,)]
     context = f"cell {cell.name!r} (hidden_size={H}, {gates} gate{'s' * (gates > 1)})"
+    order = [1, 0, 2, 3][: len(names)]  # weight_hh first: its shape tells the most
     try:
-        common.check_shapes(
-            arrays, {name[p]: layout[p] for p in layout if p in name}, context, sizes
-        )
+        common.check_shapes(arrays, {names[i]: shapes[i] for i in order}, context, sizes)
     except ValueError as error:
-        hint = _hint(arrays[name["weight_hh"]], layout["weight_hh"])
-        raise ValueError(f"{error}{hint}") from None
+        raise ValueError(f"{error}{_hint(arrays[names[1]], shapes[1])}") from None
     w_ih, w_hh, *biases = arrays.values()
-    b_ih, b_hh = biases or [jnp.zeros(shapes["b"], w_ih.dtype)] * 2
-    recurrent = b_hh.at[-H:].set(0) if "b_hn" in shapes else b_hh
-    params = {
-        "w_x": w_ih.T,
-        "w_h": w_hh.T,
-        # Where nothing is added, b_ih as it is: `x + 0.0` would turn -0.0 into +0.0.
-        "b": jnp.where(recurrent == 0, b_ih, b_ih + recurrent),
-        "b_hn": b_hh[-H:],
-    }
-    return {key: params[key] for key in shapes}
+    b_ih, b_hh = biases or [jnp.zeros(gates * H, w_ih.dtype)] * 2
+    recurrent = b_hh.at[-H:].set(0) if kind == "gru" else b_hh
+    # Where nothing is added, b_ih as it is: `x + 0.0` would turn -0.0 into +0.0.
+    params = {"w_x": w_ih.T, "w_h": w_hh.T, "b": jnp.where(recurrent == 0, b_ih, b_ih + recurrent)}
+    return {**params, "b_hn": b_hh[-H:]} if kind == "gru" else params
 
 
 def from_torch(
@@ -314,8 +299,7 @@ def from_torch(
             inputs[name] = parts[-1]["w_x"]
             sizes = sizes or {"input_size": (inputs[name].shape[0], f"{name}.shape[1]")}
         layers.append(parts[0] if len(parts) == 1 else {"fwd": parts[0], "bwd": parts[1]})
-        features = len(row) * row[0][0].hidden_size
-        sizes = {"input_size": (features, f"the outputs of layers[{index}]")}
+        sizes = {"input_size": (len(row) * cell.hidden_size, f"the outputs of layers[{index}]")}
     found = checks.same_dtype(inputs, "all arrays of one module must share a dtype")
     if not isinstance(layer_or_cell, Stack):
         return layers[0]
@@ -326,31 +310,19 @@ def from_torch(
     return {"initial_carry": carries, "layers": layers}
 
 
-def _params_per_cell(layer: Any, params: Any, rows: list) -> list[list[tuple[str, Any]]]:
-    """The params of each cell of `rows`, with their paths, out of a layer's params."""
+def _params_per_cell(layer: Any, params: Any, rows: Layout) -> list[list[tuple[str, Any]]]:
+    """The params of each cell of `rows`, with their paths, out of a layer's `params`."""
     items = [("params", params)]
     if isinstance(layer, Stack):
         keys = ["initial_carry", "layers"] if layer.learn_initial_carry else ["layers"]
-        _check_keys(
-            params,
-            "params",
-            keys,
-            f"stack(...).init returns (learn_initial_carry={layer.learn_initial_carry})",
-        )
-        items = [(f"params['layers'][{i}]", entry) for i, entry in enumerate(params["layers"])]
-        if not isinstance(params["layers"], (list, tuple)) or len(items) != len(rows):
-            raise ValueError(
-                f"params['layers'] must be a list of {len(rows)} entries, one per layer; got "
-                f"{checks.describe(params['layers'])}"
-            )
+        what = f"stack(...).init returns (learn_initial_carry={layer.learn_initial_carry})"
+        _check_keys(params, "params", keys, what)
+        rule = f"must be a list of {len(rows)} entries, one per layer"
+        items = common.split(params["layers"], "params['layers']", rule, len(rows))
+        why = "a PyTorch module starts from zeros; pass its initial state as h_0 instead"
         for index, carry in enumerate(params.get("initial_carry", [])):
             for leaf in jax.tree.leaves(carry):
-                common.require_zero(
-                    leaf,
-                    f"params['initial_carry'][{index}]",
-                    "a PyTorch module has no initial state of its own (it starts from zeros); "
-                    "pass it as h_0 with carry_to_torch instead",
-                )
+                common.require_zero(leaf, f"params['initial_carry'][{index}]", why)
     per_cell = []
     for (path, entry), row in zip(items, rows, strict=True):
         if len(row) == 2:
@@ -437,10 +409,9 @@ def to_torch(
       (12, 8)
     """
     rows = _layout(layer_or_cell, "to_torch", suffix)
+    per_cell = _params_per_cell(layer_or_cell, params, rows)
     state, inputs, sizes = {}, {}, None
-    for index, (row, entries) in enumerate(
-        zip(rows, _params_per_cell(layer_or_cell, params, rows), strict=True)
-    ):
+    for index, (row, entries) in enumerate(zip(rows, per_cell, strict=True)):
         for (cell, part_suffix), (path, entry) in zip(row, entries, strict=True):
             arrays = common.check_params(cell, entry, path=path, sizes=sizes)
             inputs[f"{path}['w_x']"] = arrays["w_x"]
@@ -452,8 +423,7 @@ def to_torch(
             state[f"weight_hh{part_suffix}"] = np.array(arrays["w_h"].T, order="C")
             state[f"bias_ih{part_suffix}"] = np.array(arrays["b"])
             state[f"bias_hh{part_suffix}"] = bias_hh
-        features = len(row) * row[0][0].hidden_size
-        sizes = {"input_size": (features, f"the outputs of layers[{index}]")}
+        sizes = {"input_size": (len(row) * cell.hidden_size, f"the outputs of layers[{index}]")}
     checks.same_dtype(inputs, "all params must share one dtype")
     return state
 
@@ -500,23 +470,18 @@ def carry_from_torch(layer_or_cell: Cell | Bidirectional | Stack, h_n: Any, c_n:
     """
     rows = _layout(layer_or_cell, "carry_from_torch")
     cell, count = rows[0][0][0], sum(map(len, rows))
-    lstm = common.builtin(cell) == "lstm"
-    if lstm and c_n is None:
-        raise ValueError("c_n must be given for an LSTM, (L * D, *batch, hidden_size); got None")
-    if not lstm and c_n is not None:
-        raise ValueError(
-            f"c_n must be None for cell {cell.name!r}, whose carry is h alone; got "
-            f"{type(c_n).__name__}"
-        )
+    lstm, H = common.builtin(cell) == "lstm", cell.hidden_size
+    if lstm == (c_n is None):
+        rule = "given for an LSTM" if lstm else f"None for cell {cell.name!r}, whose carry is h"
+        raise ValueError(f"c_n must be {rule}; got {checks.describe(c_n)}")
     states = []
     for name, value in [("h_n", h_n), ("c_n", c_n)][: 1 + lstm]:
-        arr = common.as_jax(value, name)
-        if arr.ndim < 2 or arr.shape[0] != count or arr.shape[-1] != cell.hidden_size:
+        states.append(common.as_jax(value, name))
+        if states[-1].ndim < 2 or states[-1].shape[0] != count or states[-1].shape[-1] != H:
             raise ValueError(
-                f"{name} has shape {checks.shape_str(arr.shape)} but must be ({count}, *batch, "
-                f"{cell.hidden_size}) = (num_layers * num_directions, *batch, hidden_size)"
+                f"{name} has shape {checks.shape_str(states[-1].shape)} but must be ({count}, "
+                f"*batch, {H}) = (num_layers * num_directions, *batch, hidden_size)"
             )
-        states.append(arr)
     if lstm:
         checks.like(states[1], "c_n", states[0], "h_n", "is the other state of the same module")
     flat = iter([tuple(s[i] for s in states) if lstm else states[0][i] for i in range(count)])
