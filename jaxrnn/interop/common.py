@@ -1,9 +1,9 @@
 """What the PyTorch, Flax and Equinox converters share: recognising a built-in cell by
 its step, and checking the arrays, params and carries they are given.
 
-Shapes are written with names for sizes that the arrays themselves fix: in
-`check_shapes`, the str `"input_size"` in `(input_size, 12)` is read off the first
-array that has it, and every later array must agree with it.
+Shapes are written with names for sizes that the arrays themselves fix: in `read`,
+the str `"input_size"` in `(input_size, 12)` is read off the first array that has it,
+and every later array must agree with it.
 """
 
 from __future__ import annotations
@@ -108,30 +108,26 @@ def as_jax(value: Any, name: str) -> jax.Array:
 
 
 def read(
-    values: Mapping[str, Any], dtype: Any = None, as_array: Callable[[Any, str], Any] = as_jax
+    values: Mapping[str, Any],
+    shapes: Mapping[str, Sequence[int | str]],
+    context: str,
+    *,
+    dtype: Any = None,
+    sizes: Mapping[str, tuple[int, str]] | None = None,
+    as_array: Callable[[Any, str], Any] = as_jax,
 ) -> dict[str, Any]:
-    """`values` (name in messages -> array-like) as `as_array` makes them, of one floating
-    dtype, each cast to `dtype` unless it is `None`."""
+    """The arrays of one cell: `values` (name in messages -> array-like) as `as_array`
+    makes them, of one floating dtype and the shapes `shapes` gives (checked in its
+    order; absent arrays skipped), each cast to `dtype` unless it is `None`.
+
+    A str in a shape names a size: `sizes` may give it (name -> (size, where it comes
+    from)), else the first array that has it fixes it for the others. `context` says
+    what expects the shapes, e.g. "cell 'lstm' (hidden_size=4)".
+    """
     arrays = {name: as_array(value, name) for name, value in values.items()}
     checks.same_dtype(arrays, "all arrays of one cell must share a dtype")
-    if dtype is None:
-        return arrays
-    checks.floating_dtype(dtype)
-    check_jax_can_hold(np.dtype(jnp.dtype(dtype)), "dtype")
-    return {name: arr.astype(dtype) for name, arr in arrays.items()}
-
-
-def check_shapes(
-    arrays: Mapping[str, Any],
-    shapes: Mapping[str, Sequence[Any]],
-    context: str,
-    sizes: Mapping[str, tuple[int, str]] | None = None,
-) -> None:
-    """Raise unless `arrays[name]` has the shape `shapes[name]`, checked in the order of
-    `shapes`. A str in a shape names a size: `sizes` may give it (name -> (size, where
-    it comes from)), else the first array that has it fixes it for the others."""
     known = dict(sizes or {})
-    for name, shape in shapes.items():
+    for name, shape in ((n, s) for n, s in shapes.items() if n in arrays):
         got = tuple(arrays[name].shape)
         want = tuple(known[d][0] if d in known else d for d in shape)
         fits = len(got) == len(want) and all(
@@ -146,6 +142,11 @@ def check_shapes(
         for axis, d in enumerate(shape):
             if isinstance(d, str):
                 known.setdefault(d, (got[axis], f"{name}.shape[{axis}]"))
+    if dtype is None:
+        return arrays
+    checks.floating_dtype(dtype)
+    check_jax_can_hold(np.dtype(jnp.dtype(dtype)), "dtype")
+    return {name: arr.astype(dtype) for name, arr in arrays.items()}
 
 
 def param_shapes(cell: Cell, input_size: int | str = "input_size") -> dict[str, tuple]:
@@ -164,7 +165,7 @@ def check_params(
     sizes: Mapping[str, tuple[int, str]] | None = None,
 ) -> dict[str, Any]:
     """`params` by key, as `as_array` makes them (NumPy arrays by default), or an error if
-    they do not fit `cell`; `path` names them in messages, `sizes` as in `check_shapes`."""
+    they do not fit `cell`; `path` names them in messages, `sizes` as in `read`."""
     shapes = param_shapes(cell)
     if not isinstance(params, Mapping):
         raise TypeError(
@@ -178,11 +179,10 @@ def check_params(
             f"{extra}; expected keys {sorted(shapes)}"
         )
     names = {key: f"{path}[{key!r}]" for key in shapes}
-    arrays = read({names[key]: params[key] for key in shapes}, as_array=as_array)
-    check_shapes(
-        arrays, {names[key]: shape for key, shape in shapes.items()}, checks.label(cell), sizes
-    )
-    return dict(zip(shapes, arrays.values(), strict=True))
+    values = {names[key]: params[key] for key in shapes}
+    shapes = {names[key]: shape for key, shape in shapes.items()}
+    arrays = read(values, shapes, checks.label(cell), sizes=sizes, as_array=as_array)
+    return dict(zip(names, arrays.values(), strict=True))
 
 
 def require_zero(value: jax.Array, name: str, why: str) -> None:

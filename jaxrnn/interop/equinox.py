@@ -97,19 +97,14 @@ def from_equinox(cell: Cell, eqx_cell: Any, *, dtype: Any = None) -> Params:
       True
     """
     kind = _check_equinox(cell, eqx_cell, "eqx_cell", "from_equinox")
-    shapes = common.param_shapes(cell, eqx_cell.input_size)
+    shapes, H = common.param_shapes(cell, eqx_cell.input_size), cell.hidden_size
     names = {param: f"eqx_cell.{ATTRIBUTES[param]}" for param in shapes}
     values = {names[param]: getattr(eqx_cell, ATTRIBUTES[param]) for param in shapes}
+    shapes_there = {names[param]: shape[::-1] for param, shape in shapes.items()}
+    context = f"an {SUPPORTED[kind]} with input_size={eqx_cell.input_size} and hidden_size={H}"
     # A cell made with use_bias=False has None for its biases.
-    arrays = common.read(
-        {name: value for name, value in values.items() if value is not None}, dtype
-    )
-    common.check_shapes(
-        arrays,
-        {names[param]: shape[::-1] for param, shape in shapes.items() if names[param] in arrays},
-        f"an {SUPPORTED[kind]} with input_size={eqx_cell.input_size} and "
-        f"hidden_size={cell.hidden_size}",
-    )
+    values = {name: value for name, value in values.items() if value is not None}
+    arrays = common.read(values, shapes_there, context, dtype=dtype)
     dtype = arrays[names["w_x"]].dtype
     return {
         param: arrays[names[param]].T if names[param] in arrays else jnp.zeros(shape, dtype)

@@ -208,18 +208,14 @@ def from_flax(cell: Cell, flax_params: Mapping[str, Any], *, dtype: Any = None) 
     tree, path = _unwrap(flax_params)
     flax_class = _match(cell, kind, tree, path)
     layout = {f"{path}[{entry[0]!r}][{entry[1]!r}]": entry for entry in _entries(flax_class)}
-    arrays = common.read(
-        {name: tree[layer][leaf] for name, (layer, leaf, *_) in layout.items()}, dtype
-    )
+    values = {name: tree[layer][leaf] for name, (layer, leaf, *_) in layout.items()}
     shapes = common.param_shapes(cell)
-    common.check_shapes(
-        arrays,
-        {
-            name: shapes[param] if gate is None else (*shapes[param][:-1], cell.hidden_size)
-            for name, (*_, param, gate) in layout.items()
-        },
-        f"{checks.label(cell)} read as a flax.{flax_class}",
-    )
+    layout_shapes = {  # a gate's layer holds hidden_size columns (or entries) of its param
+        name: shapes[param] if gate is None else (*shapes[param][:-1], cell.hidden_size)
+        for name, (*_, param, gate) in layout.items()
+    }
+    context = f"{checks.label(cell)} read as a flax.{flax_class}"
+    arrays = common.read(values, layout_shapes, context, dtype=dtype)
     dtype = next(iter(arrays.values())).dtype
     params = {}
     for param, shape in shapes.items():

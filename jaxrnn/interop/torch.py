@@ -134,33 +134,21 @@ def _layout(layer: Any, function: str, suffix: Any = "_l0") -> Layout:
 
 def _check_module(state_dict: Mapping[str, Any], rows: Layout) -> None:
     """An error unless the keys of `state_dict` have the layers and directions of `rows`."""
-    found: dict[tuple[int, bool], str] = {}
-    for key in map(str, state_dict):
-        if match := KEY.fullmatch(key):
-            found.setdefault((int(match[1]), bool(match[2])), key)
-    for (index, reverse), key in sorted(found.items()):
-        if index >= len(rows):
-            raise ValueError(
-                f"state_dict has keys of layer {index} (e.g. {key!r}) but the stack has "
-                f"{len(rows)}; a module with num_layers={index + 1} needs {index + 1} layers"
-            )
-        if reverse and len(rows[index]) == 1:
-            raise ValueError(
-                f"state_dict has {key!r}: a bidirectional module, but the stack's layers are "
-                f"cells; use jaxrnn.bidirectional layers (expected 1 direction, got 2)"
-            )
-        if not reverse and len(rows[index]) == 2 and (index, True) not in found:
-            raise ValueError(
-                f"state_dict has no key 'weight_ih_l{index}_reverse': the stack is "
-                f"bidirectional but the module is not (expected 2 directions, got 1)"
-            )
+    found = {(int(m[1]), bool(m[2])) for m in map(KEY.fullmatch, map(str, state_dict)) if m}
+    module = (max(index for index, _ in found) + 1, any(r for _, r in found)) if found else None
+    if module not in (None, (len(rows), len(rows[0]) == 2)):
+        raise ValueError(
+            f"state_dict holds a module with num_layers={module[0]} and bidirectional="
+            f"{module[1]}, but the stack has {len(rows)} layers and bidirectional="
+            f"{len(rows[0]) == 2}"
+        )
 
 
-def _hint(weight_hh: jax.Array, expected: tuple[int, int]) -> str:
-    """Which PyTorch module a `weight_hh` of another shape than `expected` looks like."""
-    rows, cols = weight_hh.shape if weight_hh.ndim == 2 else (0, 0)
+def _hint(shape: tuple[int, ...], expected: tuple[int, int]) -> str:
+    """Which PyTorch module a `weight_hh` of `shape`, not `expected`, looks like."""
+    rows, cols = shape if len(shape) == 2 else (0, 0)
     classes = {gates: cls for cls, gates in TORCH.values()}
-    if weight_hh.shape == expected or not cols or rows % cols or rows // cols not in classes:
+    if shape == expected or not cols or rows % cols or rows // cols not in classes:
         return ""
     return f" (weight_hh looks like a torch {classes[rows // cols]} with hidden_size={cols})"
 
@@ -182,20 +170,27 @@ def _cell_from_torch(
                 f"state_dict has no key {key!r} (suffix={suffix!r}); keys present: "
                 f"{sorted(map(str, state_dict))}"
             )
-    keys = {f"state_dict[{part + suffix!r}]": part + suffix for part in parts}
-    arrays = common.read({name: state_dict[key] for name, key in keys.items()}, dtype)
-    names = list(arrays)
     kind, H = common.builtin(cell), cell.hidden_size
     gates = TORCH[kind][1]
-    shapes = [(gates * H, "input_size"), (gates * H, H), (gates * H,), (gates * H,)]
+    GH = gates * H
+    # weight_hh first: its shape tells the most.
+    want = {
+        "weight_hh": (GH, H),
+        "weight_ih": (GH, "input_size"),
+        "bias_ih": (GH,),
+        "bias_hh": (GH,),
+    }
+    name = {part: f"state_dict[{part + suffix!r}]" for part in want}
+    values = {name[part]: state_dict[part + suffix] for part in parts}
     context = f"cell {cell.name!r} (hidden_size={H}, {gates} gate{'s' * (gates > 1)})"
-    order = [1, 0, 2, 3][: len(names)]  # weight_hh first: its shape tells the most
+    shapes = {name[part]: shape for part, shape in want.items()}
     try:
-        common.check_shapes(arrays, {names[i]: shapes[i] for i in order}, context, sizes)
-    except ValueError as error:
-        raise ValueError(f"{error}{_hint(arrays[names[1]], shapes[1])}") from None
+        arrays = common.read(values, shapes, context, dtype=dtype, sizes=sizes)
+    except ValueError as error:  # a shape: say which module weight_hh would fit
+        shape = tuple(np.shape(state_dict["weight_hh" + suffix]))
+        raise ValueError(f"{error}{_hint(shape, want['weight_hh'])}") from None
     w_ih, w_hh, *biases = arrays.values()
-    b_ih, b_hh = biases or [jnp.zeros(gates * H, w_ih.dtype)] * 2
+    b_ih, b_hh = biases or [jnp.zeros(GH, w_ih.dtype)] * 2
     recurrent = b_hh.at[-H:].set(0) if kind == "gru" else b_hh
     # Where nothing is added, b_ih as it is: `x + 0.0` would turn -0.0 into +0.0.
     params = {"w_x": w_ih.T, "w_h": w_hh.T, "b": jnp.where(recurrent == 0, b_ih, b_ih + recurrent)}
@@ -299,7 +294,8 @@ def from_torch(
             inputs[name] = parts[-1]["w_x"]
             sizes = sizes or {"input_size": (inputs[name].shape[0], f"{name}.shape[1]")}
         layers.append(parts[0] if len(parts) == 1 else {"fwd": parts[0], "bwd": parts[1]})
-        sizes = {"input_size": (len(row) * cell.hidden_size, f"the outputs of layers[{index}]")}
+        features = len(row) * row[0][0].hidden_size
+        sizes = {"input_size": (features, f"the outputs of layers[{index}]")}
     found = checks.same_dtype(inputs, "all arrays of one module must share a dtype")
     if not isinstance(layer_or_cell, Stack):
         return layers[0]
@@ -423,7 +419,8 @@ def to_torch(
             state[f"weight_hh{part_suffix}"] = np.array(arrays["w_h"].T, order="C")
             state[f"bias_ih{part_suffix}"] = np.array(arrays["b"])
             state[f"bias_hh{part_suffix}"] = bias_hh
-        sizes = {"input_size": (len(row) * cell.hidden_size, f"the outputs of layers[{index}]")}
+        features = len(row) * row[0][0].hidden_size
+        sizes = {"input_size": (features, f"the outputs of layers[{index}]")}
     checks.same_dtype(inputs, "all params must share one dtype")
     return state
 
