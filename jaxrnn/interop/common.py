@@ -43,7 +43,6 @@ LACKING = {
 }
 """What a library lacks when it has no counterpart of a built-in cell."""
 
-
 PARAMS = ("w_x", "w_h", "b", "b_hn")
 """The params of the built-in cells, in the order `cell.init` writes them."""
 
@@ -127,7 +126,8 @@ def read(
     arrays = {name: as_array(value, name) for name, value in values.items()}
     checks.same_dtype(arrays, "all arrays of one cell must share a dtype")
     known = dict(sizes or {})
-    for name, shape in ((n, s) for n, s in shapes.items() if n in arrays):
+    shapes = {name: shape for name, shape in shapes.items() if name in arrays}
+    for name, shape in shapes.items():
         got = tuple(arrays[name].shape)
         want = tuple(known[d][0] if d in known else d for d in shape)
         fits = len(got) == len(want) and all(

@@ -1,6 +1,5 @@
 """Move weights between jaxrnn cells and `equinox.nn.LSTMCell` and `equinox.nn.GRUCell`.
 
-
 `equinox.nn.LSTMCell` and `equinox.nn.GRUCell` store weights for `W @ x`, with
 jaxrnn's gate order and carry order `(h, c)`: `w_x = weight_ih.T`,
 `w_h = weight_hh.T`, `b = bias` and for the GRU `b_hn = bias_n`, whose maths is
@@ -100,11 +99,11 @@ def from_equinox(cell: Cell, eqx_cell: Any, *, dtype: Any = None) -> Params:
     shapes, H = common.param_shapes(cell, eqx_cell.input_size), cell.hidden_size
     names = {param: f"eqx_cell.{ATTRIBUTES[param]}" for param in shapes}
     values = {names[param]: getattr(eqx_cell, ATTRIBUTES[param]) for param in shapes}
-    shapes_there = {names[param]: shape[::-1] for param, shape in shapes.items()}
+    eqx_shapes = {names[param]: shape[::-1] for param, shape in shapes.items()}
     context = f"an {SUPPORTED[kind]} with input_size={eqx_cell.input_size} and hidden_size={H}"
     # A cell made with use_bias=False has None for its biases.
     values = {name: value for name, value in values.items() if value is not None}
-    arrays = common.read(values, shapes_there, context, dtype=dtype)
+    arrays = common.read(values, eqx_shapes, context, dtype=dtype)
     dtype = arrays[names["w_x"]].dtype
     return {
         param: arrays[names[param]].T if names[param] in arrays else jnp.zeros(shape, dtype)

@@ -1,6 +1,5 @@
 """Move weights between jaxrnn cells and Flax's recurrent cells (`flax.linen`, `flax.nnx`).
 
-
 Flax's cells keep one `Dense` (linen) or `Linear` (nnx) layer per gate or per
 side, each a dict with a `kernel` laid out for `x @ kernel` and, for some, a
 `bias`, with jaxrnn's gate order. Writing `[a, b]` for a concatenation along
@@ -51,7 +50,9 @@ __all__ = ["from_flax", "from_flax_carry", "to_flax", "to_flax_carry"]
 # Flax class -> {jaxrnn param: its layer}: a tuple names one layer per gate, each holding
 # `hidden_size` columns (or bias entries) of the param; a str one layer holding it whole.
 # Kernels come from `w_x` and `w_h`, biases from `b` and `b_hn`.
-_LSTM_X, _LSTM_H, _GRU_X = ("ii", "if", "ig", "io"), ("hi", "hf", "hg", "ho"), ("ir", "iz", "in")
+_LSTM_X = ("ii", "if", "ig", "io")
+_LSTM_H = ("hi", "hf", "hg", "ho")
+_GRU_X = ("ir", "iz", "in")
 _FUSED = {"w_x": "dense_i", "b": "dense_i", "w_h": "dense_h"}
 FLAX: dict[str, dict[str, str | tuple[str, ...]]] = {
     "linen.LSTMCell": {"w_x": _LSTM_X, "w_h": _LSTM_H, "b": _LSTM_H},
@@ -326,9 +327,10 @@ def from_flax_carry(cell: Cell, flax_carry: Any) -> Any:
 
     Raises:
       TypeError: `cell` is not a `Cell`, `flax_carry` is not a pair (lstm) or
-        a single array (others), or an array is not floating.
-      ValueError: `cell` has no Flax counterpart, or a state's last axis is not
-        `H`, or `c` and `h` differ in shape or dtype.
+        a single array (others), an array is not floating, or `c` and `h` differ
+        in dtype.
+      ValueError: `cell` has no Flax counterpart, a state's last axis is not `H`,
+        or `c` and `h` differ in shape.
 
     Examples:
       >>> import jax.numpy as jnp, jaxrnn as jr
@@ -356,9 +358,9 @@ def to_flax_carry(cell: Cell, carry: Any) -> Any:
 
     Raises:
       TypeError: `cell` is not a `Cell`, `carry` is not a pair (lstm) or a single
-        array (others), or an array is not floating.
-      ValueError: `cell` has no Flax counterpart, or a state's last axis is not
-        `H`, or `h` and `c` differ in shape or dtype.
+        array (others), an array is not floating, or `h` and `c` differ in dtype.
+      ValueError: `cell` has no Flax counterpart, a state's last axis is not `H`,
+        or `h` and `c` differ in shape.
 
     Examples:
       >>> import jaxrnn as jr

@@ -1,6 +1,5 @@
 """Move weights between jaxrnn cells and PyTorch's `nn.RNN`, `nn.LSTM` and `nn.GRU`.
 
-
 PyTorch stores one layer direction of a recurrent module under four names that
 end in a suffix, `_l{layer}` or `_l{layer}_reverse`:
 
@@ -250,13 +249,15 @@ def from_torch(
       its `init` returns, with such dicts as leaves.
 
     Raises:
-      TypeError: `cell` is not a `Cell`, `state_dict` is not a mapping, a value
-        is not a floating array, the arrays' dtypes differ, or the dtype needs
-        `jax_enable_x64`.
-      ValueError: `cell` has no PyTorch counterpart, `suffix` is malformed, a key
-        is missing, or a shape disagrees with `cell.hidden_size` and the gate count;
-        for a layer also: it matches no single PyTorch module, the state dict has
-        another number of layers or directions, or a `suffix` is given to a stack.
+      TypeError: `layer_or_cell` is not a cell, bidirectional layer or stack (or
+        holds something other than cells), `suffix` is not a str, `state_dict` is
+        not a mapping, a value is not a floating array, the arrays' dtypes differ,
+        or the dtype needs `jax_enable_x64`.
+      ValueError: a cell has no PyTorch counterpart, `suffix` is malformed, a key
+        is missing, or a shape disagrees with `H`, the gate count or, for a layer
+        of a stack, the outputs of the layer before; for a layer also: it matches
+        no single PyTorch module, the state dict has another number of layers or
+        directions, or a `suffix` is given to a stack.
 
     Examples:
       >>> import numpy as np, jaxrnn as jr
@@ -383,11 +384,15 @@ def to_torch(
       the params' dtype, for every layer and direction of a layer.
 
     Raises:
-      TypeError: `cell` is not a `Cell`, `params` is not a dict of floating
-        arrays, or its arrays' dtypes differ.
-      ValueError: `cell` has no PyTorch counterpart, `suffix` is malformed, or a
-        key or shape of `params` does not fit `cell`; for a layer also: it matches
-        no single PyTorch module, or a learned initial carry is not zero.
+      TypeError: `layer_or_cell` is not a cell, bidirectional layer or stack (or
+        holds something other than cells), `suffix` is not a str, `params` does
+        not have the structure `layer_or_cell.init` gives (dicts, and for a stack
+        a list with one entry per layer), an array is not floating, or the
+        arrays' dtypes differ.
+      ValueError: a cell has no PyTorch counterpart, `suffix` is malformed, or a
+        key or shape of `params` does not fit its cell (or, for a layer of a
+        stack, the outputs of the layer before); for a layer also: it matches no
+        single PyTorch module, or a learned initial carry is not zero.
 
     Examples:
       >>> import jax, numpy as np, jaxrnn as jr
@@ -449,11 +454,11 @@ def carry_from_torch(layer_or_cell: Cell | Bidirectional | Stack, h_n: Any, c_n:
       as JAX arrays.
 
     Raises:
-      TypeError: `layer_or_cell` is not a cell or layer, or a state is not a
-        floating array.
+      TypeError: `layer_or_cell` is not a cell or layer, a state is not a
+        floating array, or `h_n` and `c_n` differ in dtype.
       ValueError: the layer has no PyTorch counterpart, a shape disagrees with
         `L * D` and `H`, `c_n` is missing for an LSTM or given for another cell,
-        or `h_n` and `c_n` differ in shape or dtype.
+        or `h_n` and `c_n` differ in shape.
 
     Examples:
       >>> import numpy as np, jaxrnn as jr
@@ -470,7 +475,8 @@ def carry_from_torch(layer_or_cell: Cell | Bidirectional | Stack, h_n: Any, c_n:
     lstm, H = common.builtin(cell) == "lstm", cell.hidden_size
     if lstm == (c_n is None):
         rule = "given for an LSTM" if lstm else f"None for cell {cell.name!r}, whose carry is h"
-        raise ValueError(f"c_n must be {rule}; got {checks.describe(c_n)}")
+        got = "None" if c_n is None else checks.describe(c_n)
+        raise ValueError(f"c_n must be {rule}; got {got}")
     states = []
     for name, value in [("h_n", h_n), ("c_n", c_n)][: 1 + lstm]:
         states.append(common.as_jax(value, name))
@@ -505,7 +511,8 @@ def carry_to_torch(layer_or_cell: Cell | Bidirectional | Stack, carry: Any) -> A
 
     Raises:
       TypeError: `layer_or_cell` is not a cell or layer, `carry` has the wrong
-        structure, or a state is not a floating array.
+        structure, or a state is not a floating array or differs from the others
+        in dtype.
       ValueError: the layer has no PyTorch counterpart, or a state's shape is not
         `(*batch, H)` or differs from the others.
 
