@@ -1,9 +1,14 @@
 """What the PyTorch, Flax and Equinox converters share: recognising a built-in cell by
-its step, and checking the arrays they are given."""
+its step, and checking the arrays, params and carries they are given.
+
+Shapes are written with names for sizes that the arrays themselves fix: in `read`,
+the str `"input_size"` in `(input_size, 12)` is read off the first array that has it,
+and every later array must agree with it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -20,6 +25,26 @@ BUILTIN = {
     cells.GRU: "gru",
     cells.GRU_ORIGINAL: "gru_original",
 }
+"""The step of each built-in cell, and the name the converters' tables know it by."""
+
+JAXRNN_FOR = {
+    "lstm": "jaxrnn.lstm(H)",
+    "gru": "jaxrnn.gru(H)",
+    "rnn_tanh": "jaxrnn.rnn(H)",
+    "rnn_relu": 'jaxrnn.rnn(H, "relu")',
+}
+"""How to make, in jaxrnn, each built-in cell that other libraries also have."""
+
+LACKING = {
+    "gru_original": "such GRU (reset_after=False, the reset gate applied before the recurrent "
+    "matmul); use jaxrnn.gru(H), which applies it after the matmul",
+    "rnn_tanh": "plain RNN cell",
+    "rnn_relu": "plain RNN cell",
+}
+"""What a library lacks when it has no counterpart of a built-in cell."""
+
+PARAMS = ("w_x", "w_h", "b", "b_hn")
+"""The params of the built-in cells, in the order `cell.init` writes them."""
 
 
 def builtin(cell: Cell) -> str | None:
@@ -28,6 +53,25 @@ def builtin(cell: Cell) -> str | None:
         return BUILTIN.get(cell.step)
     except TypeError:  # an unhashable step is not a built-in one
         return None
+
+
+def check_built_in(
+    cell: Any, function: str, supported: Mapping[str, str], library: str, name: str = "cell"
+) -> str:
+    """The built-in kind of `cell`, or an error unless it is a key of `supported` (kind ->
+    the other library's class); `name` is what the caller calls `cell`."""
+    kind = builtin(checks.cell(cell, name))
+    if kind in supported:
+        return kind
+    if kind is not None:
+        raise ValueError(
+            f"{function} cannot convert cell {cell.name!r}: {library} has no {LACKING[kind]}"
+        )
+    kinds = ", ".join(f"{JAXRNN_FOR[k]} ({cls})" for k, cls in supported.items())
+    raise ValueError(
+        f"{function} supports the built-in cells {kinds}, recognised by their step; "
+        f"cell {cell.name!r} has another step"
+    )
 
 
 def to_numpy(value: Any, name: str) -> np.ndarray:
@@ -44,6 +88,7 @@ def to_numpy(value: Any, name: str) -> np.ndarray:
 
 
 def check_jax_can_hold(dtype: np.dtype, where: str) -> None:
+    """Raise unless JAX stores `dtype` as it is (float64 needs `jax_enable_x64`)."""
     if jax.dtypes.canonicalize_dtype(dtype) != dtype:
         raise TypeError(
             f"{where} is {dtype} but JAX would store it as "
@@ -52,44 +97,96 @@ def check_jax_can_hold(dtype: np.dtype, where: str) -> None:
         )
 
 
-JAXRNN_FOR = {
-    "lstm": "jaxrnn.lstm(H)",
-    "gru": "jaxrnn.gru(H)",
-    "rnn_tanh": "jaxrnn.rnn(H)",
-    "rnn_relu": 'jaxrnn.rnn(H, "relu")',
-}
-
-# Flax cells whose maths no jaxrnn cell has, recognised by their param names.
-
-
 def as_jax(value: Any, name: str) -> jax.Array:
     """`value` as a JAX array with a real floating dtype; JAX arrays (and tracers) pass as is."""
     if isinstance(value, jax.Array):
-        if not jnp.issubdtype(value.dtype, jnp.floating):
-            raise TypeError(
-                f"{name} must have a real floating dtype (float32, float64, bfloat16, float16), "
-                f"got {value.dtype}"
-            )
-        return value
+        return checks.float_array(value, name)
     arr = to_numpy(value, name)
     check_jax_can_hold(arr.dtype, f"the dtype of {name}")
     return jnp.asarray(arr)
 
 
-def same_dtype(arrays: Mapping[str, Any]) -> Any:
-    return checks.same_dtype(arrays, "all arrays of one cell must share a dtype")
+def read(
+    values: Mapping[str, Any],
+    shapes: Mapping[str, Sequence[int | str]],
+    context: str,
+    *,
+    dtype: Any = None,
+    sizes: Mapping[str, tuple[int, str]] | None = None,
+    as_array: Callable[[Any, str], Any] = as_jax,
+) -> dict[str, Any]:
+    """The arrays of one cell: `values` (name in messages -> array-like) as `as_array`
+    makes them, of one floating dtype and the shapes `shapes` gives (checked in its
+    order; absent arrays skipped), each cast to `dtype` unless it is `None`.
 
-
-def target_dtype(dtype: Any, found: Any) -> Any:
+    A str in a shape names a size: `sizes` may give it (name -> (size, where it comes
+    from)), else the first array that has it fixes it for the others. `context` says
+    what expects the shapes, e.g. "cell 'lstm' (hidden_size=4)".
+    """
+    arrays = {name: as_array(value, name) for name, value in values.items()}
+    checks.same_dtype(arrays, "all arrays of one cell must share a dtype")
+    known = dict(sizes or {})
+    shapes = {name: shape for name, shape in shapes.items() if name in arrays}
+    for name, shape in shapes.items():
+        got = tuple(arrays[name].shape)
+        want = tuple(known[d][0] if d in known else d for d in shape)
+        fits = len(got) == len(want) and all(
+            g == w if isinstance(w, int) else g >= 1 for g, w in zip(got, want, strict=True)
+        )
+        if not fits:
+            where = "".join(f" with {d}={size} (from {src})" for d, (size, src) in known.items())
+            expected = str(want).replace("'", "")
+            raise ValueError(
+                f"{name} has shape {checks.shape_str(got)} but {context}{where} expects {expected}"
+            )
+        for axis, d in enumerate(shape):
+            if isinstance(d, str):
+                known.setdefault(d, (got[axis], f"{name}.shape[{axis}]"))
     if dtype is None:
-        return found
+        return arrays
     checks.floating_dtype(dtype)
-    target = np.dtype(jnp.dtype(dtype))
-    check_jax_can_hold(target, "dtype")
-    return target
+    check_jax_can_hold(np.dtype(jnp.dtype(dtype)), "dtype")
+    return {name: arr.astype(dtype) for name, arr in arrays.items()}
+
+
+def param_shapes(cell: Cell, input_size: int | str = "input_size") -> dict[str, tuple]:
+    """The shapes of `cell`'s params in `cell.init`'s order: `w_x (input_size, G * H)`,
+    `w_h (H, G * H)`, `b (G * H,)` and, for `gru`, `b_hn (H,)`."""
+    template = checks.param_template(cell, 1, jnp.dtype(jnp.float32))
+    shapes = {key: template[key].shape for key in PARAMS if key in template}
+    return {**shapes, "w_x": (input_size, *shapes["w_x"][1:])}
+
+
+def check_params(
+    cell: Cell,
+    params: Any,
+    as_array: Callable[[Any, str], Any] = to_numpy,
+    path: str = "params",
+    sizes: Mapping[str, tuple[int, str]] | None = None,
+) -> dict[str, Any]:
+    """`params` by key, as `as_array` makes them (NumPy arrays by default), or an error if
+    they do not fit `cell`; `path` names them in messages, `sizes` as in `read`."""
+    shapes = param_shapes(cell)
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"{path} must be the dict that {cell.name}.init returns, got {type(params).__name__}"
+        )
+    missing = sorted(set(shapes) - set(params))
+    extra = sorted(map(str, set(params) - set(shapes)))
+    if missing or extra:
+        raise ValueError(
+            f"{path} do not match {checks.label(cell)}: missing keys {missing}, unexpected keys "
+            f"{extra}; expected keys {sorted(shapes)}"
+        )
+    names = {key: f"{path}[{key!r}]" for key in shapes}
+    values = {names[key]: params[key] for key in shapes}
+    shapes = {names[key]: shape for key, shape in shapes.items()}
+    arrays = read(values, shapes, checks.label(cell), sizes=sizes, as_array=as_array)
+    return dict(zip(names, arrays.values(), strict=True))
 
 
 def require_zero(value: jax.Array, name: str, why: str) -> None:
+    """Raise unless every entry of the concrete array `value` is zero; `why` says why."""
     try:
         values = np.asarray(value)
     except jax.errors.TracerArrayConversionError as e:
@@ -101,63 +198,45 @@ def require_zero(value: jax.Array, name: str, why: str) -> None:
         raise ValueError(f"{name} has nonzero values, but {why}")
 
 
-def check_built_in(cell: Any, function: str, supported: Mapping[str, str], library: str) -> None:
-    if not isinstance(cell, Cell):
-        raise TypeError(
-            f"cell must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), got {type(cell).__name__}"
-        )
-    if builtin(cell) == "gru_original":
-        raise ValueError(
-            f"{function} cannot convert cell 'gru_original' (jaxrnn.gru(H, reset_after=False)): "
-            f"{library}'s GRU applies the reset gate after the recurrent matmul, "
-            f"n = tanh(x W_in + b_in + r * (h W_hn + b_hn)); use jaxrnn.gru(H) (reset_after=True)"
-        )
-    if builtin(cell) not in supported:
-        kinds = ", ".join(f"{JAXRNN_FOR.get(k, k)} ({cls})" for k, cls in supported.items())
-        raise ValueError(
-            f"{function} supports the built-in cells {kinds}, recognised by their step; "
-            f"cell {cell.name!r} has another step"
-        )
+def split(value: Any, name: str, rule: str, size: int) -> list[tuple[str, Any]]:
+    """The `size` parts of the tuple or list `value`, each with its name, or a `TypeError`
+    that says `name` `rule`."""
+    if not isinstance(value, (tuple, list)) or len(value) != size:
+        raise TypeError(f"{name} {rule}, got {checks.describe(value)}")
+    return [(f"{name}[{index}]", part) for index, part in enumerate(value)]
 
 
-def check_params(
-    cell: Cell, params: Any, as_array: Callable[[Any, str], Any] = to_numpy
-) -> dict[str, Any]:
-    """`params` as `as_array` makes them (NumPy arrays by default), or an error if they
-    do not fit `cell`."""
-    if not isinstance(params, Mapping):
-        raise TypeError(
-            f"params must be the dict that {cell.name}.init returns, got {type(params).__name__}"
-        )
-    if "w_x" not in params:
-        raise ValueError(f"params has no key 'w_x'; keys present: {sorted(map(str, params))}")
-    w_x = as_array(params["w_x"], "params['w_x']")
-    if w_x.ndim != 2 or w_x.shape[0] < 1:
-        raise ValueError(
-            f"params['w_x'] has shape {checks.shape_str(w_x.shape)} but must be "
-            f"(input_size, gates * hidden_size)"
-        )
-    expected = checks.param_template(cell, int(w_x.shape[0]), jnp.dtype(jnp.float32))
-    context = f"cell {cell.name!r} (hidden_size={cell.hidden_size})"
-    missing = sorted(set(expected) - set(params))
-    extra = sorted(map(str, set(params) - set(expected)))
-    if missing or extra:
-        raise ValueError(
-            f"params do not match {context}: missing keys {missing}, unexpected keys {extra}; "
-            f"expected keys {sorted(expected)}"
-        )
-    arrays = {key: as_array(params[key], f"params[{key!r}]") for key in expected}
-    for key, want in expected.items():
-        got = arrays[key]
-        if got.shape != want.shape:
-            raise ValueError(
-                f"params[{key!r}] has shape {checks.shape_str(got.shape)} but {context} with "
-                f"input_size={w_x.shape[0]} (from params['w_x'].shape[0]) expects "
-                f"{checks.shape_str(want.shape)}"
-            )
-        if got.dtype != w_x.dtype:
+def carry_states(
+    cell: Cell, carries: Sequence[tuple[str, Any]], order: str = "(h, c)"
+) -> list[jax.Array]:
+    """The states of the carries of `cell` in `carries` (name, carry), in order: an
+    LSTM's pair in the order `order` names, another cell's one array; all `(*batch, H)`,
+    of one shape and dtype."""
+    H = cell.hidden_size
+    parts = []
+    for name, carry in carries:
+        if builtin(cell) == "lstm":
+            pair = split(carry, name, f"of cell {cell.name!r} must be a pair {order}", 2)
+            labels = order.strip("()").split(", ")
+            parts += [
+                (f"{part} ({label})", v) for (part, v), label in zip(pair, labels, strict=True)
+            ]
+        elif isinstance(carry, (tuple, list)):
             raise TypeError(
-                f"params[{key!r}] has dtype {got.dtype} but params['w_x'] has dtype "
-                f"{w_x.dtype}; all params must share one dtype"
+                f"{name} of cell {cell.name!r} must be one array h (*batch, {H}), "
+                f"got {checks.describe(carry)}"
             )
-    return arrays
+        else:
+            parts.append((name, carry))
+    states = []
+    for name, value in parts:
+        arr = as_jax(value, name)
+        if arr.ndim < 1 or arr.shape[-1] != H:
+            raise ValueError(
+                f"{name} has shape {checks.shape_str(arr.shape)} but must be (*batch, {H}) "
+                f"= (*batch, hidden_size)"
+            )
+        if states:
+            checks.like(arr, name, states[0], parts[0][0], "is a state of the same carry")
+        states.append(arr)
+    return states

@@ -1,6 +1,5 @@
 """Move weights between jaxrnn cells and `equinox.nn.LSTMCell` and `equinox.nn.GRUCell`.
 
-
 `equinox.nn.LSTMCell` and `equinox.nn.GRUCell` store weights for `W @ x`, with
 jaxrnn's gate order and carry order `(h, c)`: `w_x = weight_ih.T`,
 `w_h = weight_hh.T`, `b = bias` and for the GRU `b_hn = bias_n`, whose maths is
@@ -20,49 +19,40 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from jaxrnn import checks
 from jaxrnn.cell import Cell, Params
 from jaxrnn.interop import common
 
 __all__ = ["from_equinox", "to_equinox"]
 
+# Built-in kind -> equinox.nn class, with jaxrnn's gates in jaxrnn's order.
+EQUINOX = {"lstm": "LSTMCell", "gru": "GRUCell"}
+# jaxrnn param -> the Equinox attribute that holds its transpose (Equinox computes W @ x).
+ATTRIBUTES = {"w_x": "weight_ih", "w_h": "weight_hh", "b": "bias", "b_hn": "bias_n"}
+SUPPORTED = {kind: f"equinox.nn.{cls}" for kind, cls in EQUINOX.items()}
 
-_EQUINOX_CLASS = {"lstm": "LSTMCell", "gru": "GRUCell"}
-_EQUINOX_ARRAYS = {
-    "lstm": ("weight_ih", "weight_hh", "bias"),
-    "gru": ("weight_ih", "weight_hh", "bias", "bias_n"),
-}
 
-
-def _check_equinox(cell: Any, module: Any, name: str, function: str) -> None:
-    """An error unless `module` is the equinox.nn cell that `cell` converts to."""
-    supported = {"lstm": "equinox.nn.LSTMCell", "gru": "equinox.nn.GRUCell"}
-    if isinstance(cell, Cell) and common.builtin(cell) in ("rnn_tanh", "rnn_relu"):
-        raise ValueError(
-            f"{function} cannot convert cell {cell.name!r}: equinox.nn has no plain RNN cell, "
-            f"only LSTMCell and GRUCell"
-        )
-    common.check_built_in(cell, function, supported, "Equinox")
+def _check_equinox(cell: Any, module: Any, name: str, function: str) -> str:
+    """The kind of `cell`, or an error unless `module` is the equinox.nn cell it converts to."""
+    kind = common.check_built_in(cell, function, SUPPORTED, "equinox.nn")
     # A module that is an equinox cell was made by an imported equinox, so this needs no import.
     eqx = sys.modules.get("equinox")
-    classes = {} if eqx is None else {"lstm": eqx.nn.LSTMCell, "gru": eqx.nn.GRUCell}
-    kind = next((k for k, cls in classes.items() if isinstance(module, cls)), None)
-    if kind is None:
+    found = [k for k, cls in EQUINOX.items() if eqx and isinstance(module, getattr(eqx.nn, cls))]
+    if not found:
         raise TypeError(
             f"{name} must be an equinox.nn.LSTMCell or equinox.nn.GRUCell, "
             f"got {type(module).__module__}.{type(module).__qualname__}"
         )
-    ours = common.builtin(cell)
-    if kind != ours:
+    if found[0] != kind:
         raise ValueError(
-            f"cell {cell.name!r} converts to and from {supported[ours]}, but {name} "
-            f"is an equinox.nn.{_EQUINOX_CLASS[kind]}; use {common.JAXRNN_FOR[kind]} for it"
+            f"cell {cell.name!r} converts to and from {SUPPORTED[kind]}, but {name} is an "
+            f"{SUPPORTED[found[0]]}; use {common.JAXRNN_FOR[found[0]]} for it"
         )
     if module.hidden_size != cell.hidden_size:
         raise ValueError(
             f"{name} has hidden_size={module.hidden_size} but cell {cell.name!r} has "
             f"hidden_size={cell.hidden_size}"
         )
+    return kind
 
 
 def from_equinox(cell: Cell, eqx_cell: Any, *, dtype: Any = None) -> Params:
@@ -105,40 +95,20 @@ def from_equinox(cell: Cell, eqx_cell: Any, *, dtype: Any = None) -> Params:
       >>> bool((params["w_h"] == eqx_cell.weight_hh.T).all())
       True
     """
-    _check_equinox(cell, eqx_cell, "eqx_cell", "from_equinox")
-    H = cell.hidden_size
-    GH = {"lstm": 4, "gru": 3}[common.builtin(cell)] * H
-    I = eqx_cell.input_size
-    shapes = {"weight_ih": (GH, I), "weight_hh": (GH, H), "bias": (GH,), "bias_n": (H,)}
-    meaning = {
-        "weight_ih": "(gates * hidden_size, input_size)",
-        "weight_hh": "(gates * hidden_size, hidden_size)",
-        "bias": "(gates * hidden_size,)",
-        "bias_n": "(hidden_size,)",
+    kind = _check_equinox(cell, eqx_cell, "eqx_cell", "from_equinox")
+    shapes, H = common.param_shapes(cell, eqx_cell.input_size), cell.hidden_size
+    names = {param: f"eqx_cell.{ATTRIBUTES[param]}" for param in shapes}
+    values = {names[param]: getattr(eqx_cell, ATTRIBUTES[param]) for param in shapes}
+    eqx_shapes = {names[param]: shape[::-1] for param, shape in shapes.items()}
+    context = f"an {SUPPORTED[kind]} with input_size={eqx_cell.input_size} and hidden_size={H}"
+    # A cell made with use_bias=False has None for its biases.
+    values = {name: value for name, value in values.items() if value is not None}
+    arrays = common.read(values, eqx_shapes, context, dtype=dtype)
+    dtype = arrays[names["w_x"]].dtype
+    return {
+        param: arrays[names[param]].T if names[param] in arrays else jnp.zeros(shape, dtype)
+        for param, shape in shapes.items()
     }
-    arrays = {}
-    for attr in _EQUINOX_ARRAYS[common.builtin(cell)]:
-        value = getattr(eqx_cell, attr)
-        if value is None and attr.startswith("bias"):
-            continue  # use_bias=False
-        arr = common.as_jax(value, f"eqx_cell.{attr}")
-        if tuple(arr.shape) != shapes[attr]:
-            raise ValueError(
-                f"eqx_cell.{attr} has shape {checks.shape_str(arr.shape)} but an "
-                f"equinox.nn.{_EQUINOX_CLASS[common.builtin(cell)]} with input_size={I} and "
-                f"hidden_size={H} has {checks.shape_str(shapes[attr])} = {meaning[attr]}"
-            )
-        arrays[f"eqx_cell.{attr}"] = arr
-    target = common.target_dtype(dtype, common.same_dtype(arrays))
-    arrays = {key.removeprefix("eqx_cell."): arr.astype(target) for key, arr in arrays.items()}
-    params = {
-        "w_x": arrays["weight_ih"].T,
-        "w_h": arrays["weight_hh"].T,
-        "b": arrays.get("bias", jnp.zeros((GH,), target)),
-    }
-    if common.builtin(cell) == "gru":
-        params["b_hn"] = arrays.get("bias_n", jnp.zeros((H,), target))
-    return params
 
 
 def to_equinox(cell: Cell, params: Params, like: Any) -> Any:
@@ -180,22 +150,14 @@ def to_equinox(cell: Cell, params: Params, like: Any) -> Any:
       >>> h, c = eqx_cell(jax.numpy.ones(3), (jax.numpy.zeros(4), jax.numpy.zeros(4)))
     """
     _check_equinox(cell, like, "like", "to_equinox")
-    arrays = common.check_params(cell, params, common.as_jax)
-    input_size = arrays["w_x"].shape[0]
-    if input_size != like.input_size:
-        raise ValueError(
-            f"params['w_x'] has shape {checks.shape_str(arrays['w_x'].shape)}, input_size "
-            f"{input_size}, but like has input_size={like.input_size}; build like with "
-            f"input_size={input_size}"
-        )
-    values = {"weight_ih": arrays["w_x"].T, "weight_hh": arrays["w_h"].T, "bias": arrays["b"]}
-    if common.builtin(cell) == "gru":
-        values["bias_n"] = arrays["b_hn"]
-    for attr, param in (("bias", "b"), ("bias_n", "b_hn")):
-        if attr in values and getattr(like, attr) is None:
-            common.require_zero(
-                values.pop(attr), f"params[{param!r}]", f"like has no {attr} (use_bias=False)"
-            )
+    sizes = {"input_size": (like.input_size, "like.input_size")}
+    arrays = common.check_params(cell, params, common.as_jax, sizes=sizes)
+    values = {}
+    for param, arr in arrays.items():
+        attr = ATTRIBUTES[param]
+        if getattr(like, attr) is None:
+            common.require_zero(arr, f"params[{param!r}]", f"like has no {attr} (use_bias=False)")
+        else:
+            values[attr] = arr.T
     eqx = sys.modules["equinox"]
-    names = list(values)
-    return eqx.tree_at(lambda m: [getattr(m, n) for n in names], like, list(values.values()))
+    return eqx.tree_at(lambda m: [getattr(m, a) for a in values], like, list(values.values()))

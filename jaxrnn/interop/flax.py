@@ -1,6 +1,5 @@
 """Move weights between jaxrnn cells and Flax's recurrent cells (`flax.linen`, `flax.nnx`).
 
-
 Flax's cells keep one `Dense` (linen) or `Linear` (nnx) layer per gate or per
 side, each a dict with a `kernel` laid out for `x @ kernel` and, for some, a
 `bias`, with jaxrnn's gate order. Writing `[a, b]` for a concatenation along
@@ -36,7 +35,7 @@ also run under `jax.jit` and `jax.grad`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -48,91 +47,50 @@ from jaxrnn.interop import common
 
 __all__ = ["from_flax", "from_flax_carry", "to_flax", "to_flax_carry"]
 
-# One entry per array of a Flax cell: (module, leaf, jaxrnn param, gate). A gate index
-# is the block of `hidden_size` columns (or bias entries) of the fused param it fills;
-# None means the array is the whole param.
-_FlaxEntry = tuple[str, str, str, "int | None"]
-
-
-def _per_gate(modules: Sequence[str], leaf: str, param: str) -> tuple[_FlaxEntry, ...]:
-    return tuple((module, leaf, param, gate) for gate, module in enumerate(modules))
-
-
-def _linen_lstm(forget: str) -> tuple[_FlaxEntry, ...]:
-    return (
-        *_per_gate(("ii", forget, "ig", "io"), "kernel", "w_x"),
-        *_per_gate(("hi", "hf", "hg", "ho"), "kernel", "w_h"),
-        *_per_gate(("hi", "hf", "hg", "ho"), "bias", "b"),
-    )
-
-
-_NNX_FUSED: tuple[_FlaxEntry, ...] = (
-    ("dense_i", "kernel", "w_x", None),
-    ("dense_i", "bias", "b", None),
-    ("dense_h", "kernel", "w_h", None),
-)
-
-_FLAX_LAYOUTS: dict[str, tuple[_FlaxEntry, ...]] = {
-    "linen.LSTMCell": _linen_lstm("if"),
-    "linen.OptimizedLSTMCell": _linen_lstm("if"),
-    "nnx.LSTMCell": _linen_lstm("if_"),
-    "nnx.OptimizedLSTMCell": (
-        ("dense_i", "kernel", "w_x", None),
-        ("dense_h", "kernel", "w_h", None),
-        ("dense_h", "bias", "b", None),
-    ),
-    "linen.GRUCell": (
-        *_per_gate(("ir", "iz", "in"), "kernel", "w_x"),
-        *_per_gate(("ir", "iz", "in"), "bias", "b"),
-        *_per_gate(("hr", "hz", "hn"), "kernel", "w_h"),
-        ("hn", "bias", "b_hn", None),
-    ),
-    "nnx.GRUCell": _NNX_FUSED,  # no b_hn: its candidate has no recurrent bias
-    "linen.SimpleCell": (
-        ("i", "kernel", "w_x", None),
-        ("i", "bias", "b", None),
-        ("h", "kernel", "w_h", None),
-    ),
-    "nnx.SimpleCell": _NNX_FUSED,
+# Flax class -> {jaxrnn param: its layer}: a tuple names one layer per gate, each holding
+# `hidden_size` columns (or bias entries) of the param; a str one layer holding it whole.
+# Kernels come from `w_x` and `w_h`, biases from `b` and `b_hn`.
+_LSTM_X = ("ii", "if", "ig", "io")
+_LSTM_H = ("hi", "hf", "hg", "ho")
+_GRU_X = ("ir", "iz", "in")
+_FUSED = {"w_x": "dense_i", "b": "dense_i", "w_h": "dense_h"}
+FLAX: dict[str, dict[str, str | tuple[str, ...]]] = {
+    "linen.LSTMCell": {"w_x": _LSTM_X, "w_h": _LSTM_H, "b": _LSTM_H},
+    "linen.OptimizedLSTMCell": {"w_x": _LSTM_X, "w_h": _LSTM_H, "b": _LSTM_H},
+    "nnx.LSTMCell": {"w_x": ("ii", "if_", "ig", "io"), "w_h": _LSTM_H, "b": _LSTM_H},
+    "nnx.OptimizedLSTMCell": {"w_x": "dense_i", "w_h": "dense_h", "b": "dense_h"},
+    "linen.GRUCell": {"w_x": _GRU_X, "b": _GRU_X, "w_h": ("hr", "hz", "hn"), "b_hn": "hn"},
+    "nnx.GRUCell": _FUSED,  # no b_hn: its candidate has no recurrent bias
+    "linen.SimpleCell": {"w_x": "i", "b": "i", "w_h": "h"},
+    "nnx.SimpleCell": _FUSED,
 }
-
-_FLAX_KINDS: dict[str, tuple[str, ...]] = {  # the default (linen) first
+CLASSES = {  # the default (linen) first
     "lstm": ("linen.LSTMCell", "linen.OptimizedLSTMCell", "nnx.LSTMCell", "nnx.OptimizedLSTMCell"),
     "gru": ("linen.GRUCell", "nnx.GRUCell"),
     "rnn_tanh": ("linen.SimpleCell", "nnx.SimpleCell"),
     "rnn_relu": ("linen.SimpleCell", "nnx.SimpleCell"),
 }
-_PARAM_ORDER = ["w_x", "w_h", "b", "b_hn"]  # as cell.init writes them
-_FLAX_FOREIGN = {
-    frozenset({"if", "in", "hf", "hn"}): (
-        "flax.linen.MGUCell, which has one gate fewer than a GRU and no jaxrnn counterpart"
-    ),
-    frozenset({"ih", "hh"}): (
-        "flax.linen.ConvLSTMCell, whose kernels are convolutions: no jaxrnn counterpart"
-    ),
+SUPPORTED = {kind: ", ".join(classes) for kind, classes in CLASSES.items()}
+FOREIGN = {  # Flax cells whose maths no jaxrnn cell has, by their layer names
+    frozenset({"if", "in", "hf", "hn"}): "flax.linen.MGUCell (one gate fewer than a GRU)",
+    frozenset({"ih", "hh"}): "flax.linen.ConvLSTMCell (its kernels are convolutions)",
 }
 
 
-def _flax_kinds(cell: Any, function: str) -> tuple[str, ...]:
-    supported = {
-        "lstm": "flax LSTMCell, OptimizedLSTMCell",
-        "gru": "flax GRUCell",
-        "rnn_tanh": "flax SimpleCell",
-        "rnn_relu": "flax SimpleCell(activation_fn=relu)",
-    }
-    common.check_built_in(cell, function, supported, "Flax")
-    return _FLAX_KINDS[common.builtin(cell)]
+def _entries(flax_class: str) -> list[tuple[str, str, str, int | None]]:
+    """`(layer, leaf, param, gate)` for each array of `flax_class`, `w_x` first; the gate
+    is `None` where the array is the whole param."""
+    found = []
+    for param, layers in FLAX[flax_class].items():
+        leaf = "kernel" if param.startswith("w_") else "bias"
+        if isinstance(layers, str):
+            found.append((layers, leaf, param, None))
+        else:
+            found += [(layer, leaf, param, gate) for gate, layer in enumerate(layers)]
+    return found
 
 
-def _entries(layout: Sequence[_FlaxEntry]) -> set[tuple[str, str]]:
-    return {(module, leaf) for module, leaf, _, _ in layout}
-
-
-def _paths(entries: set[tuple[str, str]]) -> list[str]:
-    return [f"[{module!r}][{leaf!r}]" for module, leaf in sorted(entries)]
-
-
-def _unwrap_flax(flax_params: Any) -> tuple[Mapping[str, Any], str]:
+def _unwrap(flax_params: Any) -> tuple[Mapping[str, Any], str]:
     """The cell's own params dict out of Flax variables, and the path that reached it."""
     if not isinstance(flax_params, Mapping):
         raise TypeError(
@@ -143,42 +101,41 @@ def _unwrap_flax(flax_params: Any) -> tuple[Mapping[str, Any], str]:
     for wrapper in ("params", "cell"):  # cell.init(...) and nn.RNN(cell).init(...) wrap them
         if set(tree) == {wrapper} and isinstance(tree[wrapper], Mapping):
             tree, path = tree[wrapper], f"{path}[{wrapper!r}]"
-    for module, sub in tree.items():
+    for layer, sub in tree.items():
         if not isinstance(sub, Mapping):
             raise TypeError(
-                f"{path}[{module!r}] must be a dict of arrays such as {{'kernel': ...}} (one "
+                f"{path}[{layer!r}] must be a dict of arrays such as {{'kernel': ...}} (one "
                 f"Dense layer of a Flax cell), got {type(sub).__name__}"
             )
     return tree, path
 
 
-def _match_flax_layout(cell: Cell, tree: Mapping[str, Any], path: str) -> str:
-    """The Flax cell kind whose param names `tree` has, or an error saying what differs."""
-    kinds = _FLAX_KINDS[common.builtin(cell)]
-    got = {(str(module), str(leaf)) for module, sub in tree.items() for leaf in sub}
-    for kind in kinds:
-        if _entries(_FLAX_LAYOUTS[kind]) == got:
-            return kind
-    closest = max(kinds, key=lambda kind: len(_entries(_FLAX_LAYOUTS[kind]) & got))
-    want = _entries(_FLAX_LAYOUTS[closest])
+def _match(cell: Cell, kind: str, tree: Mapping[str, Any], path: str) -> str:
+    """The Flax class for `cell` whose param names `tree` has, or an error saying what differs."""
+
+    def names(flax_class: str) -> set[tuple[str, str]]:
+        return {(layer, leaf) for layer, leaf, _, _ in _entries(flax_class)}
+
+    got = {(str(layer), str(leaf)) for layer, sub in tree.items() for leaf in sub}
+    for flax_class in CLASSES[kind]:
+        if names(flax_class) == got:
+            return flax_class
+    closest = max(CLASSES[kind], key=lambda flax_class: len(names(flax_class) & got))
     hint = ""
-    others: dict[str, str] = {}  # Flax class -> the jaxrnn cell it converts to
-    for name, other in _FLAX_KINDS.items():
-        for kind in other:
-            if name != common.builtin(cell) and _entries(_FLAX_LAYOUTS[kind]) == got:
-                others.setdefault(kind, common.JAXRNN_FOR[name])
-    if others:
-        which = " or ".join(
-            f"a flax.{kind}, which converts with {to}" for kind, to in others.items()
-        )
-        hint = f"; these are the params of {which}"
-    foreign = _FLAX_FOREIGN.get(frozenset(module for module, _ in got))
-    if foreign:
-        hint = f"; these look like the params of a {foreign}"
-    names = " or ".join(f"flax.{kind}" for kind in dict.fromkeys(kinds))
+    owner = next((flax_class for flax_class in FLAX if names(flax_class) == got), None)
+    if owner is not None:
+        to = next(common.JAXRNN_FOR[k] for k, classes in CLASSES.items() if owner in classes)
+        hint = f"; these are the params of a flax.{owner}, which converts with {to}"
+    if foreign := FOREIGN.get(frozenset(layer for layer, _ in got)):
+        hint = f"; these look like the params of a {foreign}, which no jaxrnn cell computes"
+
+    def paths(pairs: set[tuple[str, str]]) -> list[str]:
+        return [f"[{layer!r}][{leaf!r}]" for layer, leaf in sorted(pairs)]
+
     raise ValueError(
-        f"{path} does not have the params of a {names} for cell {cell.name!r}: compared with "
-        f"flax.{closest}, missing {_paths(want - got)}, unexpected {_paths(got - want)}{hint}"
+        f"{path} does not have the params of a {' or '.join('flax.' + c for c in CLASSES[kind])} "
+        f"for cell {cell.name!r}: compared with flax.{closest}, missing "
+        f"{paths(names(closest) - got)}, unexpected {paths(got - names(closest))}{hint}"
     )
 
 
@@ -248,71 +205,25 @@ def from_flax(cell: Cell, flax_params: Mapping[str, Any], *, dtype: Any = None) 
       >>> bool(np.all(params["w_x"][:, H : 2 * H] == flax_params["iz"]["kernel"]))
       True
     """
-    _flax_kinds(cell, "from_flax")
-    tree, path = _unwrap_flax(flax_params)
-    kind = _match_flax_layout(cell, tree, path)
-    layout = _FLAX_LAYOUTS[kind]
-    names = {(m, leaf): f"{path}[{m!r}][{leaf!r}]" for m, leaf, _, _ in layout}
-    arrays = {key: common.as_jax(tree[key[0]][key[1]], names[key]) for key in names}
-    found = common.same_dtype({names[key]: arr for key, arr in arrays.items()})
-
-    H = cell.hidden_size
-    first = layout[0][:2]  # always a piece of w_x
-    x_kernel = arrays[first]
-    if x_kernel.ndim != 2 or x_kernel.shape[0] < 1:
-        raise ValueError(
-            f"{names[first]} has shape {checks.shape_str(x_kernel.shape)} but must be "
-            f"(input_size, {'hidden_size' if layout[0][3] is not None else 'gates * hidden_size'})"
-        )
-    input_size = int(x_kernel.shape[0])
-    template = checks.param_template(cell, input_size, jnp.dtype(jnp.float32))
-    context = f"cell {cell.name!r} (hidden_size={H}) read as a flax.{kind}"
-    for module, leaf, param, gate in layout:
-        want = tuple(template[param].shape)
-        if gate is not None:
-            want = (*want[:-1], H)
-        got = arrays[module, leaf].shape
-        if tuple(got) != want:
-            raise ValueError(
-                f"{names[module, leaf]} has shape {checks.shape_str(got)} but {context} with "
-                f"input_size={input_size} (from {names[first]}.shape[0]) expects "
-                f"{checks.shape_str(want)}"
-            )
-
-    target = common.target_dtype(dtype, found)
-    pieces: dict[str, dict[int | None, jax.Array]] = {}
-    for module, leaf, param, gate in layout:
-        pieces.setdefault(param, {})[gate] = arrays[module, leaf].astype(target)
+    kind = common.check_built_in(cell, "from_flax", SUPPORTED, "Flax")
+    tree, path = _unwrap(flax_params)
+    flax_class = _match(cell, kind, tree, path)
+    layout = {f"{path}[{entry[0]!r}][{entry[1]!r}]": entry for entry in _entries(flax_class)}
+    values = {name: tree[layer][leaf] for name, (layer, leaf, *_) in layout.items()}
+    shapes = common.param_shapes(cell)
+    layout_shapes = {  # a gate's layer holds hidden_size columns (or entries) of its param
+        name: shapes[param] if gate is None else (*shapes[param][:-1], cell.hidden_size)
+        for name, (*_, param, gate) in layout.items()
+    }
+    context = f"{checks.label(cell)} read as a flax.{flax_class}"
+    arrays = common.read(values, layout_shapes, context, dtype=dtype)
+    dtype = next(iter(arrays.values())).dtype
     params = {}
-    for param in sorted(template, key=_PARAM_ORDER.index):
-        want = template[param]
-        parts = pieces.get(param)
-        if parts is None:  # b_hn of an nnx.GRUCell, whose candidate has no recurrent bias
-            params[param] = jnp.zeros(want.shape, target)
-        elif None in parts:
-            params[param] = parts[None]
-        else:
-            params[param] = jnp.concatenate([parts[g] for g in sorted(parts)], axis=-1)
+    for param, shape in shapes.items():
+        pieces = [arrays[name] for name, entry in layout.items() if entry[2] == param]
+        # An nnx.GRUCell has no b_hn: its candidate has no recurrent bias.
+        params[param] = jnp.concatenate(pieces, axis=-1) if pieces else jnp.zeros(shape, dtype)
     return params
-
-
-def _flax_kind(cell: Cell, kind: Any) -> str:
-    kinds = _FLAX_KINDS[common.builtin(cell)]
-    if kind is None:
-        return kinds[0]
-    if not isinstance(kind, str):
-        raise TypeError(
-            f"kind must be a str naming a Flax cell class such as 'linen.GRUCell' or "
-            f"'nnx.GRUCell', got {type(kind).__name__} {kind!r}"
-        )
-    name = kind.removeprefix("flax.")
-    if name not in kinds:
-        options = ", ".join(repr(k) for k in kinds)
-        raise ValueError(
-            f"kind must name a Flax cell class that cell {cell.name!r} converts to, one of "
-            f"{options}; got {kind!r}"
-        )
-    return name
 
 
 def to_flax(cell: Cell, params: Params, kind: str | None = None) -> dict[str, dict[str, jax.Array]]:
@@ -369,61 +280,35 @@ def to_flax(cell: Cell, params: Params, kind: str | None = None) -> dict[str, di
       >>> all(bool((back[k] == params[k]).all()) for k in params)
       True
     """
-    _flax_kinds(cell, "to_flax")
-    name = _flax_kind(cell, kind)
-    layout = _FLAX_LAYOUTS[name]
+    classes = CLASSES[common.check_built_in(cell, "to_flax", SUPPORTED, "Flax")]
+    if kind is not None and not isinstance(kind, str):
+        raise TypeError(
+            f"kind must be a str naming a Flax cell class such as 'linen.GRUCell' or "
+            f"'nnx.GRUCell', got {type(kind).__name__} {kind!r}"
+        )
+    flax_class = classes[0] if kind is None else kind.removeprefix("flax.")
+    checks.one_of(flax_class, "kind", classes)
     arrays = common.check_params(cell, params, common.as_jax)
-    if "b_hn" in arrays and all(param != "b_hn" for _, _, param, _ in layout):
+    if "b_hn" in arrays and "b_hn" not in FLAX[flax_class]:
         common.require_zero(
             arrays["b_hn"],
             "params['b_hn']",
-            f"flax.{name} has no recurrent bias in its candidate, "
+            f"flax.{flax_class} has no recurrent bias in its candidate, "
             f"n = tanh(x W_in + b_in + r * (h W_hn)); use kind='linen.GRUCell'",
         )
     H = cell.hidden_size
     flax_params: dict[str, dict[str, jax.Array]] = {}
-    for module, leaf, param, gate in layout:
-        arr = arrays[param]
-        flax_params.setdefault(module, {})[leaf] = (
-            arr if gate is None else arr[..., gate * H : (gate + 1) * H]
-        )
+    for layer, leaf, param, gate in _entries(flax_class):
+        value = arrays[param] if gate is None else arrays[param][..., gate * H : (gate + 1) * H]
+        flax_params.setdefault(layer, {})[leaf] = value
     return flax_params
 
 
-def _flax_state(value: Any, name: str, hidden_size: int) -> jax.Array:
-    arr = checks.float_array(value, name)
-    if arr.ndim < 1 or arr.shape[-1] != hidden_size:
-        raise ValueError(
-            f"{name} has shape {checks.shape_str(arr.shape)} but must be "
-            f"(*batch, {hidden_size}) = (*batch, hidden_size)"
-        )
-    return arr
-
-
-def _convert_carry(cell: Cell, carry: Any, name: str, order: str) -> Any:
+def _swap(cell: Cell, carry: Any, name: str, order: str, function: str) -> Any:
     """`carry` checked, with an LSTM's two states swapped; `order` names them as given."""
-    H = cell.hidden_size
-    if common.builtin(cell) != "lstm":
-        if isinstance(carry, (tuple, list)):
-            raise TypeError(
-                f"{name} of cell {cell.name!r} must be one array h (*batch, {H}), "
-                f"got a {type(carry).__name__} of {len(carry)}"
-            )
-        return _flax_state(carry, name, H)
-    if not isinstance(carry, (tuple, list)) or len(carry) != 2:
-        got = f"a {type(carry).__name__}" + (
-            f" of {len(carry)}" if isinstance(carry, (tuple, list)) else ""
-        )
-        raise TypeError(f"{name} of cell 'lstm' must be a pair {order}, got {got}")
-    first, second = order.strip("()").split(", ")
-    a = _flax_state(carry[0], f"{name}[0] ({first})", H)
-    b = _flax_state(carry[1], f"{name}[1] ({second})", H)
-    if a.shape != b.shape or a.dtype != b.dtype:
-        raise ValueError(
-            f"{name}[0] ({first}) and {name}[1] ({second}) must have one shape and dtype, got "
-            f"{checks.shape_str(a.shape)} {a.dtype} and {checks.shape_str(b.shape)} {b.dtype}"
-        )
-    return (b, a)
+    kind = common.check_built_in(cell, function, SUPPORTED, "Flax")
+    states = common.carry_states(cell, [(name, carry)], order)
+    return (states[1], states[0]) if kind == "lstm" else states[0]
 
 
 def from_flax_carry(cell: Cell, flax_carry: Any) -> Any:
@@ -442,9 +327,10 @@ def from_flax_carry(cell: Cell, flax_carry: Any) -> Any:
 
     Raises:
       TypeError: `cell` is not a `Cell`, `flax_carry` is not a pair (lstm) or
-        a single array (others), or an array is not floating.
-      ValueError: `cell` has no Flax counterpart, or a state's last axis is not
-        `H`, or `c` and `h` differ in shape or dtype.
+        a single array (others), an array is not floating, or `c` and `h` differ
+        in dtype.
+      ValueError: `cell` has no Flax counterpart, a state's last axis is not `H`,
+        or `c` and `h` differ in shape.
 
     Examples:
       >>> import jax.numpy as jnp, jaxrnn as jr
@@ -453,8 +339,7 @@ def from_flax_carry(cell: Cell, flax_carry: Any) -> Any:
       >>> bool((carry[0] == h).all()), bool((carry[1] == c).all())
       (True, True)
     """
-    _flax_kinds(cell, "from_flax_carry")
-    return _convert_carry(cell, flax_carry, "flax_carry", "(c, h)")
+    return _swap(cell, flax_carry, "flax_carry", "(c, h)", "from_flax_carry")
 
 
 def to_flax_carry(cell: Cell, carry: Any) -> Any:
@@ -473,9 +358,9 @@ def to_flax_carry(cell: Cell, carry: Any) -> Any:
 
     Raises:
       TypeError: `cell` is not a `Cell`, `carry` is not a pair (lstm) or a single
-        array (others), or an array is not floating.
-      ValueError: `cell` has no Flax counterpart, or a state's last axis is not
-        `H`, or `h` and `c` differ in shape or dtype.
+        array (others), an array is not floating, or `h` and `c` differ in dtype.
+      ValueError: `cell` has no Flax counterpart, a state's last axis is not `H`,
+        or `h` and `c` differ in shape.
 
     Examples:
       >>> import jaxrnn as jr
@@ -485,5 +370,4 @@ def to_flax_carry(cell: Cell, carry: Any) -> Any:
       >>> float(flax_carry[0][0, 0]), float(flax_carry[1][0, 0])     # (c, h)
       (1.0, 0.0)
     """
-    _flax_kinds(cell, "to_flax_carry")
-    return _convert_carry(cell, carry, "carry", "(h, c)")
+    return _swap(cell, carry, "carry", "(h, c)", "to_flax_carry")
