@@ -122,8 +122,7 @@ Layer = Bidirectional | Stack
 class _Run(NamedTuple):
     """What every part of one `apply` call shares: time-major, checked."""
 
-    lengths: Array | None
-    mask: Array | None
+    seq: checks.Run  # lengths, mask and resets; xs and carry change from part to part
     valid: Array | None  # (T, *batch, 1): the steps a sequence has
     options: dict[str, Any]
 
@@ -384,9 +383,8 @@ def _public_apply(layer: Bidirectional | Stack) -> Callable[..., Any]:
             _check_residual(0, jnp.shape(xs)[-1], _output_size(layer.layers[0]), "xs.shape[-1]")
         mask, resets = options.pop("mask", None), options.pop("resets", None)
         seq = checks.sequence(layer, params, xs, carry, time_axis, lengths, mask, resets)
-        options["resets"] = seq.resets
         valid = checks.valid_steps(seq.lengths, seq.xs.shape[0], seq.mask)
-        run = _Run(seq.lengths, seq.mask, None if valid is None else valid[..., None], options)
+        run = _Run(seq, None if valid is None else valid[..., None], options)
         carry, ys = _run(layer, params, seq.xs, seq.carry, run, key, False, (0.0, 0.0))
         return carry, jax.tree.map(lambda y: jnp.moveaxis(y, 0, seq.time_axis), ys)
 
@@ -429,9 +427,8 @@ def _run_cell(
 ) -> tuple[Carry, Array]:
     recurrent_dropout, zoneout = rates if key is not None else (0.0, 0.0)
     if not (recurrent_dropout or zoneout):
-        return unroll_checked(
-            cell, params, xs, carry, run.lengths, run.mask, reverse=reverse, **run.options
-        )
+        seq = run.seq._replace(xs=xs, carry=carry)
+        return unroll_checked(cell, params, seq, {**run.options, "reverse": reverse})
     if run.options.get("grad") == "bptt" or (zoneout and run.options.get("parallel")):
         raise ValueError(
             f"recurrent_dropout and zoneout run cell {cell.name!r} as a plain scan "
@@ -443,11 +440,9 @@ def _run_cell(
     mask = _carry_mask(mask_key, recurrent_dropout, carry) if recurrent_dropout else ()
     keys = jax.random.split(zoneout_key, xs.shape[1:-1]) if zoneout else ()
     wrapped = _regularised(cell, recurrent_dropout > 0, zoneout)
-    options = {**run.options, "parallel": False} if zoneout else run.options
-    inner = (mask, keys, carry)
-    final, ys = unroll_checked(
-        wrapped, params, xs, inner, run.lengths, run.mask, reverse=reverse, **options
-    )
+    options = {**run.options, "reverse": reverse} | ({"parallel": False} if zoneout else {})
+    seq = run.seq._replace(xs=xs, carry=(mask, keys, carry))
+    final, ys = unroll_checked(wrapped, params, seq, options)
     return final[2], ys
 
 

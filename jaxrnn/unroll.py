@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -178,38 +179,27 @@ def unroll(
     checks.cell(cell)
     seq = checks.sequence(cell, params, xs, carry, time_axis, lengths, mask, resets)
     options = {"reverse": reverse, "unroll": unroll, "remat": remat, "hoist": hoist}
-    options |= {"grad": grad, "parallel": parallel}
-    carry, hs = unroll_checked(
-        cell, params, seq.xs, seq.carry, seq.lengths, seq.mask, seq.resets, **options
-    )
+    carry, hs = unroll_checked(cell, params, seq, options | {"grad": grad, "parallel": parallel})
     return carry, jnp.moveaxis(hs, 0, seq.time_axis)
 
 
 def unroll_checked(
-    cell: Cell,
-    params: Params,
-    xs: Array,
-    carry: Carry | None,
-    lengths: Array | None = None,
-    mask: Array | None = None,
-    resets: Array | None = None,
-    *,
-    reverse: bool = False,
-    unroll: int | bool = 1,
-    remat: bool = False,
-    hoist: bool | None = None,
-    grad: str = "autodiff",
-    parallel: bool | None = None,
+    cell: Cell, params: Params, seq: checks.Run, options: Mapping[str, Any]
 ) -> tuple[Carry, Array]:
-    """`unroll` on time-major inputs that the caller checked with `jaxrnn.checks.sequence`.
+    """`unroll` on inputs that the caller checked with `jaxrnn.checks.sequence`.
 
     A layer's `apply` checks its inputs once, then runs each cell inside it through
-    `unroll_checked`, which checks only the options and that the cell's step keeps the contract.
-    `xs (T, *batch, I)`, `carry` (None: the cell's initial carry), `lengths (*batch)`,
-    `mask` and `resets (T, *batch)`; returns `(carry, hs (T, *batch, H))`.
+    `unroll_checked`, which checks only the options and that the cell's step keeps the
+    contract. `seq.xs` is time-major `(T, *batch, I)`, `seq.carry` None for the cell's
+    initial carry; `options` holds any of `unroll`'s keyword options (`reverse`,
+    `unroll`, `remat`, `hoist`, `grad`, `parallel`), with its defaults for the others.
+    Returns `(carry, hs (T, *batch, H))`.
     """
-    reverse = checks.boolean(reverse, "reverse")
-    remat = checks.boolean(remat, "remat")
+    xs, carry, lengths, mask, resets = seq.xs, seq.carry, seq.lengths, seq.mask, seq.resets
+    reverse = checks.boolean(options.get("reverse", False), "reverse")
+    remat = checks.boolean(options.get("remat", False), "remat")
+    unroll, hoist = options.get("unroll", 1), options.get("hoist")
+    grad, parallel = options.get("grad", "autodiff"), options.get("parallel")
     if not isinstance(unroll, bool):
         unroll = checks.positive_int(unroll, "unroll")
     hoist = checks.boolean(default_hoist() if hoist is None else hoist, "hoist")
