@@ -98,36 +98,20 @@ def linear_scan(
       Blelloch, "Prefix Sums and Their Applications", 1990.
       Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, "Were RNNs All We Needed?", 2024.
     """
-    a = _coefficient(a, "a")
-    b = _coefficient(b, "b")
-    if a.shape != b.shape or a.dtype != b.dtype:
-        raise ValueError(
-            f"a and b must have one shape and dtype, got a {checks.shape_str(a.shape)} "
-            f"{a.dtype} and b {checks.shape_str(b.shape)} {b.dtype}"
-        )
+    a, b = (jnp.asarray(x) for x in (a, b))
+    for name, x in (("a", a), ("b", b)):
+        if not jnp.issubdtype(x.dtype, jnp.inexact):
+            raise TypeError(f"{name} must have a floating or complex dtype, got {x.dtype}")
     if a.ndim < 1:
         raise ValueError("a and b must have a time axis first, (T, *batch, S); got scalars")
+    checks.like(b, "b", a, "a", "is the offset of the same recurrence")
     log_space = checks.boolean(log_space, "log_space")
-    parallel = checks.boolean(parallel, "parallel")
-    reverse = checks.boolean(reverse, "reverse")
     if log_space and jnp.issubdtype(a.dtype, jnp.complexfloating):
         raise TypeError(f"log_space=True needs real logs a and b, got dtype {a.dtype}")
-    state_shape = a.shape[1:]
     if initial is None:
-        initial = jnp.zeros(state_shape, a.dtype)
-    else:
-        initial = jnp.asarray(initial)
-        if initial.shape != state_shape:
-            raise ValueError(
-                f"initial has shape {checks.shape_str(initial.shape)} but a and b have "
-                f"shape (T, *batch, S) = {checks.shape_str(a.shape)}, so it must be "
-                f"{checks.shape_str(state_shape)}"
-            )
-        if initial.dtype != a.dtype:
-            raise TypeError(
-                f"initial has dtype {initial.dtype} but a and b have dtype {a.dtype}; "
-                f"cast one of them explicitly"
-            )
+        initial = jnp.zeros(a.shape[1:], a.dtype)
+    initial = jnp.asarray(initial)
+    checks.like(initial, "initial", a[0], "one step of a", "starts the recurrence")
     if resets is not None:
         resets = jnp.asarray(resets)
         if resets.dtype != jnp.bool_:
@@ -137,16 +121,10 @@ def linear_scan(
                 f"resets must have shape (T, *batch) or (T, *batch, S), a prefix of "
                 f"{checks.shape_str(a.shape)}; got {checks.shape_str(resets.shape)}"
             )
+    reverse, parallel = checks.boolean(reverse, "reverse"), checks.boolean(parallel, "parallel")
     return _jitted_linear_scan(
         a, b, initial, resets, reverse=reverse, parallel=parallel, log_space=log_space
     )
-
-
-def _coefficient(x: Array, name: str) -> Array:
-    arr = jnp.asarray(x)
-    if not jnp.issubdtype(arr.dtype, jnp.inexact):
-        raise TypeError(f"{name} must have a floating or complex dtype, got {arr.dtype}")
-    return arr
 
 
 def _expand(flags: Array, ndim: int) -> Array:

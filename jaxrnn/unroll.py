@@ -240,9 +240,9 @@ def unroll_checked(
                 "differentiation (jax.jvp, jax.jacfwd) cannot go through it; use "
                 "grad='autodiff' there"
             ) from error
-    traced = _is_traced(params, xs, carry, lengths, mask, resets)
+    seq = seq._replace(carry=carry, time_axis=None)
     static = _Static(reverse, unroll, remat, hoist, parallel)
-    return (_run if traced else _jitted_run)(cell, params, xs, carry, lengths, mask, resets, static)
+    return (_run if _is_traced(params, seq) else _jitted_run)(cell, params, seq, static)
 
 
 class _Static(NamedTuple):
@@ -255,17 +255,15 @@ class _Static(NamedTuple):
     parallel: bool
 
 
-def _run(
-    cell: Cell,
-    params: Params,
-    xs: Array,
-    carry: Carry,
-    lengths: Array | None,
-    mask: Array | None,
-    resets: Array | None,
-    static: _Static,
-) -> tuple[Carry, Array]:
-    valid, resets = _step_flags(xs.shape[0], lengths, mask, resets, static.reverse)
+def _run(cell: Cell, params: Params, seq: checks.Run, static: _Static) -> tuple[Carry, Array]:
+    xs, carry, lengths, resets = seq.xs, seq.carry, seq.lengths, seq.resets
+    valid = checks.valid_steps(lengths, xs.shape[0], seq.mask)
+    if resets is not None:
+        resets = checks.valid_steps(lengths, xs.shape[0], resets)
+        if static.reverse:
+            # A segment starting at step t ends there when running backwards: restart
+            # the carry after step t, that is before step t - 1.
+            resets = jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])])
     if valid is not None:
         # Zero the padding before the cell: holding the carry with `where` alone
         # still lets NaN padding turn the parameter gradients into NaN.
@@ -274,7 +272,7 @@ def _run(
     return run(cell.step, params, xs, carry, (valid, resets), static)
 
 
-_jitted_run = jax.jit(_run, static_argnums=(0, 7))
+_jitted_run = jax.jit(_run, static_argnums=(0, 3))
 
 
 def _hold_where_invalid(valid: Array, new: Array, old: Array) -> Array:
@@ -284,23 +282,6 @@ def _hold_where_invalid(valid: Array, new: Array, old: Array) -> Array:
 
 def _is_traced(*trees: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
-
-
-def _step_flags(
-    num_steps: int,
-    lengths: Array | None,
-    mask: Array | None,
-    resets: Array | None,
-    reverse: bool,
-) -> tuple[Array | None, Array | None]:
-    """`(valid, resets)`, each `(T, *batch)` or `None`, as the scan consumes them."""
-    if resets is not None:
-        resets = checks.valid_steps(lengths, num_steps, resets)
-        if reverse:
-            # A segment starting at step t ends there when running backwards: restart
-            # the carry after step t, that is before step t - 1.
-            resets = jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])])
-    return checks.valid_steps(lengths, num_steps, mask), resets
 
 
 def _linear(
