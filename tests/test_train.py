@@ -180,6 +180,13 @@ def test_resume_refuses_another_config_naming_the_keys(tmp_path):
             fresh_state(), STEP, batches, steps=4, checkpoint_dir=tmp_path,
             config={k: v for k, v in config.items() if k != "data"}, resume=True, progress=False,
         )  # fmt: skip
+    # Another config is named before the state is loaded, even when it would not load.
+    smaller = jr.gru(5).init(jax.random.key(0), input_size=FEATURES)
+    with pytest.raises(ValueError, match=r"another config: hidden 6 \(now 5\)"):
+        train.fit(
+            train.init_state(smaller, OPTIMIZER, jax.random.key(0)), STEP, batches, steps=4,
+            checkpoint_dir=tmp_path, config={**config, "hidden": 5}, resume=True,
+        )  # fmt: skip
     # The same config resumes (the tuple compares equal to the list the checkpoint holds).
     result = train.fit(
         fresh_state(), STEP, batches, steps=4, checkpoint_dir=tmp_path, config=config,
