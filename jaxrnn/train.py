@@ -517,16 +517,17 @@ def fit(
         raise ValueError("resume=True needs the checkpoint_dir of the run to resume")
     if directory is not None and not resume and any(directory.glob(f"{_PREFIX}_*.npz")):
         raise ValueError(f"checkpoint_dir {str(directory)!r} holds a run; resume=True resumes it")
-    restored = restore(directory, like=state) if resume else None
+    newest = checkpoint.latest(directory, prefix=_PREFIX) if resume else None
     history, losses, last, resumed_from = [], [], None, None
-    if restored is not None:
-        saved = restored.config
+    if newest is not None:  # the config first: another model would fail to load with less clue
+        saved = checkpoint.read_metadata(newest).get("config", {})
         differ = [k for k in sorted(config.keys() | saved.keys()) if config.get(k) != saved.get(k)]
         if differ:
             changes = ", ".join(f"{k} {saved.get(k)!r} (now {config.get(k)!r})" for k in differ)
-            raise ValueError(f"{restored.path} was made with another config: {changes}")
+            raise ValueError(f"{newest} was made with another config: {changes}")
+        restored = restore(newest, like=state)
         state, history, losses = restored.state, restored.history, restored.losses.tolist()
-        last, resumed_from = restored.path, int(state.step)
+        last, resumed_from = newest, int(state.step)
         print(f"resuming from {last} (step {resumed_from})", flush=True)
     elif resume:
         print(f"no checkpoint in {str(directory)!r}: starting from step 0", flush=True)
