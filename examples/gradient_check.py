@@ -23,20 +23,14 @@ written to DIR/metrics.json. It takes a few seconds on CPU:
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from cli import (
-    add_out_argument,
-    check_out_argument,
-    config_of,
-    non_negative_int,
-    positive_int,
-    write_metrics,
-)
 
 import jaxrnn as jr
 from jaxrnn import course
@@ -188,67 +182,36 @@ def result_metrics(result: GradcheckResult) -> dict[str, Any]:
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface (`python examples/gradient_check.py --help`)."""
-    parser = argparse.ArgumentParser(
-        prog="gradient_check.py",
-        description=(
-            "Check jax.grad of RNN and LSTM sequence losses, and the course's hand-written "
-            "LSTM backward, against central finite differences; then show the checker "
-            "catching a backward with one term dropped."
-        ),
-        epilog=(
-            "Same --seed, same numbers. With --out DIR the script writes DIR/metrics.json: "
-            "each check's verdict and relative differences, per parameter with its worst "
-            "element, and ok: whether the correct gradients passed and the wrong one "
-            "failed. It trains nothing, so it has no checkpoints and no --resume."
-        ),
-    )
-    parser.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="seed of the params and data (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--hidden-size",
-        type=positive_int,
-        default=5,
-        metavar="N",
-        help="hidden size of the cells (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--steps",
-        type=positive_int,
-        default=6,
-        metavar="N",
-        help="sequence length T (default: %(default)s)",
-    )
-    add_out_argument(parser, what="metrics.json with the relative differences")
-    return parser
+def positive_int(text: str) -> int:
+    if int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return int(text)
+
+
+parser = argparse.ArgumentParser(
+    "gradient_check.py",
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    description="Check jax.grad of RNN and LSTM sequence losses, and the course's hand-written "
+    "LSTM backward, against central finite differences; then show the checker catching a "
+    "backward with one term dropped.",
+    epilog="With --out DIR it writes DIR/metrics.json: each check's verdict and relative "
+    "differences, per parameter with its worst element. It trains nothing, so it has no "
+    "checkpoints and no --resume.",
+)
+parser.add_argument("--seed", type=int, default=0, help="seed of the params and data")
+parser.add_argument("--hidden-size", type=positive_int, default=5, help="of the cells")
+parser.add_argument("--steps", type=positive_int, default=6, help="sequence length T")
+parser.add_argument("--out", type=Path, metavar="DIR", help="write metrics.json here")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the checks and print their tables.
-
-    Args:
-      argv: command-line arguments (default: `sys.argv[1:]`).
-
-    Returns:
-      0 when every correct gradient passes and the wrong backward fails, else 1.
-
-    Raises:
-      SystemExit: bad arguments (status 2, with a usage message on stderr) or `--help`.
-    """
-    parser = build_parser()
+    """Run the checks and print their tables; 0 when the right gradients pass and the wrong
+    backward fails, else 1."""
     args = parser.parse_args(argv)
-    check_out_argument(parser, args)
-    key = jax.random.key(args.seed)
-    k_rnn, k_lstm = jax.random.split(key)
-
-    ok = True
-    checks: dict[str, GradcheckResult] = {}
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {str(args.out)!r} exists and is not a directory")
+    k_rnn, k_lstm = jax.random.split(jax.random.key(args.seed))
+    ok, checks = True, {}
     for name, title, cell, k in (
         ("rnn", "tanh RNN + softmax head, jax.grad", jr.rnn(args.hidden_size), k_rnn),
         ("lstm", "LSTM + softmax head, jax.grad", jr.lstm(args.hidden_size), k_lstm),
@@ -270,15 +233,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok &= right.passed and not wrong.passed
     if args.out is not None:
         checks.update(course_lstm_backward=right, lstm_backward_dropping_recurrence=wrong)
-        path = write_metrics(
-            args.out,
-            {
-                "ok": ok,
-                "checks": {name: result_metrics(result) for name, result in checks.items()},
-                "config": config_of(args),
-            },
-        )
-        print(f"wrote {path}")
+        metrics = {
+            "ok": ok,
+            "checks": {name: result_metrics(result) for name, result in checks.items()},
+            "config": vars(args),
+        }
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+        print(f"wrote {args.out / 'metrics.json'}")
     return 0 if ok else 1
 
 

@@ -1,4 +1,4 @@
-"""Training-loop pieces: a train state, a jitted optax step, and a loop that checkpoints.
+"""Training-loop pieces: a train state, a jitted optax step, a loop that checkpoints and resumes.
 
 Everything here is optional: `jaxrnn.unroll` and the cells work with any training
 code. These pieces are what the examples share, and what most training scripts
@@ -6,26 +6,28 @@ would otherwise write again:
 
 - `TrainState`: params, optimizer state, PRNG key and step count in one pytree;
   `init_state` makes it.
-- `make_train_step(loss_fn, optimizer)`: one jitted optax update.
-- `DataParallel`: a `jax.sharding.Mesh` over devices; with it the step shards each
-  batch over the devices and keeps the state replicated (data parallelism).
+- `make_train_step(loss_fn, optimizer)`: one jitted optax update; with
+  `mesh=` (a `jax.sharding.Mesh`) it splits each batch across the mesh's devices
+  and keeps the state replicated (data parallelism).
 - `fit`: the loop. Progress bar, logging, evaluation, numbered checkpoints
-  (`jaxrnn.checkpoint`) written atomically, a stop with the step named when the
-  loss stops being finite, and a checkpoint before exiting on Ctrl-C.
-- `restore`: a checkpoint, or a directory's newest valid one, to resume from.
+  (`jaxrnn.checkpoint`) written atomically, resuming from them in the same call
+  (`resume=True`), a stop with the step named when the loss stops being finite,
+  and a checkpoint before exiting on Ctrl-C.
+- `restore`: a checkpoint, or a directory's newest valid one, e.g. to load
+  trained params for inference.
 
 A run resumes bit for bit when each batch is a function of the step number
 (`batches(step)`) and every other random choice comes from `state.key`: then
-training 2N steps equals training N, saving, loading and training N more.
+training 2N steps equals training N, stopping, and resuming for N more.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,7 +40,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxrnn import checkpoint, checks
 
 __all__ = [
-    "DataParallel",
     "FitResult",
     "NonFiniteLossError",
     "Restored",
@@ -111,149 +112,23 @@ def init_state(params: PyTree, optimizer: optax.GradientTransformation, key: Arr
 def _check_optimizer(optimizer: Any) -> None:
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
         raise TypeError(
-            "optimizer must be an optax GradientTransformation (with init and update), "
-            f"e.g. optax.adam(1e-3); got {type(optimizer).__name__}"
+            f"optimizer must be an optax transformation, got {type(optimizer).__name__}"
         )
 
 
-class DataParallel:
-    """Data parallelism over a 1-D `jax.sharding.Mesh` of devices.
-
-    Each batch is split along `batch_axis` across the devices; params, optimizer
-    state and key are replicated on all of them. Every device computes the loss
-    and gradients of its part of the batch, XLA adds the gradients up across
-    devices, and every device applies the same update, so training gives the
-    same losses as on one device (up to the order of floating-point sums).
-
-    The same code runs on several hosts under JAX's multi-host runtime: call
-    `jax.distributed.initialize()` first on every process, and `jax.devices()`
-    then lists the devices of all hosts (see the training docs page).
-
-    Args:
-      devices: the devices to use, by default `jax.devices()` (all of them).
-      batch_axis: the axis of every batch array that indexes examples: 1 for
-        time-major `(T, batch, ...)` arrays, 0 for `(batch, ...)`.
-
-    Raises:
-      ValueError: `devices` is empty or `batch_axis` is negative.
-
-    Examples:
-      >>> import jaxrnn as jr, numpy as np
-      >>> dp = jr.train.DataParallel(batch_axis=1)
-      >>> xs = dp.shard(np.zeros((5, 4 * dp.size, 3), np.float32))  # (T, batch, features)
-      >>> xs.shape, len(xs.sharding.device_set) == dp.size
-      ((5, 4, 3), True)
-    """
-
-    def __init__(self, devices: Sequence[Any] | None = None, *, batch_axis: int = 0):
-        devices = list(jax.devices() if devices is None else devices)
-        if not devices:
-            raise ValueError("devices must hold at least one device, got an empty sequence")
-        if isinstance(batch_axis, bool) or not isinstance(batch_axis, int) or batch_axis < 0:
-            raise ValueError(f"batch_axis must be a non-negative int, got {batch_axis!r}")
-        self.mesh = Mesh(np.array(devices), ("batch",))
-        self.batch_axis = batch_axis
-        self.replicated = NamedSharding(self.mesh, PartitionSpec())
-        """The sharding of the train state: a full copy on every device."""
-
-    @property
-    def size(self) -> int:
-        """The number of devices."""
-        return self.mesh.size
-
-    def __repr__(self) -> str:
-        return f"DataParallel(size={self.size}, batch_axis={self.batch_axis})"
-
-    def batch_sharding(self, ndim: int) -> NamedSharding:
-        """The sharding of a batch array of `ndim` dims: split along `batch_axis`."""
-        spec = [None] * ndim
-        spec[self.batch_axis] = "batch"
-        return NamedSharding(self.mesh, PartitionSpec(*spec))
-
-    def shard(self, batch: Batch) -> Batch:
-        """Put every array of `batch` on the devices, split along `batch_axis`.
-
-        In a single process `batch` is the whole batch. Under JAX's multi-host
-        runtime (`jax.process_count() > 1`) each process passes its own share,
-        e.g. `local_share(global_batch)`, and the arrays returned are global
-        arrays of `process_count()` times that size.
-
-        Args:
-          batch: an array or pytree of arrays, each with at least
-            `batch_axis + 1` dims and a batch size divisible by this process's
-            number of devices.
-
-        Returns:
-          The same pytree of `jax.Array`s, sharded.
-
-        Raises:
-          ValueError: an array has too few dims, or its batch size is not a
-            multiple of the number of devices; the message names its key path.
-        """
-        local = len(self.mesh.local_devices)
-
-        def put(path: tuple, leaf: Any) -> Array:
-            shape = np.shape(leaf)
-            where = jax.tree_util.keystr(path)
-            if len(shape) <= self.batch_axis:
-                raise ValueError(
-                    f"batch{where} has shape {checks.shape_str(shape)}, "
-                    f"no batch_axis {self.batch_axis} to split across {self.size} devices"
-                )
-            if shape[self.batch_axis] % local:
-                raise ValueError(
-                    f"batch{where} has batch size {shape[self.batch_axis]} (axis "
-                    f"{self.batch_axis} of shape {checks.shape_str(shape)}), which does not "
-                    f"split evenly across {local} devices; use a batch size divisible by {local}"
-                )
-            return _put(leaf, self.batch_sharding(len(shape)), replicated=False)
-
-        return jax.tree_util.tree_map_with_path(put, batch)
-
-    def local_share(self, batch: Batch) -> Batch:
-        """This process's part of a global `batch`: its block along `batch_axis`.
-
-        With one process that is all of it. Under the multi-host runtime every
-        process can build the same global batch (say from the step number) and
-        pass `local_share(batch)` to `shard`.
-        """
-        count, index = jax.process_count(), jax.process_index()
-
-        def take(leaf: Any) -> Any:
-            size = np.shape(leaf)[self.batch_axis] // count
-            return jax.lax.slice_in_dim(
-                jnp.asarray(leaf), index * size, (index + 1) * size, 1, self.batch_axis
-            )
-
-        return batch if count == 1 else jax.tree.map(take, batch)
-
-    def replicate(self, tree: PyTree) -> PyTree:
-        """Put a full copy of every array of `tree` on every device."""
-        return jax.tree.map(lambda leaf: _put(leaf, self.replicated, replicated=True), tree)
-
-
-def _put(leaf: Any, sharding: NamedSharding, replicated: bool) -> Array:
-    """`jax.device_put`, also across processes, where each passes its local data."""
-    if isinstance(leaf, jax.Array) and leaf.sharding == sharding:
-        return leaf
-    if jax.process_count() == 1:
-        return jax.device_put(leaf, sharding)
-    if jnp.issubdtype(jnp.result_type(leaf), jax.dtypes.prng_key):
-        data = _put(jax.random.key_data(leaf), sharding, replicated)
-        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
-    local = np.asarray(leaf)
-    # A replicated array's local data is the whole array; a sharded one's is this
-    # process's share, and the global shape follows from the sharding.
-    return jax.make_array_from_process_local_data(
-        sharding, local, local.shape if replicated else None
-    )
+def _put(leaf: Any, sharding: NamedSharding) -> Array:
+    """`leaf` placed by `sharding`; under the multi-host runtime every process passes all of it."""
+    if isinstance(leaf, jax.Array) and leaf.sharding.is_equivalent_to(sharding, leaf.ndim):
+        return leaf  # already placed, e.g. a global array built from each process's share
+    return jax.make_array_from_process_local_data(sharding, leaf, np.shape(leaf))
 
 
 def make_train_step(
     loss_fn: LossFn,
     optimizer: optax.GradientTransformation,
     *,
-    data_parallel: DataParallel | None = None,
+    mesh: Mesh | None = None,
+    batch_axis: int = 0,
 ) -> StepFn:
     """One optax update as a jitted function `step(state, batch) -> (state, loss)`.
 
@@ -263,20 +138,33 @@ def make_train_step(
     the update. optax's updates run under JAX's standard dtype promotion, so
     they work when the rest of the program uses `"strict"`.
 
+    With `mesh`, the step is data parallel: every array of the batch is split
+    along `batch_axis` across all the mesh's devices and the state is
+    replicated on each (`jax.make_array_from_process_local_data` places what
+    is not already placed so). Every device computes the gradient of its part,
+    XLA sums them, and every device applies the same update: the losses are
+    those of one device up to the order of floating-point sums. Under JAX's
+    multi-host runtime every process passes the same whole batch, or a global
+    `jax.Array` it built from its own share.
+
     Args:
       loss_fn: `loss_fn(params, batch, key) -> scalar`; `key` is a fresh PRNG
         key each step, for dropout or sampling (ignore it if nothing is random).
       optimizer: an optax gradient transformation.
-      data_parallel: a `DataParallel`; the step then shards each batch across
-        its devices and keeps the state replicated (it moves a state or batch
-        that lives elsewhere onto the mesh first).
+      mesh: a `jax.sharding.Mesh`, e.g. `Mesh(jax.devices(), ("batch",))`, or
+        None for one device.
+      batch_axis: with `mesh`, the axis of every batch array that indexes
+        examples: 1 for time-major `(T, batch, ...)` arrays, 0 for `(batch, ...)`.
 
     Returns:
       `step(state, batch) -> (new_state, loss)`, compiled once per batch shape.
+      With `mesh` it raises a `ValueError` naming the array (by its key path)
+      when a batch does not split evenly across the devices.
 
     Raises:
       TypeError: `loss_fn` is not callable, `optimizer` is not an optax
-        transformation or `data_parallel` is not a `DataParallel`.
+        transformation or `mesh` is not a `jax.sharding.Mesh`.
+      ValueError: `batch_axis` is not a non-negative int.
 
     Examples:
       >>> import jax, jax.numpy as jnp, optax, jaxrnn as jr
@@ -293,15 +181,15 @@ def make_train_step(
       >>> state, second = step(state, xs)
       >>> int(state.step), bool(second < first)
       (2, True)
+      >>> mesh = jax.sharding.Mesh(jax.devices(), ("batch",))
+      >>> sharded = jr.train.make_train_step(loss_fn, optimizer, mesh=mesh, batch_axis=1)
+      >>> state, loss = sharded(state, jnp.ones((5, 2 * len(jax.devices()), 3)))
+      >>> state.params["w_h"].sharding.is_fully_replicated
+      True
     """
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     _check_optimizer(optimizer)
-    if data_parallel is not None and not isinstance(data_parallel, DataParallel):
-        raise TypeError(
-            f"data_parallel must be a jaxrnn.train.DataParallel or None, "
-            f"got {type(data_parallel).__name__}"
-        )
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, Array]:
         key, step_key = jax.random.split(state.key)
@@ -313,14 +201,29 @@ def make_train_step(
             params = optax.apply_updates(state.params, updates)
         return TrainState(state.step + 1, params, opt_state, key), loss
 
-    if data_parallel is None:
+    if mesh is None:
         return jax.jit(step)
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh must be a jax.sharding.Mesh or None, got {type(mesh).__name__}")
+    if isinstance(batch_axis, bool) or not isinstance(batch_axis, int) or batch_axis < 0:
+        raise ValueError(f"batch_axis must be a non-negative int, got {batch_axis!r}")
+    replicated = NamedSharding(mesh, PartitionSpec())
+    jitted = jax.jit(step, out_shardings=replicated)
 
-    dp = data_parallel
-    jitted = jax.jit(step, out_shardings=(dp.replicated, dp.replicated))
+    def split(path: tuple, leaf: Any) -> Array:
+        shape = np.shape(leaf)
+        if len(shape) <= batch_axis or shape[batch_axis] % mesh.size:
+            raise ValueError(
+                f"batch{jax.tree_util.keystr(path)} has shape {checks.shape_str(shape)}; its "
+                f"axis batch_axis={batch_axis} must split evenly across the {mesh.size} devices"
+            )
+        spec = [None] * len(shape)
+        spec[batch_axis] = mesh.axis_names
+        return _put(leaf, NamedSharding(mesh, PartitionSpec(*spec)))
 
     def sharded_step(state: TrainState, batch: Batch) -> tuple[TrainState, Array]:
-        return jitted(dp.replicate(state), dp.shard(batch))
+        state = jax.tree.map(lambda leaf: _put(leaf, replicated), state)
+        return jitted(state, jax.tree_util.tree_map_with_path(split, batch))
 
     return sharded_step
 
@@ -334,18 +237,19 @@ class NonFiniteLossError(FloatingPointError):
       checkpoint: the newest checkpoint `fit` wrote before it, or None.
     """
 
-    def __init__(self, message: str, step: int, loss: float, checkpoint: Path | None):
-        super().__init__(message)
-        self.step = step
-        self.loss = loss
-        self.checkpoint = checkpoint
+    def __init__(self, step: int, loss: float, checkpoint: Path | None):
+        saved = f"; {str(checkpoint)!r} holds the last state saved" if checkpoint else ""
+        super().__init__(f"the training loss became {loss} at step {step}{saved}")
+        self.step, self.loss, self.checkpoint = step, float(loss), checkpoint
 
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped `fit` between two steps, after it saved a checkpoint (if it had a directory).
 
     A `KeyboardInterrupt`, so a script that does not catch it stops as on any
-    Ctrl-C.
+    Ctrl-C. A script that catches it can print how to resume: the same command
+    with its resume option, since `fit(..., resume=True)` continues from
+    `checkpoint`'s folder.
 
     Attributes:
       state: the state after the last completed step.
@@ -354,8 +258,7 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     def __init__(self, message: str, state: TrainState, checkpoint: Path | None):
         super().__init__(message)
-        self.state = state
-        self.checkpoint = checkpoint
+        self.state, self.checkpoint = state, checkpoint
 
 
 class StopTraining(Exception):
@@ -378,15 +281,19 @@ class FitResult(NamedTuple):
       state: the state after the last step.
       history: one dict per logged step: `step`, `train_loss` (the mean loss
         since the previous entry) and whatever `evaluate` returned there.
-      losses: the loss of every step since step 0, float64 `(steps,)`,
-        including those of the run that was resumed.
-      checkpoint: the last checkpoint written, or None.
+      losses: the loss of every step, float64 `(steps,)`, including those of
+        the run that was resumed (only those trained here when `state` was
+        passed at a later step without `resume`).
+      checkpoint: the last checkpoint written (or resumed from), or None.
+      resumed_from: the step of the checkpoint this run resumed from, or None
+        for a fresh start.
     """
 
     state: TrainState
     history: list[dict[str, Any]]
     losses: np.ndarray
     checkpoint: Path | None
+    resumed_from: int | None
 
 
 class Restored(NamedTuple):
@@ -396,14 +303,14 @@ class Restored(NamedTuple):
       state: the saved `TrainState`, in the structure of `like`.
       history: the saved `FitResult.history` up to the checkpoint.
       losses: the saved per-step losses, float64 `(step,)`.
-      metadata: the `metadata` given to `fit` when it saved.
+      config: the `config` given to `fit` when it saved.
       path: the file it came from.
     """
 
     state: TrainState
     history: list[dict[str, Any]]
     losses: np.ndarray
-    metadata: dict[str, Any]
+    config: dict[str, Any]
     path: Path
 
 
@@ -413,10 +320,12 @@ _PREFIX = "ckpt"
 def restore(path: str | os.PathLike, like: TrainState) -> Restored | None:
     """Load a checkpoint `fit` wrote into `like`'s structure: a given file, or a directory's newest.
 
-    Given a directory (the `checkpoint_dir` of `fit`), its checkpoints are
-    tried newest first; one that is truncated or corrupt is skipped with a
-    `RuntimeWarning` that names it (see `jaxrnn.checkpoint.latest`), so a
-    damaged last file falls back to the previous one.
+    `fit(..., resume=True)` calls it; call it yourself to load trained params,
+    e.g. for inference. Given a directory (the `checkpoint_dir` of `fit`), its
+    checkpoints are tried newest first; one that is truncated or corrupt is
+    skipped with a `RuntimeWarning` that names it (see
+    `jaxrnn.checkpoint.latest`), so a damaged last file falls back to the
+    previous one.
 
     Args:
       path: a checkpoint file, or the folder `fit` saved into.
@@ -451,97 +360,26 @@ def restore(path: str | os.PathLike, like: TrainState) -> Restored | None:
       >>> restored.path.name, int(restored.state.step), restored.losses.shape
       ('ckpt_00000005.npz', 5, (5,))
     """
-    path = Path(path)
-    if not path.is_file():
-        path = checkpoint.latest(path, prefix=_PREFIX)
-        if path is None:
-            return None
-    metadata = checkpoint.read_metadata(path)
+    path = Path(path) if Path(path).is_file() else checkpoint.latest(path, prefix=_PREFIX)
+    if path is None:
+        return None
+    saved = checkpoint.read_metadata(path)
+    losses = np.asarray(saved.get("losses", []), np.float64)
     state = checkpoint.load(path, like=like)
-    fit_info = metadata.get("fit", {})
-    losses = np.asarray(fit_info.get("losses", []), dtype=np.float64)
-    return Restored(
-        state, list(fit_info.get("history", [])), losses, metadata.get("user", {}), path
-    )
+    return Restored(state, saved.get("history", []), losses, saved.get("config", {}), path)
 
 
-def _save(
-    directory: Path,
-    state: TrainState,
-    history: list[dict[str, Any]],
-    losses: list[float],
-    keep: int | None,
-    metadata: Mapping[str, Any] | None,
-) -> Path:
-    step = int(state.step)
-    if jax.process_index() != 0:  # under the multi-host runtime one process writes
-        return directory / f"{_PREFIX}_{step:08d}.npz"
-    info = {"history": history, "losses": losses}
-    return checkpoint.save_step(
-        directory,
-        step,
-        state,
-        keep=keep,
-        prefix=_PREFIX,
-        metadata={"fit": info, "user": dict(metadata or {})},
-    )
+class _Lines:
+    """The part of a tqdm bar that `fit` uses, printing the log lines only (without tqdm)."""
 
+    def update(self) -> None: ...
 
-@contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[Callable[[], bool]]:
-    """Turn the first Ctrl-C into a flag the loop checks between steps.
+    def set_postfix(self, **postfix: Any) -> None: ...
 
-    A second Ctrl-C raises `KeyboardInterrupt` at once, as usual. Signal
-    handlers can only be installed from the main thread; elsewhere Ctrl-C is
-    left alone.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    received: list[int] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: bool(received)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class _Progress:
-    """A tqdm progress bar when tqdm is installed and wanted, plain printed lines otherwise."""
-
-    def __init__(self, enabled: bool, start: int, total: int, description: str):
-        self.bar = None
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                pass
-            else:
-                self.bar = tqdm(
-                    total=total, initial=start, desc=description, unit="step", dynamic_ncols=True
-                )
-
-    def update(self, loss: float | None) -> None:
-        if self.bar is not None:
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            self.bar.update()
+    def close(self) -> None: ...
 
     def write(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.write(line)
-        else:
-            print(line, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        print(line, flush=True)
 
 
 def fit(
@@ -556,18 +394,23 @@ def fit(
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     keep: int | None = 3,
-    resume_from: Restored | None = None,
-    metadata: Mapping[str, Any] | None = None,
+    resume: bool = False,
+    config: Mapping[str, Any] | None = None,
     progress: bool = True,
     description: str = "training",
 ) -> FitResult:
-    """Train from `state.step` up to `steps` updates, logging, evaluating and checkpointing.
+    """Train up to `steps` updates, resuming, logging, evaluating and checkpointing.
 
     Each iteration calls `step_fn(state, batches(step))`, where `step` is the
     number of updates applied so far, so batches depend only on the step and a
     resumed run sees exactly the batches it would have seen. The loop:
 
-    - shows a progress bar with the live loss (tqdm, when installed and
+    - with `resume=True`, first restores the newest valid checkpoint in
+      `checkpoint_dir` (`restore`, with `state` as the template) and goes on from
+      it, history and per-step losses included; an empty or missing folder
+      starts from `state` and says so. Without `resume`, a `checkpoint_dir` that
+      already holds checkpoints is refused, never mixed with a new run;
+    - shows a progress bar with the last logged loss (tqdm, when installed and
       `progress` is true; otherwise it prints the log lines only);
     - every `log_every` steps (and at the first and last) logs the mean loss
       since the previous log, and every `eval_every` steps (and at the last)
@@ -577,17 +420,23 @@ def fit(
     - with `checkpoint_dir`, writes `ckpt_<step>.npz` there every
       `checkpoint_every` steps and after the last step (atomically, see
       `jaxrnn.checkpoint`), keeping the `keep` newest, with the history and
-      losses so far and `metadata`;
+      losses so far and `config`;
     - on Ctrl-C, finishes the current step, saves a checkpoint (with
       `checkpoint_dir`) and raises `TrainingInterrupted`.
 
+    To stop early, raise `StopTraining` from `evaluate`: `fit` saves and returns. Any
+    other exception (from `evaluate`, `step_fn` or `batches`) is raised after `fit`
+    has saved a checkpoint of the last completed step, so the optimizer state is
+    never lost; an error before the first step saves nothing, so that the same
+    call can run again once it is fixed.
+
     Args:
-      state: where to start, e.g. `init_state(...)` or `restore(...).state`.
+      state: where a fresh run starts, e.g. `init_state(...)`; with `resume` it
+        is also the template the checkpoint is loaded into.
       step_fn: `step_fn(state, batch) -> (state, loss)`, e.g. from
         `make_train_step`.
       batches: `batches(step) -> batch` for `step` in `[state.step, steps)`.
-      steps: the total number of updates to reach, counting those already in
-        `state.step`.
+      steps: the total number of updates to reach, counting those already done.
       log_every: steps between log entries, at least 1.
       evaluate: optional `evaluate(params) -> {name: float}`, e.g. a
         validation loss.
@@ -598,32 +447,33 @@ def fit(
       checkpoint_every: steps between checkpoints (default: only at the end
         and on Ctrl-C).
       keep: how many checkpoints to keep, or None for all.
-      resume_from: the `Restored` that `state` came from, so that the history
-        and per-step losses continue its own.
-      metadata: JSON-serialisable mapping saved with every checkpoint (e.g. the
-        command-line config); `restore` returns it.
+      resume: continue the run whose checkpoints are in `checkpoint_dir`.
+      config: JSON-serialisable mapping that defines the run (model sizes, data,
+        learning rate), saved with every checkpoint; resuming a checkpoint saved
+        with another config is refused. `restore` returns it.
       progress: show a progress bar.
       description: the progress bar's label.
 
     Returns:
-      A `FitResult`: the final state, the history, every step's loss and the
-      last checkpoint written.
-
-    To stop early, raise `StopTraining` from `evaluate`: `fit` saves and returns. Any
-    other exception from `evaluate` is raised after `fit` has saved a checkpoint of
-    the state it was evaluating, so the optimizer state is never lost.
+      A `FitResult`: the final state, the history, every step's loss, the
+      last checkpoint written and the step it resumed from.
 
     Raises:
       NonFiniteLossError: a loss was NaN or infinite.
       TrainingInterrupted: Ctrl-C (a `KeyboardInterrupt`).
-      ValueError: `steps` is below `state.step`.
+      ValueError: `steps` is below the step of `state` or of the restored
+        checkpoint; `resume` without `checkpoint_dir`; `checkpoint_dir` holds
+        a run and `resume` is false; the restored checkpoint's config differs
+        from `config` (the message names the differing keys) or does not fit
+        `state` (see `restore`).
       ValueError: `steps`, `log_every`, `eval_every`, `checkpoint_every` or
         `keep` is not a positive int, or `eval_every` is not a multiple of
         `log_every`.
-      TypeError: `step_fn` or `batches` is not callable.
+      TypeError: `step_fn` or `batches` is not callable, `resume` is not a
+        bool or `config` is not JSON-serialisable.
 
     Examples:
-      >>> import jax, jax.numpy as jnp, optax, jaxrnn as jr
+      >>> import jax, jax.numpy as jnp, optax, tempfile, jaxrnn as jr
       >>> cell = jr.rnn(8)
       >>> xs = jax.random.normal(jax.random.key(0), (6, 4, 3))  # (T, batch, features)
       >>> def loss_fn(params, xs, key):
@@ -631,144 +481,124 @@ def fit(
       >>> optimizer = optax.adam(1e-2)
       >>> state = jr.train.init_state(
       ...     cell.init(jax.random.key(1), input_size=3), optimizer, jax.random.key(2))
+      >>> step_fn, directory = jr.train.make_train_step(loss_fn, optimizer), tempfile.mkdtemp()
       >>> result = jr.train.fit(
-      ...     state, jr.train.make_train_step(loss_fn, optimizer), lambda step: xs,
-      ...     steps=20, log_every=10, progress=False)  # doctest: +ELLIPSIS
+      ...     state, step_fn, lambda step: xs, steps=20, log_every=10, progress=False,
+      ...     checkpoint_dir=directory, config={"hidden": 8})  # doctest: +ELLIPSIS
       step  1/20  train loss 0.3...
       step 10/20  train loss 0.2...
       step 20/20  train loss 0.1...
       >>> int(result.state.step), result.losses.shape, bool(result.losses[-1] < result.losses[0])
       (20, (20,), True)
+      >>> more = jr.train.fit(
+      ...     state, step_fn, lambda step: xs, steps=30, log_every=10, progress=False,
+      ...     checkpoint_dir=directory, config={"hidden": 8}, resume=True)  # doctest: +ELLIPSIS
+      resuming from .../ckpt_00000020.npz (step 20)
+      step 21/30  train loss 0.1...
+      step 30/30  train loss 0.1...
+      >>> more.resumed_from, more.losses.shape
+      (20, (30,))
     """
-    steps = checks.positive_int(steps, "steps")
-    log_every = checks.positive_int(log_every, "log_every")
-    if eval_every is not None:
-        eval_every = checks.positive_int(eval_every, "eval_every")
-        if eval_every % log_every:
-            raise ValueError(
-                f"eval_every ({eval_every}) must be a multiple of log_every ({log_every}): "
-                "evaluations are added to log entries"
-            )
-    if checkpoint_every is not None:
-        checkpoint_every = checks.positive_int(checkpoint_every, "checkpoint_every")
-    if keep is not None:
-        keep = checks.positive_int(keep, "keep")
-    if not callable(step_fn):
-        raise TypeError(f"step_fn must be callable, got {type(step_fn).__name__}")
-    if not callable(batches):
-        raise TypeError(f"batches must be callable (step -> batch), got {type(batches).__name__}")
+    optional = {"eval_every": eval_every, "checkpoint_every": checkpoint_every, "keep": keep}
+    for name, value in {"steps": steps, "log_every": log_every, **optional}.items():
+        if value is not None:
+            checks.positive_int(value, name)
+    if eval_every is not None and eval_every % log_every:
+        raise ValueError(f"eval_every ({eval_every}) must be a multiple of log_every ({log_every})")
+    for name, function in (("step_fn", step_fn), ("batches (step -> batch)", batches)):
+        if not callable(function):
+            raise TypeError(f"{name} must be callable, got {type(function).__name__}")
+    try:  # a JSON round trip, so that it compares equal to what a checkpoint holds
+        config = json.loads(json.dumps(dict(config or {})))
+    except TypeError as e:
+        raise TypeError(f"config must be JSON-serialisable: {e}") from None
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
-
+    if checks.boolean(resume, "resume") and directory is None:
+        raise ValueError("resume=True needs the checkpoint_dir of the run to resume")
+    if directory is not None and not resume and any(directory.glob(f"{_PREFIX}_*.npz")):
+        raise ValueError(f"checkpoint_dir {str(directory)!r} holds a run; resume=True resumes it")
+    newest = checkpoint.latest(directory, prefix=_PREFIX) if resume else None
+    history, losses, last, resumed_from = [], [], None, None
+    if newest is not None:  # the config first: another model would fail to load with less clue
+        saved = checkpoint.read_metadata(newest).get("config", {})
+        differ = [k for k in sorted(config.keys() | saved.keys()) if config.get(k) != saved.get(k)]
+        if differ:
+            changes = ", ".join(f"{k} {saved.get(k)!r} (now {config.get(k)!r})" for k in differ)
+            raise ValueError(f"{newest} was made with another config: {changes}")
+        restored = restore(newest, like=state)
+        state, history, losses = restored.state, restored.history, restored.losses.tolist()
+        last, resumed_from = newest, int(state.step)
+        print(f"resuming from {last} (step {resumed_from})", flush=True)
+    elif resume:
+        print(f"no checkpoint in {str(directory)!r}: starting from step 0", flush=True)
     start = int(state.step)
-    history = list(resume_from.history) if resume_from is not None else []
-    losses = [float(v) for v in resume_from.losses] if resume_from is not None else []
-    if len(losses) != start:
-        raise ValueError(
-            f"resume_from holds {len(losses)} per-step losses but state.step is {start}; "
-            "pass the Restored that state came from"
-        )
-    last_checkpoint = resume_from.path if resume_from is not None else None
     if start > steps:
-        raise ValueError(
-            f"steps={steps} is below the step the state is at, {start} (a restored run "
-            f"counts the steps it has done); ask for steps > {start} to train further"
-        )
-    if start == steps:
-        return FitResult(state, history, np.asarray(losses, np.float64), last_checkpoint)
-
+        raise ValueError(f"steps={steps} is below the step the state is at, {start}")
     pending: list[Array] = []  # device losses not yet copied to the host
-    width = len(str(steps))
-    bar = _Progress(progress, start, steps, description)
 
-    def flush() -> None:
+    def flush(done: int) -> None:
         """Copy pending losses to the host and stop at the first non-finite one."""
-        values = np.asarray(jax.device_get(pending), dtype=np.float64).reshape(-1)
-        first = len(losses)
+        values = np.asarray(jax.device_get(pending), np.float64).reshape(-1)
         pending.clear()
+        losses.extend(values.tolist())
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            bar.close()
-            step, value = first + int(bad[0]) + 1, float(values[bad[0]])
-            where = (
-                f"; the newest checkpoint, {str(last_checkpoint)!r}, holds the last saved "
-                "finite state"
-                if last_checkpoint is not None
-                else ""
-            )
-            raise NonFiniteLossError(
-                f"the training loss became {value} at step {step}, so training stopped there"
-                f"{where}. A smaller learning rate or gradient clipping usually helps.",
-                step,
-                value,
-                last_checkpoint,
-            )
-        losses.extend(values.tolist())
+            raise NonFiniteLossError(done - len(values) + int(bad[0]) + 1, values[bad[0]], last)
 
-    def save() -> Path | None:
-        if directory is None:
-            return last_checkpoint
-        return _save(directory, state, history, losses, keep, metadata)
+    def save() -> None:
+        nonlocal last
+        flush(int(state.step))
+        if directory is not None:
+            last = directory / f"{_PREFIX}_{int(state.step):08d}.npz"
+            if jax.process_index() == 0:  # under the multi-host runtime one process writes
+                meta = {"history": history, "losses": losses, "config": config}
+                checkpoint.save_step(directory, int(state.step), state, keep=keep, metadata=meta)
 
-    last_logged = start
-    with _deferred_interrupt() as interrupted:
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        if interrupted:  # the second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        interrupted.append(signum)  # the first stops after the current step
+
+    try:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=start, desc=description, unit="step", disable=not progress)
+    except ImportError:
+        bar = _Lines()
+    interrupted: list[int] = []
+    handles_signals = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_ctrl_c) if handles_signals else None
+    try:
         for step in range(start, steps):
             state, loss = step_fn(state, batches(step))
             pending.append(loss)
             done = step + 1
-            shown = None
-            if done % 10 == 0 or done == start + 1:
-                shown = float(loss)
-            bar.update(shown)
+            bar.update()
             if done == start + 1 or done % log_every == 0 or done == steps:
-                flush()
-                entry: dict[str, Any] = {
-                    "step": done,
-                    "train_loss": float(np.mean(losses[last_logged:done])),
-                }
-                last_logged = done
-                line = f"step {done:>{width}}/{steps}  train loss {entry['train_loss']:.4f}"
-                stop = None
-                if evaluate is not None and (
-                    done == steps or (eval_every is not None and done % eval_every == 0)
-                ):
-                    try:
-                        for name, value in evaluate(state.params).items():
-                            entry[name] = float(value)
-                            line += f"  {name} {float(value):.4f}"
-                    except StopTraining as error:
-                        stop = error
-                        line += f"  stopped: {error}"
-                    except BaseException:
-                        # Keep the optimizer state of every step done: save, then re-raise.
-                        history.append(entry)
-                        bar.close()
-                        if directory is not None:
-                            save()
-                        raise
-                history.append(entry)
-                bar.write(line)
-                if stop is not None:
-                    last_checkpoint = save()
-                    bar.close()
-                    return FitResult(
-                        state, history, np.asarray(losses, np.float64), last_checkpoint
-                    )
-            if directory is not None and (
-                done == steps or (checkpoint_every is not None and done % checkpoint_every == 0)
-            ):
-                flush()
-                last_checkpoint = save()
-            if interrupted() and done < steps:
-                flush()
-                last_checkpoint = save()
-                bar.close()
-                where = (
-                    f"; saved {str(last_checkpoint)!r}"
-                    if directory is not None
-                    else " (no checkpoint_dir)"
-                )
-                raise TrainingInterrupted(
-                    f"interrupted after step {done}{where}", state, last_checkpoint
-                )
-    bar.close()
-    return FitResult(state, history, np.asarray(losses, np.float64), last_checkpoint)
+                flush(done)
+                since = history[-1]["step"] if history else start  # the previous entry
+                mean = float(np.mean(losses[since - done :]))
+                history.append({"step": done, "train_loss": mean})
+                bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
+                if evaluate is not None and (done == steps or done % (eval_every or steps) == 0):
+                    history[-1].update({k: float(v) for k, v in evaluate(state.params).items()})
+                logged = list(history[-1].items())[1:]
+                line = "".join(f"  {k.replace('_', ' ')} {v:.4f}" for k, v in logged)
+                bar.write(f"step {done:>{len(str(steps))}}/{steps}{line}")
+            if done == steps or done % (checkpoint_every or steps) == 0 or interrupted:
+                save()
+            if interrupted and done < steps:
+                where = f"; saved {str(last)!r}" if directory else " (no checkpoint_dir)"
+                raise TrainingInterrupted(f"interrupted after step {done}{where}", state, last)
+    except StopTraining as stop:
+        bar.write(f"stopped after step {int(state.step)}: {stop}")
+        save()
+    except Exception as error:
+        if not isinstance(error, NonFiniteLossError) and int(state.step) > start:
+            save()  # keep the optimizer state of every step done
+        raise
+    finally:
+        bar.close()
+        if handles_signals:
+            signal.signal(signal.SIGINT, previous)
+    return FitResult(state, history, np.asarray(losses, np.float64), last, resumed_from)

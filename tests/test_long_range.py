@@ -56,7 +56,7 @@ def test_tiny_run_lowers_the_loss_for_every_cell(tiny_run):
             cell,
             long_range.adding_batch(test_key, 64, 24),
         )
-        assert history[-1]["test_mse"] < 0.9 * float(untrained["mse"]), name
+        assert history[-1]["test_mse"] < 0.9 * float(untrained["test_mse"]), name
         assert [h["step"] for h in history if "test_mse" in h] == [20, 40, 60], name
         assert metrics["test_mse"] == history[-1]["test_mse"]
         assert metrics["train_loss"] == history[-1]["train_loss"]
@@ -147,4 +147,4 @@ def test_resume_needs_out(capsys):
     with pytest.raises(SystemExit) as exit_info:
         long_range.main([*TINY, "--resume"])
     assert exit_info.value.code == 2
-    assert "--resume needs --out DIR" in capsys.readouterr().err
+    assert "resume=True needs the checkpoint_dir" in capsys.readouterr().err

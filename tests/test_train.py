@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.sharding import Mesh
 
 import jaxrnn as jr
 from jaxrnn import train
@@ -104,29 +105,97 @@ def test_fit_with_a_progress_bar(capsys):
     assert "demo" in err and "3/3" in err
 
 
-def test_resume_is_bit_identical(tmp_path):
-    """2N steps in one go == N steps, checkpoint, restore into a fresh state, N more."""
+def test_resume_is_bit_identical(tmp_path, capsys):
+    """2N steps in one go == N steps, then fit(resume=True) from a fresh state for N more."""
     straight = train.fit(fresh_state(), STEP, batches, steps=12, log_every=4, progress=False)
 
     first = train.fit(
         fresh_state(), STEP, batches, steps=6, log_every=4, checkpoint_dir=tmp_path, progress=False
     )
-    assert first.checkpoint == tmp_path / "ckpt_00000006.npz"
-    restored = train.restore(tmp_path, like=fresh_state(seed=7))  # another seed: only a template
-    assert int(restored.state.step) == 6
+    assert first.checkpoint == tmp_path / "ckpt_00000006.npz" and first.resumed_from is None
+    capsys.readouterr()
     second = train.fit(
-        restored.state,
+        fresh_state(seed=7),  # another seed: only the template of the checkpoint
         STEP,
         batches,
         steps=12,
         log_every=4,
-        resume_from=restored,
         checkpoint_dir=tmp_path,
+        resume=True,
         progress=False,
     )
+    assert f"resuming from {tmp_path / 'ckpt_00000006.npz'} (step 6)" in capsys.readouterr().out
+    assert second.resumed_from == 6
     assert_trees_equal(second.state, straight.state)
     np.testing.assert_array_equal(second.losses, straight.losses)
     assert [e["step"] for e in second.history] == [1, 4, 6, 7, 8, 12]  # 7: first after resume
+    assert train.restore(tmp_path, like=fresh_state()).history == second.history
+
+
+def test_resume_of_an_empty_folder_starts_fresh_and_says_so(tmp_path, capsys):
+    directory = tmp_path / "new"
+    result = train.fit(
+        fresh_state(), STEP, batches, steps=3, checkpoint_dir=directory, resume=True,
+        progress=False,
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"no checkpoint in {str(directory)!r}: starting from step 0" in out
+    assert result.resumed_from is None and int(result.state.step) == 3
+    assert result.checkpoint == directory / "ckpt_00000003.npz"
+    straight = train.fit(fresh_state(), STEP, batches, steps=3, progress=False)
+    assert_trees_equal(result.state, straight.state)
+
+
+def test_a_folder_that_holds_a_run_is_never_mixed_with_a_new_one(tmp_path):
+    train.fit(fresh_state(), STEP, batches, steps=2, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(
+        ValueError, match=r"checkpoint_dir '.*' holds a run; resume=True resumes it"
+    ):
+        train.fit(fresh_state(), STEP, batches, steps=4, checkpoint_dir=tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt_00000002.npz"]  # untouched
+    with pytest.raises(ValueError, match="resume=True needs the checkpoint_dir"):
+        train.fit(fresh_state(), STEP, batches, steps=4, resume=True, progress=False)
+    with pytest.raises(TypeError, match="resume must be a bool"):
+        train.fit(fresh_state(), STEP, batches, steps=4, checkpoint_dir=tmp_path, resume="yes")
+
+
+def test_resume_refuses_another_config_naming_the_keys(tmp_path):
+    config = {"hidden": 6, "lr": 0.01, "data": "a.txt", "sizes": (1, 2)}
+    train.fit(
+        fresh_state(), STEP, batches, steps=2, checkpoint_dir=tmp_path, config=config,
+        progress=False,
+    )  # fmt: skip
+    other = {**config, "hidden": 8, "lr": 0.02}
+    with pytest.raises(
+        ValueError,
+        match=r"ckpt_00000002\.npz was made with another config: "
+        r"hidden 6 \(now 8\), lr 0\.01 \(now 0\.02\)$",
+    ):
+        train.fit(
+            fresh_state(), STEP, batches, steps=4, checkpoint_dir=tmp_path, config=other,
+            resume=True, progress=False,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match=r"another config: data 'a\.txt' \(now None\)"):
+        train.fit(
+            fresh_state(), STEP, batches, steps=4, checkpoint_dir=tmp_path,
+            config={k: v for k, v in config.items() if k != "data"}, resume=True, progress=False,
+        )  # fmt: skip
+    # Another config is named before the state is loaded, even when it would not load.
+    smaller = jr.gru(5).init(jax.random.key(0), input_size=FEATURES)
+    with pytest.raises(ValueError, match=r"another config: hidden 6 \(now 5\)"):
+        train.fit(
+            train.init_state(smaller, OPTIMIZER, jax.random.key(0)), STEP, batches, steps=4,
+            checkpoint_dir=tmp_path, config={**config, "hidden": 5}, resume=True,
+        )  # fmt: skip
+    # The same config resumes (the tuple compares equal to the list the checkpoint holds).
+    result = train.fit(
+        fresh_state(), STEP, batches, steps=4, checkpoint_dir=tmp_path, config=config,
+        resume=True, progress=False,
+    )  # fmt: skip
+    assert result.resumed_from == 2 and int(result.state.step) == 4
+    assert train.restore(tmp_path, like=fresh_state()).config == {**config, "sizes": [1, 2]}
+    with pytest.raises(TypeError, match="config must be JSON-serialisable"):
+        train.fit(fresh_state(), STEP, batches, steps=4, config={"out": tmp_path})
 
 
 def test_checkpoints_every_n_steps_keep_the_newest(tmp_path):
@@ -138,16 +207,16 @@ def test_checkpoints_every_n_steps_keep_the_newest(tmp_path):
         checkpoint_dir=tmp_path,
         checkpoint_every=3,
         keep=2,
-        metadata={"hidden": 6},
+        config={"hidden": 6},
         progress=False,
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt_00000009.npz", "ckpt_00000010.npz"]
     restored = train.restore(tmp_path, like=fresh_state())
-    assert restored.metadata == {"hidden": 6}
+    assert restored.config == {"hidden": 6}
     assert restored.losses.shape == (10,)
 
 
-def test_restore_skips_a_truncated_checkpoint_and_resumes_from_the_previous_one(tmp_path):
+def test_resume_skips_a_truncated_checkpoint_and_goes_on_from_the_previous_one(tmp_path):
     straight = train.fit(fresh_state(), STEP, batches, steps=8, progress=False)
     train.fit(
         fresh_state(),
@@ -165,10 +234,14 @@ def test_restore_skips_a_truncated_checkpoint_and_resumes_from_the_previous_one(
     with pytest.warns(RuntimeWarning, match="skipping checkpoint .*ckpt_00000006"):
         restored = train.restore(tmp_path, like=fresh_state())
     assert restored.path.name == "ckpt_00000003.npz" and int(restored.state.step) == 3
-    resumed = train.fit(
-        restored.state, STEP, batches, steps=8, resume_from=restored, progress=False
-    )
+    with pytest.warns(RuntimeWarning, match="skipping checkpoint .*ckpt_00000006"):
+        resumed = train.fit(
+            fresh_state(), STEP, batches, steps=8, checkpoint_dir=tmp_path, resume=True,
+            progress=False,
+        )  # fmt: skip
+    assert resumed.resumed_from == 3
     assert_trees_equal(resumed.state, straight.state)
+    np.testing.assert_array_equal(resumed.losses, straight.losses)
 
 
 def test_restore_of_another_model_names_the_leaf(tmp_path):
@@ -178,6 +251,8 @@ def test_restore_of_another_model_names_the_leaf(tmp_path):
     like = train.init_state(params, OPTIMIZER, jax.random.key(0))
     with pytest.raises(ValueError, match=r"leaf \.params\['b'\].*shape \(15,\).*shape \(18,\)"):
         train.restore(tmp_path, like=like)
+    with pytest.raises(ValueError, match=r"leaf \.params\['b'\]"):
+        train.fit(like, STEP, batches, steps=2, checkpoint_dir=tmp_path, resume=True)
 
 
 def test_restore_of_an_empty_or_missing_directory_is_none(tmp_path):
@@ -220,7 +295,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path):
             signal.raise_signal(signal.SIGINT)
         return new_state, loss
 
-    with pytest.raises(train.TrainingInterrupted, match="after step 4") as info:
+    with pytest.raises(train.TrainingInterrupted, match=r"after step 4; saved '.*ckpt_0+4") as info:
         train.fit(
             fresh_state(),
             step_then_interrupt,
@@ -234,24 +309,38 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path):
     assert info.value.checkpoint == tmp_path / "ckpt_00000004.npz"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
-    restored = train.restore(tmp_path, like=fresh_state())
     resumed = train.fit(
-        restored.state, STEP, batches, steps=9, resume_from=restored, progress=False
-    )
+        fresh_state(), STEP, batches, steps=9, checkpoint_dir=tmp_path, resume=True,
+        progress=False,
+    )  # fmt: skip
+    assert resumed.resumed_from == 4
     assert_trees_equal(resumed.state, straight.state)
     np.testing.assert_array_equal(resumed.losses, straight.losses)
 
 
+def test_ctrl_c_without_a_checkpoint_dir_says_so():
+    def step_then_interrupt(state, batch):
+        signal.raise_signal(signal.SIGINT)
+        return STEP(state, batch)
+
+    with pytest.raises(
+        train.TrainingInterrupted, match=r"after step 1 \(no checkpoint_dir\)"
+    ) as info:
+        train.fit(fresh_state(), step_then_interrupt, batches, steps=5, progress=False)
+    assert info.value.checkpoint is None and int(info.value.state.step) == 1
+
+
 def test_fit_returns_at_once_when_the_state_is_already_there(tmp_path):
     train.fit(fresh_state(), STEP, batches, steps=3, checkpoint_dir=tmp_path, progress=False)
-    restored = train.restore(tmp_path, like=fresh_state())
-    result = train.fit(restored.state, STEP, batches, steps=3, resume_from=restored, progress=False)
+    kwargs = {"checkpoint_dir": tmp_path, "resume": True, "progress": False}
+    result = train.fit(fresh_state(), STEP, batches, steps=3, **kwargs)
     assert int(result.state.step) == 3 and result.losses.shape == (3,)
+    assert result.resumed_from == 3 and result.checkpoint == tmp_path / "ckpt_00000003.npz"
     with pytest.raises(ValueError, match=r"steps=2 is below the step the state is at, 3"):
-        train.fit(restored.state, STEP, batches, steps=2, resume_from=restored, progress=False)
+        train.fit(fresh_state(), STEP, batches, steps=2, **kwargs)
 
 
-def test_stop_training_from_evaluate_saves_and_returns(tmp_path):
+def test_stop_training_from_evaluate_saves_and_returns(tmp_path, capsys):
     def evaluate(params):
         raise train.StopTraining("patience ran out")
 
@@ -260,6 +349,7 @@ def test_stop_training_from_evaluate_saves_and_returns(tmp_path):
         checkpoint_dir=tmp_path, progress=False,
     )  # fmt: skip
     assert int(result.state.step) == 4 and result.checkpoint == tmp_path / "ckpt_00000004.npz"
+    assert "stopped after step 4: patience ran out" in capsys.readouterr().out
     straight = train.fit(fresh_state(), STEP, batches, steps=4, progress=False)
     assert_trees_equal(train.restore(tmp_path, like=fresh_state()).state, straight.state)
 
@@ -279,6 +369,30 @@ def test_an_error_in_evaluate_keeps_the_state_in_a_checkpoint(tmp_path):
     assert_trees_equal(restored.state, straight.state)
 
 
+def test_an_error_in_a_step_keeps_the_steps_done_but_never_a_fresh_state(tmp_path):
+    def failing_from(first_bad):
+        def failing_batches(step):
+            if step >= first_bad:
+                raise OSError("the data disk is gone")
+            return batches(step)
+
+        return failing_batches
+
+    with pytest.raises(OSError, match="disk is gone"):
+        train.fit(
+            fresh_state(), STEP, failing_from(5), steps=20, checkpoint_dir=tmp_path, progress=False
+        )
+    restored = train.restore(tmp_path, like=fresh_state())
+    assert int(restored.state.step) == 5 and restored.losses.shape == (5,)
+    # Failing before the first step writes nothing, so the same command can run again.
+    with pytest.raises(OSError, match="disk is gone"):
+        train.fit(
+            fresh_state(), STEP, failing_from(0), steps=20, checkpoint_dir=tmp_path / "b",
+            progress=False,
+        )  # fmt: skip
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -296,26 +410,23 @@ def test_fit_rejects_bad_settings(kwargs, error, match):
         train.fit(fresh_state(), STEP, batches, progress=False, **settings)
 
 
-def test_fit_rejects_uncallables_and_mismatched_resume(tmp_path):
+def test_fit_rejects_uncallables():
     with pytest.raises(TypeError, match="step_fn must be callable"):
         train.fit(fresh_state(), None, batches, steps=2)
-    with pytest.raises(TypeError, match=r"batches must be callable \(step -> batch\)"):
+    with pytest.raises(TypeError, match=r"batches \(step -> batch\) must be callable"):
         train.fit(fresh_state(), STEP, [batches(0)], steps=2)
-    train.fit(fresh_state(), STEP, batches, steps=2, checkpoint_dir=tmp_path, progress=False)
-    restored = train.restore(tmp_path, like=fresh_state())
-    with pytest.raises(
-        ValueError, match=r"resume_from holds 2 per-step losses but state\.step is 0"
-    ):
-        train.fit(fresh_state(), STEP, batches, steps=4, resume_from=restored)
 
 
 def test_make_train_step_and_init_state_reject_bad_arguments():
-    with pytest.raises(TypeError, match="optimizer must be an optax GradientTransformation"):
+    with pytest.raises(TypeError, match="optimizer must be an optax transformation"):
         train.make_train_step(loss_fn, "adam")
     with pytest.raises(TypeError, match="loss_fn must be callable"):
         train.make_train_step(None, OPTIMIZER)
-    with pytest.raises(TypeError, match=r"data_parallel must be a jaxrnn\.train\.DataParallel"):
-        train.make_train_step(loss_fn, OPTIMIZER, data_parallel=jax.devices())
+    with pytest.raises(TypeError, match=r"mesh must be a jax\.sharding\.Mesh"):
+        train.make_train_step(loss_fn, OPTIMIZER, mesh=jax.devices())
+    mesh = Mesh(jax.devices(), ("batch",))
+    with pytest.raises(ValueError, match="batch_axis must be a non-negative int"):
+        train.make_train_step(loss_fn, OPTIMIZER, mesh=mesh, batch_axis=-1)
     with pytest.raises(TypeError, match="optimizer must be"):
         train.init_state({}, object(), jax.random.key(0))
     with pytest.raises(TypeError, match="key"):
@@ -323,39 +434,42 @@ def test_make_train_step_and_init_state_reject_bad_arguments():
 
 
 def test_data_parallel_on_one_device_matches_the_plain_step():
-    dp = train.DataParallel(jax.devices()[:1], batch_axis=1)
-    sharded = train.make_train_step(loss_fn, OPTIMIZER, data_parallel=dp)
+    mesh = Mesh(jax.devices()[:1], ("batch",))
+    sharded = train.make_train_step(loss_fn, OPTIMIZER, mesh=mesh, batch_axis=1)
     plain_state = sharded_state = fresh_state()
     for step in range(3):
         plain_state, plain_loss = STEP(plain_state, batches(step))
         sharded_state, sharded_loss = sharded(sharded_state, batches(step))
         np.testing.assert_allclose(sharded_loss, plain_loss, rtol=1e-6)
     np.testing.assert_allclose(sharded_state.params["w_x"], plain_state.params["w_x"], rtol=1e-5)
+    assert sharded_state.params["w_x"].sharding.mesh == mesh
 
 
 def test_data_parallel_rejects_batches_it_cannot_split():
-    dp = train.DataParallel(batch_axis=1)
-    with pytest.raises(ValueError, match=r"no batch_axis 1 to split"):
-        dp.shard(np.zeros(3))
-    with pytest.raises(ValueError, match=r"batch\[1\] has shape \(4,\)"):
-        dp.shard((np.zeros((2, 2)), np.zeros(4)))
-    with pytest.raises(ValueError, match="devices must hold at least one device"):
-        train.DataParallel([])
-    with pytest.raises(ValueError, match="batch_axis must be a non-negative int"):
-        train.DataParallel(batch_axis=-1)
+    mesh = Mesh(jax.devices(), ("batch",))
+    sharded = train.make_train_step(loss_fn, OPTIMIZER, mesh=mesh, batch_axis=1)
+    xs, targets = batches(0)
+    with pytest.raises(ValueError, match=r"batch\[1\] has shape \(4,\); its axis batch_axis=1"):
+        sharded(fresh_state(), (xs, targets[0, :, 0]))
+    with pytest.raises(ValueError, match=r"batch\[0\]\['xs'\] has shape \(7,\)"):
+        sharded(fresh_state(), ({"xs": xs[:, 0, 0]}, targets))
 
 
 SHARDED_SCRIPT = textwrap.dedent(
     """
     import jax, jax.numpy as jnp, numpy as np, optax
+    from jax.sharding import Mesh
     import jaxrnn as jr
     from jaxrnn import train
 
     assert jax.device_count() == 8, jax.devices()
     cell, optimizer = jr.lstm(16), optax.adam(1e-2)
 
+    seen = []
+
     def loss_fn(params, batch, key):
         xs, targets = batch
+        jax.debug.inspect_array_sharding(xs, callback=seen.append)
         _, hs = jr.unroll(cell, params, xs)
         return jnp.mean((hs[..., :1] - targets) ** 2)
 
@@ -364,18 +478,27 @@ SHARDED_SCRIPT = textwrap.dedent(
         xs = rng.normal(size=(12, 32, 5)).astype(np.float32)  # (T, batch, features)
         return xs, np.cumsum(xs[..., :1], axis=0).astype(np.float32) / 4
 
-    def run(data_parallel):
+    def run(mesh):
         params = cell.init(jax.random.key(0), input_size=5)
         state = train.init_state(params, optimizer, jax.random.key(1))
-        step = train.make_train_step(loss_fn, optimizer, data_parallel=data_parallel)
+        step = train.make_train_step(loss_fn, optimizer, mesh=mesh, batch_axis=1)
         return train.fit(state, step, batches, steps=20, log_every=20, progress=False)
 
-    dp = train.DataParallel(batch_axis=1)
-    xs = dp.shard(batches(0)[0])
-    assert len(xs.sharding.device_set) == 8 and xs.addressable_shards[0].data.shape == (12, 4, 5)
-    sharded = run(dp)
+    mesh = Mesh(jax.devices(), ("batch",))
+    sharded = run(mesh)
+    # Inside the step each device held (12, 4, 5) of the (12, 32, 5) inputs.
+    assert seen[0].shard_shape((12, 32, 5)) == (12, 4, 5), seen
     assert len(sharded.state.params["w_h"].sharding.device_set) == 8
     assert sharded.state.params["w_h"].sharding.is_fully_replicated
+    step = train.make_train_step(loss_fn, optimizer, mesh=mesh, batch_axis=1)
+    xs, targets = batches(0)
+    try:
+        step(sharded.state, (xs[:, :12], targets[:, :12]))
+    except ValueError as e:
+        assert "batch[0] has shape (12, 12, 5); its axis batch_axis=1 must split evenly" in str(e)
+        assert "across the 8 devices" in str(e)
+    else:
+        raise AssertionError("a batch of 12 was split across 8 devices")
     single = run(None)
     rel = np.abs(sharded.losses - single.losses) / np.abs(single.losses)
     params_diff = max(
@@ -422,6 +545,7 @@ MULTI_PROCESS_SCRIPT = textwrap.dedent(
     assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
 
     import jax.numpy as jnp, numpy as np, optax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
     import jaxrnn as jr
     from jaxrnn import train
 
@@ -437,18 +561,23 @@ MULTI_PROCESS_SCRIPT = textwrap.dedent(
         xs = rng.normal(size=(12, 32, 5)).astype(np.float32)  # (T, batch, features)
         return xs, np.cumsum(xs[..., :1], axis=0).astype(np.float32) / 4
 
-    dp = train.DataParallel(batch_axis=1)
+    mesh = Mesh(jax.devices(), ("batch",))
     params = cell.init(jax.random.key(0), input_size=5)
     state = train.init_state(params, optimizer, jax.random.key(1))
-    step = train.make_train_step(loss_fn, optimizer, data_parallel=dp)
+    step = train.make_train_step(loss_fn, optimizer, mesh=mesh, batch_axis=1)
+    # Every process passes the same whole batch; each device gets its part.
     result = train.fit(
-        state, step, lambda s: dp.local_share(global_batch(s)), steps=10, log_every=10,
-        checkpoint_dir=out, progress=False,
+        state, step, global_batch, steps=10, log_every=10, checkpoint_dir=out, progress=False
     )
+    # Or each process reads only its share and builds the global array itself.
+    sharding = NamedSharding(mesh, PartitionSpec(None, "batch"))
+    share = tuple(x[:, 16 * process_id : 16 * (process_id + 1)] for x in global_batch(0))
+    _, first = step(state, jax.make_array_from_process_local_data(sharding, share))
     if process_id == 0:
         w_h = np.asarray(result.state.params["w_h"])
         with open(f"{out}/losses.json", "w") as f:
-            json.dump({"losses": result.losses.tolist(), "w_h": w_h.tolist()}, f)
+            losses = result.losses.tolist()
+            json.dump({"losses": losses, "w_h": w_h.tolist(), "first": float(first)}, f)
     """
 )
 
@@ -505,6 +634,7 @@ def test_two_processes_of_two_devices_train_like_one_device(tmp_path):
         progress=False,
     )
     np.testing.assert_allclose(got["losses"], expected.losses, rtol=1e-5)
+    np.testing.assert_allclose(got["first"], expected.losses[0], rtol=1e-5)
     np.testing.assert_allclose(got["w_h"], expected.state.params["w_h"], rtol=1e-4, atol=1e-6)
     # One process wrote the checkpoint, and it holds the same params.
     saved = jr.checkpoint.load(tmp_path / "ckpt_00000010.npz")
