@@ -20,16 +20,16 @@ from jaxrnn.unroll import default_hoist, default_parallel, unroll
 __version__ = "0.1.0"
 
 _EXTRAS = {
-    "checkpoint": ("jaxrnn.checkpoint", None),
+    "checkpoint": ("jaxrnn.train.checkpoint", None),
     "course": ("jaxrnn.course", None),
     "interop": ("jaxrnn.interop", None),
     "train": ("jaxrnn.train", None),
     "gradcheck": ("jaxrnn.gradient_check", "gradcheck"),
     "GradcheckResult": ("jaxrnn.gradient_check", "GradcheckResult"),
-    "last_valid": ("jaxrnn.losses", "last_valid"),
-    "sequence_mse": ("jaxrnn.losses", "sequence_mse"),
-    "sequence_softmax_cross_entropy": ("jaxrnn.losses", "sequence_softmax_cross_entropy"),
-    "map_chunks": ("jaxrnn.chunks", "map_chunks"),
+    "last_valid": ("jaxrnn.train.losses", "last_valid"),
+    "sequence_mse": ("jaxrnn.train.losses", "sequence_mse"),
+    "sequence_softmax_cross_entropy": ("jaxrnn.train.losses", "sequence_softmax_cross_entropy"),
+    "map_chunks": ("jaxrnn.train.chunks", "map_chunks"),
     "generate": ("jaxrnn.generation", "generate"),
     "rollout": ("jaxrnn.generation", "rollout"),
     "shift_right": ("jaxrnn.generation", "shift_right"),

@@ -4,16 +4,8 @@ The whole suite runs with strict dtype promotion and rank promotion errors, so
 accidental float64 promotion or silent broadcasting fails loudly.
 """
 
-import sys
-from pathlib import Path
-
 import jax
 import pytest
-
-# The example scripts import their shared command-line pieces (cli.py) as a sibling
-# module, as they do when run as `python examples/<name>.py`; the tests load them from
-# their files.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")

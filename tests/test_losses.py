@@ -10,7 +10,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxrnn as jr
-from jaxrnn.losses import last_valid, sequence_mse, sequence_softmax_cross_entropy
+from jaxrnn.train.losses import last_valid, sequence_mse, sequence_softmax_cross_entropy
 
 REDUCTIONS = ["mean", "sum", "mean_per_sequence", "none"]
 BATCH_SHAPES = [(), (3,), (2, 3)]

@@ -243,7 +243,7 @@ def test_linear_scan_rejects_bad_input():
     a = jnp.ones((5, 2))
     with pytest.raises(ValueError, match=r"b is the offset .* shape of a, \(5, 2\); got \(5, 7\)"):
         jr.linear_scan(a, jnp.ones((5, 7)))
-    with pytest.raises(ValueError, match=r"initial starts .* shape of one step of a, \(2,\); got \(7,\)"):
+    with pytest.raises(ValueError, match=r"initial starts .* step of a, \(2,\); got \(7,\)"):
         jr.linear_scan(a, a, jnp.ones(7))
     with pytest.raises(TypeError, match=r"resets must be a boolean array, got dtype int32"):
         jr.linear_scan(a, a, resets=jnp.ones((5, 2), jnp.int32))

@@ -1,25 +1,4 @@
-"""Training-loop pieces: a train state, a jitted optax step, a loop that checkpoints and resumes.
-
-Everything here is optional: `jaxrnn.unroll` and the cells work with any training
-code. These pieces are what the examples share, and what most training scripts
-would otherwise write again:
-
-- `TrainState`: params, optimizer state, PRNG key and step count in one pytree;
-  `init_state` makes it.
-- `make_train_step(loss_fn, optimizer)`: one jitted optax update; with
-  `mesh=` (a `jax.sharding.Mesh`) it splits each batch across the mesh's devices
-  and keeps the state replicated (data parallelism).
-- `fit`: the loop. Progress bar, logging, evaluation, numbered checkpoints
-  (`jaxrnn.checkpoint`) written atomically, resuming from them in the same call
-  (`resume=True`), a stop with the step named when the loss stops being finite,
-  and a checkpoint before exiting on Ctrl-C.
-- `restore`: a checkpoint, or a directory's newest valid one, e.g. to load
-  trained params for inference.
-
-A run resumes bit for bit when each batch is a function of the step number
-(`batches(step)`) and every other random choice comes from `state.key`: then
-training 2N steps equals training N, stopping, and resuming for N more.
-"""
+"""The training loop: a train state, a jitted optax step, `fit` that checkpoints and resumes."""
 
 from __future__ import annotations
 
@@ -37,7 +16,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxrnn import checkpoint, checks
+from jaxrnn import checks
+from jaxrnn.train import checkpoint
 
 __all__ = [
     "FitResult",
