@@ -1,8 +1,12 @@
 """jaxrnn: functional recurrent networks for JAX.
 
 A cell is a NamedTuple of pure functions over a params pytree; `unroll` runs it
-over a sequence with `jax.lax.scan`. The extras (`checkpoint`, `course`,
-`gradcheck`, `interop`, `train`) load on first use, not with `import jaxrnn`.
+over a sequence with `jax.lax.scan`. `import jaxrnn` loads the core: the contract
+(`cell`), the cells (`cells`, `minimal`, `lru`, `fused`), running them (`unroll`,
+`bptt`, `linear_scan`), layers (`layers`, `heads`) and the validators (`checks`).
+The extras load on first use: `generate`, `rollout`, `shift_right`
+(`jaxrnn.generation`), `train` with `checkpoint` and the sequence losses
+(`jaxrnn.train`), `gradcheck`, `course` and `interop`.
 """
 
 import importlib
