@@ -327,15 +327,13 @@ def _feed_back(
 
 
 def _temperature(temperature: Any) -> Any:
-    """A positive float, or a scalar floating array (checked when concrete)."""
+    """A positive float, or a traced scalar floating array (whose value cannot be checked)."""
     if not isinstance(temperature, (jax.Array, np.ndarray)):
         return checks.number(temperature, "temperature", lambda t: t > 0, "a finite number > 0")
     arr = checks.float_array(temperature, "temperature")
     if arr.shape != ():
         raise ValueError(f"temperature must be a scalar, got an array of shape {arr.shape}")
-    if not isinstance(arr, jax.core.Tracer):
-        _temperature(float(arr))
-    return arr
+    return arr if isinstance(arr, jax.core.Tracer) else _temperature(float(arr))
 
 
 def _pick(key: Array | None, logits: Array, temperature: Any, top_k: int | None) -> Array:
@@ -354,8 +352,10 @@ def _pick(key: Array | None, logits: Array, temperature: Any, top_k: int | None)
                 f"top_k must be at most the number of classes C={logits.shape[-1]} "
                 f"(readout(h).shape[-1]); got {top_k}"
             )
-        kth_largest = jax.lax.top_k(scaled, top_k)[0][..., -1:]
-        scaled = jnp.where(scaled < kth_largest, -jnp.inf, scaled)
-    token = jax.random.categorical(key, scaled)
+        values, indices = jax.lax.top_k(scaled, top_k)
+        choice = jax.random.categorical(key, values)
+        token = jnp.take_along_axis(indices, choice[..., None], axis=-1)[..., 0]
+    else:
+        token = jax.random.categorical(key, scaled)
     usable = jnp.isfinite(temperature) & (temperature > 0)
     return jnp.where(usable, token, -1).astype(jnp.int32)

@@ -299,24 +299,21 @@ def from_torch(
 
 def _params_per_cell(layer: Any, params: Any, rows: Layout) -> list[list[tuple[str, Any]]]:
     """The params of each cell of `rows`, with their paths, out of a layer's `params`."""
-    items = [("params", params)]
+    entries = [("params", params)]
     if isinstance(layer, Stack):
         keys = ["initial_carry", "layers"] if layer.learn_initial_carry else ["layers"]
         what = f"stack(...).init returns (learn_initial_carry={layer.learn_initial_carry})"
         _check_keys(params, "params", keys, what)
         rule = f"must be a list of {len(rows)} entries, one per layer"
-        items = common.split(params["layers"], "params['layers']", rule, len(rows))
+        entries = common.split(params["layers"], "params['layers']", rule, len(rows))
         why = "a PyTorch module starts from zeros; pass its initial state as h_0 instead"
         for index, carry in enumerate(params.get("initial_carry", [])):
             common.require_zero(carry, f"params['initial_carry'][{index}]", why)
-    per_cell = []
-    for (path, entry), row in zip(items, rows, strict=True):
-        if len(row) == 2:
-            _check_keys(entry, path, ["bwd", "fwd"], "bidirectional(...).init returns")
-            per_cell.append([(f"{path}['fwd']", entry["fwd"]), (f"{path}['bwd']", entry["bwd"])])
-        else:
-            per_cell.append([(path, entry)])
-    return per_cell
+    if len(rows[0]) == 1:  # every layer has as many directions as the first
+        return [[entry] for entry in entries]
+    for path, entry in entries:
+        _check_keys(entry, path, ["bwd", "fwd"], "bidirectional(...).init returns")
+    return [[(f"{path}[{way!r}]", entry[way]) for way in ("fwd", "bwd")] for path, entry in entries]
 
 
 def _check_keys(value: Any, path: str, keys: list[str], what: str) -> None:
