@@ -463,16 +463,15 @@ def carry_from_torch(layer_or_cell: Cell | Bidirectional | Stack, h_n: Any, c_n:
         rule = "given for an LSTM" if lstm else f"None for cell {cell.name!r}, whose carry is h"
         got = "None" if c_n is None else checks.describe(c_n)
         raise ValueError(f"c_n must be {rule}; got {got}")
-    states = []
-    for name, value in [("h_n", h_n), ("c_n", c_n)][: 1 + lstm]:
-        states.append(common.as_jax(value, name))
-        if states[-1].ndim < 2 or states[-1].shape[0] != count or states[-1].shape[-1] != H:
+    given = [("h_n", h_n), ("c_n", c_n)][: 1 + lstm]
+    states = [common.as_jax(value, name) for name, value in given]
+    for (name, _), state in zip(given, states, strict=True):
+        if state.ndim < 2 or state.shape[0] != count or state.shape[-1] != H:
             raise ValueError(
-                f"{name} has shape {checks.shape_str(states[-1].shape)} but must be ({count}, "
+                f"{name} has shape {checks.shape_str(state.shape)} but must be ({count}, "
                 f"*batch, {H}) = (num_layers * num_directions, *batch, hidden_size)"
             )
-    if lstm:
-        checks.like(states[1], "c_n", states[0], "h_n", "is the other state of the same module")
+        checks.like(state, name, states[0], "h_n", "is the other state of the same module")
     flat = iter([tuple(s[i] for s in states) if lstm else states[0][i] for i in range(count)])
     layers = [next(flat) if len(row) == 1 else (next(flat), next(flat)) for row in rows]
     return layers if isinstance(layer_or_cell, Stack) else layers[0]
