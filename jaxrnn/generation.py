@@ -21,9 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import checks
-from jaxrnn.cell import Carry, Cell, Params
-
-Array = jax.Array
+from jaxrnn.cell import Array, Carry, Cell, Params
 
 
 def generate(
@@ -119,45 +117,33 @@ def generate(
       >>> tokens.shape, logits.shape, tokens.dtype
       ((6, 3), (6, 3, 5), dtype('int32'))
     """
-    first_input, carry, num_steps = _common(cell, params, carry, first_input, num_steps)
-    greedy = checks.boolean(greedy, "greedy")
-    if not callable(readout):
-        raise TypeError(f"readout must be a function h -> logits, got {type(readout).__name__}")
-    if not callable(embed):
-        raise TypeError(f"embed must be a function tokens -> inputs, got {type(embed).__name__}")
-    keys = None
-    if not greedy:
-        if key is None:
-            raise TypeError(
-                "key is required to sample: pass key=jax.random.key(seed), or greedy=True "
-                "for argmax decoding"
-            )
-        key = checks.prng_key(key)
-        temperature = _temperature(temperature)
-        if top_k is not None:
-            top_k = checks.positive_int(top_k, "top_k")
-        keys = jax.random.split(key, num_steps)
-    batch_shape = first_input.shape[:-1]
+    if checks.boolean(greedy, "greedy"):
+        key = None
+    elif key is None:
+        raise TypeError(
+            "key is required to sample: pass key=jax.random.key(seed), or greedy=True "
+            "for argmax decoding"
+        )
+    else:
+        key, temperature = checks.prng_key(key), _temperature(temperature)
+        top_k = None if top_k is None else checks.positive_int(top_k, "top_k")
+    _check_function(readout, "readout", "h -> logits")
+    _check_function(embed, "embed", "tokens -> inputs")
 
-    def body(state: tuple[Carry, Array], step_key: Array | None) -> tuple[Any, Any]:
-        carry, x = state
-        carry, h = cell.step(params, carry, x)
+    def pick(h: Array, step_key: Array | None) -> tuple[Array, tuple[Array, Array]]:
         logits = checks.float_array(readout(h), "readout(h)")
-        if logits.ndim != len(batch_shape) + 1 or logits.shape[:-1] != batch_shape:
+        if logits.ndim == 0 or logits.shape[:-1] != h.shape[:-1]:
             raise ValueError(
                 f"readout(h) must return logits of shape (*batch, C) with batch shape "
-                f"{checks.shape_str(batch_shape)} (from first_input); h has shape "
-                f"{checks.shape_str(h.shape)} and readout(h) has shape "
-                f"{checks.shape_str(logits.shape)}"
+                f"{h.shape[:-1]} (from first_input); h has shape {h.shape} and readout(h) has "
+                f"shape {logits.shape}"
             )
-        if greedy:
-            token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-        else:
-            token = _sample(step_key, logits, temperature, top_k)
-        x = _fed_back(embed(token), "embed(tokens)", first_input)
-        return (carry, x), (token, logits)
+        token = _pick(step_key, logits, temperature, top_k)
+        return embed(token), (token, logits)
 
-    (carry, _), (tokens, logits) = jax.lax.scan(body, (carry, first_input), keys, length=num_steps)
+    carry, (tokens, logits) = _feed_back(
+        cell, params, carry, first_input, num_steps, key, pick, "embed(tokens)"
+    )
     return carry, tokens, logits
 
 
@@ -216,18 +202,13 @@ def rollout(
       >>> ys.shape, carry.shape
       ((10, 5, 2), (5, 16))
     """
-    first_input, carry, num_steps = _common(cell, params, carry, first_input, num_steps)
-    if not callable(readout):
-        raise TypeError(f"readout must be a function h -> prediction, got {type(readout).__name__}")
+    _check_function(readout, "readout", "h -> prediction")
 
-    def body(state: tuple[Carry, Array], _: None) -> tuple[Any, Array]:
-        carry, x = state
-        carry, h = cell.step(params, carry, x)
-        y = _fed_back(readout(h), "readout(h)", first_input)
-        return (carry, y), y
+    def pick(h: Array, _: None) -> tuple[Array, Array]:
+        y = readout(h)
+        return y, y
 
-    (carry, _), outputs = jax.lax.scan(body, (carry, first_input), None, length=num_steps)
-    return carry, outputs
+    return _feed_back(cell, params, carry, first_input, num_steps, None, pick, "readout(h)")
 
 
 def shift_right(targets: Array, start: Any, *, time_axis: int = 0) -> Array:
@@ -280,39 +261,45 @@ def shift_right(targets: Array, start: Any, *, time_axis: int = 0) -> Array:
         raise ValueError("targets must have a time axis, (T, *batch, ...); got a scalar")
     time_axis = checks.time_dim(time_axis, targets.ndim, "targets", last=True)
     targets = jnp.moveaxis(targets, time_axis, 0)
-    step_shape = targets.shape[1:]
-    if isinstance(start, (bool, int, float, complex)):
-        start = jnp.asarray(start, targets.dtype)
-    else:
-        if start is None or isinstance(start, (str, bytes)):
-            raise TypeError(f"start must be a number or an array, got {type(start).__name__}")
-        start = jnp.asarray(start)
-        if start.dtype != targets.dtype:
-            raise TypeError(
-                f"start has dtype {start.dtype} but targets has dtype {targets.dtype}; "
-                f"cast start explicitly"
-            )
-    if start.shape not in ((), step_shape):
+    if start is None or isinstance(start, (str, bytes)):
+        raise TypeError(f"start must be a number or an array, got {type(start).__name__}")
+    python_number = isinstance(start, (bool, int, float, complex))
+    start = jnp.asarray(start, targets.dtype if python_number else None)
+    checks.same_dtype({"targets": targets, "start": start}, "cast start explicitly")
+    if start.shape not in ((), targets.shape[1:]):
         raise ValueError(
             f"start must be a scalar or have the shape of one step of targets, "
-            f"{checks.shape_str(step_shape)}; got shape {checks.shape_str(start.shape)}"
+            f"{targets.shape[1:]}; got shape {start.shape}"
         )
-    if targets.shape[0] == 0:
-        return jnp.moveaxis(targets, 0, time_axis)
-    start = jnp.broadcast_to(start, step_shape)
-    shifted = jnp.concatenate([start[None], targets[:-1]], axis=0)
+    shifted = jnp.roll(targets, 1, axis=0).at[:1].set(start)
     return jnp.moveaxis(shifted, 0, time_axis)
 
 
-def _common(
-    cell: Cell, params: Params, carry: Carry | None, first_input: Any, num_steps: Any
-) -> tuple[Array, Carry, int]:
-    """Check what `generate` and `rollout` share; returns the arrays to scan over."""
+def _check_function(value: Any, name: str, signature: str) -> None:
+    if not callable(value):
+        raise TypeError(f"{name} must be a function {signature}, got {type(value).__name__}")
+
+
+def _feed_back(
+    cell: Cell,
+    params: Params,
+    carry: Carry | None,
+    first_input: Any,
+    num_steps: Any,
+    key: Array | None,
+    pick: Callable[[Array, Array | None], tuple[Array, Any]],
+    fed_name: str,
+) -> tuple[Carry, Any]:
+    """The loop `generate` and `rollout` share, after checking what they share.
+
+    Each step runs the cell; `pick(h, step_key)` returns the next input, checked to fit
+    where `first_input` went (`fed_name` names it in messages), and the step's outputs,
+    which are stacked. `step_key` comes from splitting `key`, `None` without one.
+    """
     checks.cell(cell)
     first_input = checks.float_array(first_input, "first_input")
     if first_input.ndim < 1:
         raise ValueError("first_input must have shape (*batch, input_size), got a scalar")
-    first_input = jnp.asarray(first_input, first_input.dtype)  # drop weak typing for the scan
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
         raise TypeError(
             f"num_steps must be a non-negative int, got {type(num_steps).__name__} {num_steps!r}"
@@ -323,55 +310,52 @@ def _common(
     checks.params(cell, params, first_input.shape[-1], dtype, source="first_input")
     if carry is None:
         carry = checks.initial_carry(cell, batch_shape, dtype)
-    else:
-        carry = checks.carry(cell, carry, batch_shape, dtype, source="first_input")
+    carry = checks.carry(cell, carry, batch_shape, dtype, source="first_input")
     checks.step(cell, params, carry, first_input)
-    return first_input, carry, int(num_steps)
+    keys = None if key is None else jax.random.split(key, num_steps)
 
+    def body(state: tuple[Carry, Array], step_key: Array | None) -> tuple[Any, Any]:
+        carry, x = state
+        carry, h = cell.step(params, carry, x)
+        x, outputs = pick(h, step_key)
+        x = checks.float_array(x, fed_name)
+        checks.like(x, fed_name, first_input, "first_input", "is the next step's input")
+        return (carry, x), outputs
 
-def _fed_back(x: Any, name: str, first_input: Array) -> Array:
-    """`x`, checked to fit where `first_input` went: the scan carries it to the next step."""
-    x = checks.float_array(x, name)
-    checks.like(x, name, first_input, "first_input", "is the next step's input")
-    return x
+    (carry, _), outputs = jax.lax.scan(body, (carry, first_input), keys, length=int(num_steps))
+    return carry, outputs
 
 
 def _temperature(temperature: Any) -> Any:
-    """A positive float, or a scalar floating array (checked when concrete)."""
-    positive = {"within": lambda t: t > 0, "what": "a finite number > 0"}
+    """A positive float, or a traced scalar floating array (whose value cannot be checked)."""
     if not isinstance(temperature, (jax.Array, np.ndarray)):
-        return checks.number(temperature, "temperature", **positive)
+        return checks.number(temperature, "temperature", lambda t: t > 0, "a finite number > 0")
     arr = checks.float_array(temperature, "temperature")
     if arr.shape != ():
-        raise ValueError(
-            f"temperature must be a scalar, got an array of shape {checks.shape_str(arr.shape)}"
-        )
-    if not isinstance(arr, jax.core.Tracer):
-        checks.number(float(arr), "temperature", **positive)
-    return arr
+        raise ValueError(f"temperature must be a scalar, got an array of shape {arr.shape}")
+    return arr if isinstance(arr, jax.core.Tracer) else _temperature(float(arr))
 
 
-def _sample(key: Array, logits: Array, temperature: Any, top_k: int | None) -> Array:
-    """Draw one token per batch element from `softmax(logits / temperature)`."""
+def _pick(key: Array | None, logits: Array, temperature: Any, top_k: int | None) -> Array:
+    """The argmax of `logits` without a key, else a draw from `softmax(logits / temperature)`,
+    among the `top_k` largest logits when `top_k` is given; -1 where `temperature` is
+    unusable (not a finite number > 0)."""
+    if key is None:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     # Gumbel noise in half precision is too coarse; draw in at least float32.
     dtype = jnp.float32 if jnp.dtype(logits.dtype).itemsize < 4 else logits.dtype
     temperature = jnp.asarray(temperature, dtype)
     scaled = logits.astype(dtype) / temperature
-    if top_k is None:
-        tokens = jax.random.categorical(key, scaled, axis=-1).astype(jnp.int32)
+    if top_k is not None:
+        if top_k > logits.shape[-1]:
+            raise ValueError(
+                f"top_k must be at most the number of classes C={logits.shape[-1]} "
+                f"(readout(h).shape[-1]); got {top_k}"
+            )
+        values, indices = jax.lax.top_k(scaled, top_k)
+        choice = jax.random.categorical(key, values)
+        token = jnp.take_along_axis(indices, choice[..., None], axis=-1)[..., 0]
     else:
-        tokens = _sample_top_k(key, scaled, top_k)
+        token = jax.random.categorical(key, scaled)
     usable = jnp.isfinite(temperature) & (temperature > 0)
-    return jnp.where(usable, tokens, jnp.asarray(-1, jnp.int32))
-
-
-def _sample_top_k(key: Array, logits: Array, top_k: int) -> Array:
-    num_classes = logits.shape[-1]
-    if top_k > num_classes:
-        raise ValueError(
-            f"top_k must be at most the number of classes C={num_classes} "
-            f"(readout(h).shape[-1]); got {top_k}"
-        )
-    values, indices = jax.lax.top_k(logits, top_k)
-    choice = jax.random.categorical(key, values, axis=-1)
-    return jnp.take_along_axis(indices, choice[..., None], axis=-1)[..., 0].astype(jnp.int32)
+    return jnp.where(usable, token, -1).astype(jnp.int32)

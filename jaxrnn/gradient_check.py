@@ -98,14 +98,6 @@ class GradcheckResult:
         return "\n".join([head, *lines])
 
 
-def _positive_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
-    if not (value > 0 and np.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number > 0, got {float(value)}")
-    return float(value)
-
-
 def _float64(x: Any, name: str | None = None) -> Any:
     """A float64 NumPy copy of a floating array `x`; anything else as it is, or, for a
     params or grad leaf (`name` given), an error."""
@@ -229,7 +221,8 @@ def gradcheck(
     """
     if not callable(f):
         raise TypeError(f"f must be a callable f(params, *args) -> scalar, got {type(f).__name__}")
-    eps, threshold = _positive_float(eps, "eps"), _positive_float(threshold, "threshold")
+    eps = checks.number(eps, "eps", lambda v: v > 0, "a finite number > 0")
+    threshold = checks.number(threshold, "threshold", lambda v: v > 0, "a finite number > 0")
     if (num_samples is None) != (key is None):
         raise ValueError(
             "num_samples needs key=jax.random.key(seed) to choose which elements to check, "

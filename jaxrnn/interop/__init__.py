@@ -9,16 +9,9 @@ One module per framework: `jaxrnn.interop.torch`, `jaxrnn.interop.flax` and
 `jaxrnn.interop.equinox`; every function is also importable from here.
 """
 
-from jaxrnn.interop.equinox import from_equinox as from_equinox
-from jaxrnn.interop.equinox import to_equinox as to_equinox
-from jaxrnn.interop.flax import from_flax as from_flax
-from jaxrnn.interop.flax import from_flax_carry as from_flax_carry
-from jaxrnn.interop.flax import to_flax as to_flax
-from jaxrnn.interop.flax import to_flax_carry as to_flax_carry
-from jaxrnn.interop.torch import carry_from_torch as carry_from_torch
-from jaxrnn.interop.torch import carry_to_torch as carry_to_torch
-from jaxrnn.interop.torch import from_torch as from_torch
-from jaxrnn.interop.torch import to_torch as to_torch
+from jaxrnn.interop.equinox import from_equinox, to_equinox
+from jaxrnn.interop.flax import from_flax, from_flax_carry, to_flax, to_flax_carry
+from jaxrnn.interop.torch import carry_from_torch, carry_to_torch, from_torch, to_torch
 
 __all__ = [
     "carry_from_torch",

@@ -178,23 +178,23 @@ def check_params(
             f"{path} do not match {checks.label(cell)}: missing keys {missing}, unexpected keys "
             f"{extra}; expected keys {sorted(shapes)}"
         )
-    names = {key: f"{path}[{key!r}]" for key in shapes}
-    values = {names[key]: params[key] for key in shapes}
-    shapes = {names[key]: shape for key, shape in shapes.items()}
-    arrays = read(values, shapes, checks.label(cell), sizes=sizes, as_array=as_array)
-    return dict(zip(names, arrays.values(), strict=True))
+    values = {f"{path}[{key!r}]": params[key] for key in shapes}
+    named = dict(zip(values, shapes.values(), strict=True))
+    arrays = read(values, named, checks.label(cell), sizes=sizes, as_array=as_array)
+    return dict(zip(shapes, arrays.values(), strict=True))
 
 
-def require_zero(value: jax.Array, name: str, why: str) -> None:
-    """Raise unless every entry of the concrete array `value` is zero; `why` says why."""
+def require_zero(value: Any, name: str, why: str) -> None:
+    """Raise unless every entry of the concrete arrays of the pytree `value` is zero; `why`
+    says why."""
     try:
-        values = np.asarray(value)
+        values = [np.asarray(leaf) for leaf in jax.tree.leaves(value)]
     except jax.errors.TracerArrayConversionError as e:
         raise ValueError(
             f"{why}, so {name} must be zero; that cannot be checked on a traced value: "
             f"convert outside jax.jit"
         ) from e
-    if np.any(values != 0):
+    if any(np.any(leaf != 0) for leaf in values):
         raise ValueError(f"{name} has nonzero values, but {why}")
 
 
@@ -212,31 +212,25 @@ def carry_states(
     """The states of the carries of `cell` in `carries` (name, carry), in order: an
     LSTM's pair in the order `order` names, another cell's one array; all `(*batch, H)`,
     of one shape and dtype."""
-    H = cell.hidden_size
+    lstm, H = builtin(cell) == "lstm", cell.hidden_size
+    rule = f"a pair {order}" if lstm else f"one array h (*batch, {H})"
+    rule = f"of cell {cell.name!r} must be {rule}"
     parts = []
     for name, carry in carries:
-        if builtin(cell) == "lstm":
-            pair = split(carry, name, f"of cell {cell.name!r} must be a pair {order}", 2)
+        if lstm:
             labels = order.strip("()").split(", ")
-            parts += [
-                (f"{part} ({label})", v) for (part, v), label in zip(pair, labels, strict=True)
-            ]
+            for (part, value), label in zip(split(carry, name, rule, 2), labels, strict=True):
+                parts.append((f"{part} ({label})", value))
         elif isinstance(carry, (tuple, list)):
-            raise TypeError(
-                f"{name} of cell {cell.name!r} must be one array h (*batch, {H}), "
-                f"got {checks.describe(carry)}"
-            )
+            raise TypeError(f"{name} {rule}, got {checks.describe(carry)}")
         else:
             parts.append((name, carry))
-    states = []
-    for name, value in parts:
-        arr = as_jax(value, name)
-        if arr.ndim < 1 or arr.shape[-1] != H:
+    states = [as_jax(value, name) for name, value in parts]
+    for (name, _), state in zip(parts, states, strict=True):
+        if state.ndim < 1 or state.shape[-1] != H:
             raise ValueError(
-                f"{name} has shape {checks.shape_str(arr.shape)} but must be (*batch, {H}) "
+                f"{name} has shape {checks.shape_str(state.shape)} but must be (*batch, {H}) "
                 f"= (*batch, hidden_size)"
             )
-        if states:
-            checks.like(arr, name, states[0], parts[0][0], "is a state of the same carry")
-        states.append(arr)
+        checks.like(state, name, states[0], parts[0][0], "is a state of the same carry")
     return states

@@ -47,21 +47,21 @@ from jaxrnn.interop import common
 
 __all__ = ["from_flax", "from_flax_carry", "to_flax", "to_flax_carry"]
 
-# Flax class -> {jaxrnn param: its layer}: a tuple names one layer per gate, each holding
-# `hidden_size` columns (or bias entries) of the param; a str one layer holding it whole.
+# Flax class -> {jaxrnn param: the layers it is split into, in order}: one layer per gate,
+# each holding `hidden_size` columns (or bias entries) of the param, or one holding it whole.
 # Kernels come from `w_x` and `w_h`, biases from `b` and `b_hn`.
 _LSTM_X = ("ii", "if", "ig", "io")
 _LSTM_H = ("hi", "hf", "hg", "ho")
 _GRU_X = ("ir", "iz", "in")
-_FUSED = {"w_x": "dense_i", "b": "dense_i", "w_h": "dense_h"}
-FLAX: dict[str, dict[str, str | tuple[str, ...]]] = {
+_FUSED = {"w_x": ("dense_i",), "b": ("dense_i",), "w_h": ("dense_h",)}
+FLAX: dict[str, dict[str, tuple[str, ...]]] = {
     "linen.LSTMCell": {"w_x": _LSTM_X, "w_h": _LSTM_H, "b": _LSTM_H},
     "linen.OptimizedLSTMCell": {"w_x": _LSTM_X, "w_h": _LSTM_H, "b": _LSTM_H},
     "nnx.LSTMCell": {"w_x": ("ii", "if_", "ig", "io"), "w_h": _LSTM_H, "b": _LSTM_H},
-    "nnx.OptimizedLSTMCell": {"w_x": "dense_i", "w_h": "dense_h", "b": "dense_h"},
-    "linen.GRUCell": {"w_x": _GRU_X, "b": _GRU_X, "w_h": ("hr", "hz", "hn"), "b_hn": "hn"},
+    "nnx.OptimizedLSTMCell": {"w_x": ("dense_i",), "w_h": ("dense_h",), "b": ("dense_h",)},
+    "linen.GRUCell": {"w_x": _GRU_X, "b": _GRU_X, "w_h": ("hr", "hz", "hn"), "b_hn": ("hn",)},
     "nnx.GRUCell": _FUSED,  # no b_hn: its candidate has no recurrent bias
-    "linen.SimpleCell": {"w_x": "i", "b": "i", "w_h": "h"},
+    "linen.SimpleCell": {"w_x": ("i",), "b": ("i",), "w_h": ("h",)},
     "nnx.SimpleCell": _FUSED,
 }
 CLASSES = {  # the default (linen) first
@@ -77,17 +77,13 @@ FOREIGN = {  # Flax cells whose maths no jaxrnn cell has, by their layer names
 }
 
 
-def _entries(flax_class: str) -> list[tuple[str, str, str, int | None]]:
-    """`(layer, leaf, param, gate)` for each array of `flax_class`, `w_x` first; the gate
-    is `None` where the array is the whole param."""
-    found = []
-    for param, layers in FLAX[flax_class].items():
-        leaf = "kernel" if param.startswith("w_") else "bias"
-        if isinstance(layers, str):
-            found.append((layers, leaf, param, None))
-        else:
-            found += [(layer, leaf, param, gate) for gate, layer in enumerate(layers)]
-    return found
+def _entries(flax_class: str) -> list[tuple[str, str, str]]:
+    """`(layer, leaf, param)` for each array of `flax_class`, in the table's order."""
+    return [
+        (layer, "kernel" if param.startswith("w_") else "bias", param)
+        for param, layers in FLAX[flax_class].items()
+        for layer in layers
+    ]
 
 
 def _unwrap(flax_params: Any) -> tuple[Mapping[str, Any], str]:
@@ -114,7 +110,7 @@ def _match(cell: Cell, kind: str, tree: Mapping[str, Any], path: str) -> str:
     """The Flax class for `cell` whose param names `tree` has, or an error saying what differs."""
 
     def names(flax_class: str) -> set[tuple[str, str]]:
-        return {(layer, leaf) for layer, leaf, _, _ in _entries(flax_class)}
+        return {(layer, leaf) for layer, leaf, _ in _entries(flax_class)}
 
     got = {(str(layer), str(leaf)) for layer, sub in tree.items() for leaf in sub}
     for flax_class in CLASSES[kind]:
@@ -208,22 +204,21 @@ def from_flax(cell: Cell, flax_params: Mapping[str, Any], *, dtype: Any = None) 
     kind = common.check_built_in(cell, "from_flax", SUPPORTED, "Flax")
     tree, path = _unwrap(flax_params)
     flax_class = _match(cell, kind, tree, path)
-    layout = {f"{path}[{entry[0]!r}][{entry[1]!r}]": entry for entry in _entries(flax_class)}
-    values = {name: tree[layer][leaf] for name, (layer, leaf, *_) in layout.items()}
-    shapes = common.param_shapes(cell)
-    layout_shapes = {  # a gate's layer holds hidden_size columns (or entries) of its param
-        name: shapes[param] if gate is None else (*shapes[param][:-1], cell.hidden_size)
-        for name, (*_, param, gate) in layout.items()
-    }
+    shapes, layers = common.param_shapes(cell), FLAX[flax_class]
+    values, parts = {}, {}
+    for layer, leaf, param in _entries(flax_class):
+        name = f"{path}[{layer!r}][{leaf!r}]"
+        values[name] = tree[layer][leaf]
+        # Each of a param's layers holds an equal part of its last axis: a gate, or all of it.
+        parts[name] = (*shapes[param][:-1], shapes[param][-1] // len(layers[param]))
     context = f"{checks.label(cell)} read as a flax.{flax_class}"
-    arrays = common.read(values, layout_shapes, context, dtype=dtype)
-    dtype = next(iter(arrays.values())).dtype
-    params = {}
-    for param, shape in shapes.items():
-        pieces = [arrays[name] for name, entry in layout.items() if entry[2] == param]
-        # An nnx.GRUCell has no b_hn: its candidate has no recurrent bias.
-        params[param] = jnp.concatenate(pieces, axis=-1) if pieces else jnp.zeros(shape, dtype)
-    return params
+    arrays = iter(common.read(values, parts, context, dtype=dtype).values())
+    params = {
+        param: jnp.concatenate([next(arrays) for _ in layers[param]], axis=-1) for param in layers
+    }
+    if "b_hn" in shapes and "b_hn" not in params:  # nnx.GRUCell: no recurrent candidate bias
+        params["b_hn"] = jnp.zeros(shapes["b_hn"], params["w_x"].dtype)
+    return {param: params[param] for param in shapes}
 
 
 def to_flax(cell: Cell, params: Params, kind: str | None = None) -> dict[str, dict[str, jax.Array]]:
@@ -296,11 +291,11 @@ def to_flax(cell: Cell, params: Params, kind: str | None = None) -> dict[str, di
             f"flax.{flax_class} has no recurrent bias in its candidate, "
             f"n = tanh(x W_in + b_in + r * (h W_hn)); use kind='linen.GRUCell'",
         )
-    H = cell.hidden_size
     flax_params: dict[str, dict[str, jax.Array]] = {}
-    for layer, leaf, param, gate in _entries(flax_class):
-        value = arrays[param] if gate is None else arrays[param][..., gate * H : (gate + 1) * H]
-        flax_params.setdefault(layer, {})[leaf] = value
+    for param, layers in FLAX[flax_class].items():
+        leaf = "kernel" if param.startswith("w_") else "bias"
+        for layer, part in zip(layers, jnp.split(arrays[param], len(layers), axis=-1), strict=True):
+            flax_params.setdefault(layer, {})[leaf] = part
     return flax_params
 
 

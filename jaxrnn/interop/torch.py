@@ -83,12 +83,13 @@ def _layout(layer: Any, function: str, suffix: Any = "_l0") -> Layout:
             f"layer_or_cell must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), a bidirectional "
             f"layer (jaxrnn.bidirectional) or a stack (jaxrnn.stack); got {type(layer).__name__}"
         )
-    if isinstance(layer, Stack) and layer.residual:
+    stack = isinstance(layer, Stack)
+    if stack and layer.residual:
         raise ValueError(
             f"{function} cannot convert a stack with residual=True: PyTorch's modules have no "
             f"residual connections. Convert its layers one by one instead"
         )
-    if isinstance(layer, Stack) and suffix != "_l0":
+    if stack and suffix != "_l0":
         raise ValueError(
             f"{function} of a stack reads layer i from the keys '_l<i>' (and '_l<i>_reverse'), "
             f"so suffix must be left at its default '_l0'; got {suffix!r}"
@@ -98,37 +99,31 @@ def _layout(layer: Any, function: str, suffix: Any = "_l0") -> Layout:
             f"{function} of a bidirectional layer reads both directions, so suffix names the "
             f"layer, e.g. '_l0' (for '_l0' and '_l0_reverse'); got {suffix!r}"
         )
-    layers = layer.layers if isinstance(layer, Stack) else [layer]
-    rows = []
+    layers = layer.layers if stack else [layer]
+    rows, seen = [], []
     for index, item in enumerate(layers):
-        name = f"layers[{index}]" if isinstance(layer, Stack) else "layer_or_cell"
-        base = suffix if isinstance(layer, Cell) else f"_l{int(match[1]) + index}"
-        row = [(item, name, base)]
+        name, base = (f"layers[{index}]", f"_l{index}") if stack else ("layer_or_cell", suffix)
+        parts = [(item, name, base)]
         if isinstance(item, Bidirectional):
-            row = [(item.fwd, f"{name}.fwd", base), (item.bwd, f"{name}.bwd", base + "_reverse")]
+            parts = [(item.fwd, f"{name}.fwd", base), (item.bwd, f"{name}.bwd", base + "_reverse")]
             if item.merge != "concat" and index < len(layers) - 1:
                 raise ValueError(
                     f"{name} is bidirectional with merge={item.merge!r}, but PyTorch's next "
                     f"layer reads both directions concatenated; use merge='concat'"
                 )
-        rows.append(row)
-
-    def what(cell: Cell, row: list) -> str:
-        way = ("unidirectional", "bidirectional")[len(row) - 1]
-        return f"cell {cell.name!r} (hidden_size={cell.hidden_size}) in a {way} layer"
-
-    reference, first, _ = rows[0][0]
-    for row in rows:
-        for cell, name, _ in row:
-            kind = common.check_built_in(cell, function, SUPPORTED, "PyTorch", name)
-            sort = (kind, cell.hidden_size, len(row))
-            if sort != (common.builtin(reference), reference.hidden_size, len(rows[0])):
+        way = ("unidirectional", "bidirectional")[len(parts) - 1]
+        for cell, part_name, _ in parts:
+            kind = common.check_built_in(cell, function, SUPPORTED, "PyTorch", part_name)
+            what = f"cell {cell.name!r} (hidden_size={cell.hidden_size}) in a {way} layer"
+            seen.append(((kind, cell.hidden_size, len(parts)), f"{part_name} has {what}"))
+            if seen[-1][0] != seen[0][0]:
                 raise ValueError(
                     f"{function} needs one kind of cell and hidden size in every layer, all "
-                    f"bidirectional or none, as in one PyTorch module; {first} has "
-                    f"{what(reference, rows[0])} but {name} has {what(cell, row)}"
+                    f"bidirectional or none, as in one PyTorch module; {seen[0][1]} but "
+                    f"{seen[-1][1]}"
                 )
-    return [[(cell, part_suffix) for cell, _, part_suffix in row] for row in rows]
+        rows.append([(cell, part_suffix) for cell, _, part_suffix in parts])
+    return rows
 
 
 def _check_module(state_dict: Mapping[str, Any], rows: Layout) -> None:
@@ -173,12 +168,7 @@ def _cell_from_torch(
     gates = TORCH[kind][1]
     GH = gates * H
     # weight_hh first: its shape tells the most.
-    want = {
-        "weight_hh": (GH, H),
-        "weight_ih": (GH, "input_size"),
-        "bias_ih": (GH,),
-        "bias_hh": (GH,),
-    }
+    want = dict(weight_hh=(GH, H), weight_ih=(GH, "input_size"), bias_ih=(GH,), bias_hh=(GH,))
     name = {part: f"state_dict[{part + suffix!r}]" for part in want}
     values = {name[part]: state_dict[part + suffix] for part in parts}
     context = f"cell {cell.name!r} (hidden_size={H}, {gates} gate{'s' * (gates > 1)})"
@@ -309,25 +299,21 @@ def from_torch(
 
 def _params_per_cell(layer: Any, params: Any, rows: Layout) -> list[list[tuple[str, Any]]]:
     """The params of each cell of `rows`, with their paths, out of a layer's `params`."""
-    items = [("params", params)]
+    entries = [("params", params)]
     if isinstance(layer, Stack):
         keys = ["initial_carry", "layers"] if layer.learn_initial_carry else ["layers"]
         what = f"stack(...).init returns (learn_initial_carry={layer.learn_initial_carry})"
         _check_keys(params, "params", keys, what)
         rule = f"must be a list of {len(rows)} entries, one per layer"
-        items = common.split(params["layers"], "params['layers']", rule, len(rows))
+        entries = common.split(params["layers"], "params['layers']", rule, len(rows))
         why = "a PyTorch module starts from zeros; pass its initial state as h_0 instead"
         for index, carry in enumerate(params.get("initial_carry", [])):
-            for leaf in jax.tree.leaves(carry):
-                common.require_zero(leaf, f"params['initial_carry'][{index}]", why)
-    per_cell = []
-    for (path, entry), row in zip(items, rows, strict=True):
-        if len(row) == 2:
-            _check_keys(entry, path, ["bwd", "fwd"], "bidirectional(...).init returns")
-            per_cell.append([(f"{path}['fwd']", entry["fwd"]), (f"{path}['bwd']", entry["bwd"])])
-        else:
-            per_cell.append([(path, entry)])
-    return per_cell
+            common.require_zero(carry, f"params['initial_carry'][{index}]", why)
+    if len(rows[0]) == 1:  # every layer has as many directions as the first
+        return [[entry] for entry in entries]
+    for path, entry in entries:
+        _check_keys(entry, path, ["bwd", "fwd"], "bidirectional(...).init returns")
+    return [[(f"{path}[{way!r}]", entry[way]) for way in ("fwd", "bwd")] for path, entry in entries]
 
 
 def _check_keys(value: Any, path: str, keys: list[str], what: str) -> None:
@@ -477,16 +463,15 @@ def carry_from_torch(layer_or_cell: Cell | Bidirectional | Stack, h_n: Any, c_n:
         rule = "given for an LSTM" if lstm else f"None for cell {cell.name!r}, whose carry is h"
         got = "None" if c_n is None else checks.describe(c_n)
         raise ValueError(f"c_n must be {rule}; got {got}")
-    states = []
-    for name, value in [("h_n", h_n), ("c_n", c_n)][: 1 + lstm]:
-        states.append(common.as_jax(value, name))
-        if states[-1].ndim < 2 or states[-1].shape[0] != count or states[-1].shape[-1] != H:
+    given = [("h_n", h_n), ("c_n", c_n)][: 1 + lstm]
+    states = [common.as_jax(value, name) for name, value in given]
+    for (name, _), state in zip(given, states, strict=True):
+        if state.ndim < 2 or state.shape[0] != count or state.shape[-1] != H:
             raise ValueError(
-                f"{name} has shape {checks.shape_str(states[-1].shape)} but must be ({count}, "
+                f"{name} has shape {checks.shape_str(state.shape)} but must be ({count}, "
                 f"*batch, {H}) = (num_layers * num_directions, *batch, hidden_size)"
             )
-    if lstm:
-        checks.like(states[1], "c_n", states[0], "h_n", "is the other state of the same module")
+        checks.like(state, name, states[0], "h_n", "is the other state of the same module")
     flat = iter([tuple(s[i] for s in states) if lstm else states[0][i] for i in range(count)])
     layers = [next(flat) if len(row) == 1 else (next(flat), next(flat)) for row in rows]
     return layers if isinstance(layer_or_cell, Stack) else layers[0]
