@@ -12,19 +12,24 @@ import functools
 import math
 import numbers
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-if TYPE_CHECKING:
-    from jaxrnn.cell import Cell
+from jaxrnn.cell import Cell
+
+Shape = tuple[int, ...]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def positive_int(value: Any, name: str) -> int:
     """`value` as an int, or a clear error if it is not a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not _is_int(value):
         raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
     if value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value}")
@@ -43,13 +48,14 @@ def number(value: Any, name: str, within: Any = None, what: str = "a finite numb
 
 
 def one_of(value: Any, name: str, choices: Sequence[Any]) -> Any:
+    """`value`, which must be one of `choices`."""
     if value not in choices:
-        options = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {options}; got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
 
 
 def boolean(value: Any, name: str) -> bool:
+    """`value` as a bool; a Python or NumPy bool only, so that 0 and 1 are refused."""
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
     return bool(value)
@@ -73,18 +79,17 @@ def prng_key(key: Any, name: str = "key") -> jax.Array:
             return key
         if key.dtype == jnp.uint32 and key.shape == (2,):
             return jax.random.wrap_key_data(key)
-    shape = getattr(key, "shape", None)
-    dtype = getattr(key, "dtype", None)
+    shape, dtype = getattr(key, "shape", None), getattr(key, "dtype", None)
     raise TypeError(
-        f"{name} must be a single PRNG key from jax.random.key(seed) or "
-        f"jax.random.PRNGKey(seed); got {type(key).__name__} with shape {shape} and dtype {dtype}"
+        f"{name} must be a single PRNG key from jax.random.key(seed) or jax.random.PRNGKey(seed); "
+        f"got {type(key).__name__} with shape {shape} and dtype {dtype}"
     )
 
 
-def float_array(x: Any, name: str, numpy: bool = False) -> Any:
-    """`x` as a JAX array (a NumPy array with `numpy`, which keeps float64 without x64),
-    which must have a real floating dtype."""
-    if isinstance(x, (str, bytes, dict)) or x is None:
+def _array(x: Any, name: str, kind: Any, what: str, numpy: bool = False) -> Any:
+    """`x` as a JAX array (with `numpy`, a NumPy one) whose dtype is a `kind` (e.g.
+    `jnp.floating`); `what` says which dtype it must have."""
+    if x is None or isinstance(x, (str, bytes, dict)):
         raise TypeError(f"{name} must be an array, got {type(x).__name__}")
     try:
         arr = np.asarray(x) if numpy else jnp.asarray(x)
@@ -92,12 +97,21 @@ def float_array(x: Any, name: str, numpy: bool = False) -> Any:
         raise  # JAX's own message says why a traced value cannot become NumPy
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name} must be an array, got {type(x).__name__}") from e
-    if not jnp.issubdtype(arr.dtype, jnp.floating):
-        raise TypeError(
-            f"{name} must have a real floating dtype (float32, float64, bfloat16, float16), "
-            f"got {arr.dtype}; cast it first, e.g. {name}.astype(jnp.float32)"
-        )
+    if not jnp.issubdtype(arr.dtype, kind):
+        raise TypeError(f"{name} must have {what}, got {arr.dtype}")
     return arr
+
+
+def float_array(x: Any, name: str, numpy: bool = False) -> Any:
+    """`x` as a JAX array (a NumPy array with `numpy`, which keeps float64 without x64),
+    which must have a real floating dtype."""
+    what = f"a real floating dtype (e.g. float32; cast with {name}.astype(jnp.float32))"
+    return _array(x, name, jnp.floating, what, numpy)
+
+
+def integer_array(x: Any, name: str, what: str) -> jax.Array:
+    """`x` as a JAX array with an integer dtype; `what` says what it holds."""
+    return _array(x, name, jnp.integer, f"an integer dtype (e.g. int32) since it holds {what}")
 
 
 def same_dtype(arrays: Any, why: str) -> Any:
@@ -123,31 +137,30 @@ def like(x: jax.Array, name: str, other: jax.Array, other_name: str, why: str) -
 
 
 def shape_str(shape: Sequence[int]) -> str:
+    """`shape` as messages print it: a tuple of Python ints, e.g. `(2, 3)`."""
     return str(tuple(int(d) for d in shape))
 
 
-def batch_shape(batch_shape: Any) -> tuple[int, ...]:
+def _shape(name: str, shape: Sequence[int], want: Sequence[int], but: str) -> None:
+    """Raise unless `shape` is `want`, saying "`name` has shape ... but `but` `want`"."""
+    if tuple(shape) != tuple(want):
+        raise ValueError(f"{name} has shape {shape_str(shape)} but {but} {shape_str(want)}")
+
+
+def batch_shape(batch_shape: Any) -> Shape:
     """`batch_shape` as a tuple of non-negative ints (an int is one dim)."""
-    if isinstance(batch_shape, int):
-        batch_shape = (batch_shape,)
-    try:
-        dims = tuple(batch_shape)
-    except TypeError as e:
-        raise TypeError(f"batch_shape must be a tuple of ints, got {batch_shape!r}") from e
-    for d in dims:
-        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
-            raise ValueError(f"batch_shape must be a tuple of non-negative ints, got {dims!r}")
-    return dims
+    dims = (batch_shape,) if _is_int(batch_shape) else batch_shape
+    if not isinstance(dims, Sequence):
+        raise TypeError(f"batch_shape must be a tuple of ints, got {batch_shape!r}")
+    if not all(_is_int(d) and d >= 0 for d in dims):
+        raise ValueError(f"batch_shape must be a tuple of non-negative ints, got {dims!r}")
+    return tuple(int(d) for d in dims)
 
 
 def cell(value: Any, name: str = "cell") -> Cell:
     """`value`, which must be a `Cell`."""
-    from jaxrnn.cell import Cell
-
     if not isinstance(value, Cell):
-        raise TypeError(
-            f"{name} must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)), got {type(value).__name__}"
-        )
+        raise TypeError(f"{name} must be a jaxrnn Cell (e.g. lstm(8)), got {type(value).__name__}")
     return value
 
 
@@ -161,8 +174,7 @@ def label(owner: Any) -> str:
 def describe(tree: Any) -> str:
     """A short description of a pytree's structure, for messages."""
     if isinstance(tree, (tuple, list)):
-        kind = type(tree).__name__
-        return f"a {kind} of {len(tree)} ({', '.join(describe(t) for t in tree)})"
+        return f"a {type(tree).__name__} of {len(tree)} ({', '.join(map(describe, tree))})"
     if isinstance(tree, dict):
         return f"a dict with keys {sorted(map(str, tree))}"
     if hasattr(tree, "shape"):
@@ -178,37 +190,33 @@ def shapes(fn: Any, *args: Any, key: Any = None) -> Any:
     dtypes of `args`, so that checking every eager call does not trace `fn` every time."""
     leaves, tree = jax.tree.flatten(args)
     structs = tuple(jax.ShapeDtypeStruct(np.shape(a), getattr(a, "dtype", None)) for a in leaves)
-    structs_tree = jax.tree.unflatten(tree, structs)
+    abstract_args = jax.tree.unflatten(tree, structs)
     cache_key = (fn if key is None else key, tree, structs)
     try:
         hash(cache_key)
     except TypeError:  # e.g. a cell holding a list
-        return jax.eval_shape(fn, *structs_tree)
+        return jax.eval_shape(fn, *abstract_args)
     if cache_key not in _SHAPES:
         if len(_SHAPES) >= 1024:
             _SHAPES.clear()
-        _SHAPES[cache_key] = jax.eval_shape(fn, *structs_tree)
+        _SHAPES[cache_key] = jax.eval_shape(fn, *abstract_args)
     return _SHAPES[cache_key]
 
 
-def param_template(cell: Cell, input_size: int, dtype: jnp.dtype) -> Any:
+def param_template(cell: Cell, input_size: int, dtype: Any) -> Any:
     """Shapes and dtypes `cell.init` gives for `input_size` and `dtype`."""
     init = functools.partial(cell.init, input_size=input_size, dtype=dtype)
     return shapes(init, jax.random.key(0), key=(cell.init, input_size, jnp.dtype(dtype)))
 
 
 def _paths(tree: Any) -> dict[str, Any]:
+    """The leaves of `tree` (None counts as one) by their path, e.g. `"['w_x']"`."""
     leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: x is None)[0]
     return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
 
 
 def params(
-    cell: Cell,
-    params: Any,
-    input_size: int,
-    dtype: jnp.dtype,
-    source: str = "xs",
-    path: str = "params",
+    cell: Cell, params: Any, input_size: int, dtype: Any, source: str = "xs", path: str = "params"
 ) -> None:
     """Raise unless `params` has the layout `cell.init(key, input_size, dtype)` gives.
 
@@ -216,140 +224,110 @@ def params(
     `dtype` came from (e.g. "xs"), `path` what `params` is called where it was given.
     """
     expected = _paths(param_template(cell, input_size, dtype))
-    context = label(cell)
-    got = _paths(params)
-    if set(got) != set(expected):
+    got, context = _paths(params), label(cell)
+    if got.keys() != expected.keys():
         missing = [path + p for p in expected if p not in got]
         extra = [path + p for p in got if p not in expected]
+        layout = ", ".join(f"{path}{p} {shape_str(a.shape)}" for p, a in expected.items())
         raise ValueError(
             f"{path} do not match the params that {context} makes: missing {missing}, "
-            f"unexpected {extra}; expected {describe_paths(expected, path)}"
+            f"unexpected {extra}; expected {layout}"
         )
-    for key, leaf in got.items():
-        if getattr(leaf, "shape", None) is None or getattr(leaf, "dtype", None) is None:
-            raise TypeError(f"{path}{key} must be an array, got {type(leaf).__name__}")
+    maker = f"{context} with input_size={input_size} (from {source}.shape[-1])"
     for key, want in expected.items():
         leaf = got[key]
-        if tuple(leaf.shape) != tuple(want.shape):
-            made_for = _inferred_input_size(cell, got, input_size, dtype)
-            if made_for is not None and made_for[0] != input_size:
+        if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
+            raise TypeError(f"{path}{key} must be an array, got {type(leaf).__name__}")
+        if leaf.shape != want.shape:
+            made_for = _made_for(cell, key, leaf.shape, want.shape, input_size, dtype)
+            if made_for is not None:
                 raise ValueError(
                     f"{source} has input_size {input_size} ({source}.shape[-1]) but {path} were "
-                    f"made for input_size {made_for[0]} ({context}; read off {path}{made_for[1]})"
+                    f"made for input_size {made_for} ({context}; read off {path}{key})"
                 )
-            raise ValueError(
-                f"{path}{key} has shape {shape_str(leaf.shape)} but {context} with "
-                f"input_size={input_size} (from {source}.shape[-1]) expects {shape_str(want.shape)}"
-            )
-        if leaf.dtype != want.dtype:
-            raise TypeError(
-                f"{path}{key} has dtype {leaf.dtype} but {source} has dtype {dtype} and "
-                f"{context} makes {want.dtype}; cast one of them explicitly"
-            )
+        _leaf(path + key, leaf, want, maker, source, dtype)
 
 
-def describe_paths(paths: dict[str, Any], prefix: str) -> str:
-    return ", ".join(f"{prefix}{p} {shape_str(a.shape)}" for p, a in paths.items())
-
-
-def _inferred_input_size(
-    cell: Cell, got: dict[str, Any], input_size: int, dtype: jnp.dtype
-) -> tuple[int, str] | None:
-    """The input size `params` were made for, and the leaf it is read off: the first
-    whose shape depends on the input size and differs from what it should be."""
-    this = _paths(param_template(cell, input_size, dtype))
+def _made_for(cell: Cell, key: str, got: Any, want: Any, input_size: int, dtype: Any) -> int | None:
+    """The input size a params leaf at path `key` was made for, given its shape `got` where
+    `input_size` gives `want`: read off an axis that grows with the input size; None where no
+    such axis differs or the cell cannot tell."""
     try:
-        other = _paths(param_template(cell, input_size + 1, dtype))
-    except (TypeError, ValueError):  # e.g. a residual stack made for one input size only
+        other = _paths(param_template(cell, input_size + 1, dtype))[key].shape
+    except (TypeError, ValueError, KeyError):  # e.g. a residual stack made for one input size
         return None
-    for key in this:
-        for axis, (a, b) in enumerate(zip(this[key].shape, other[key].shape, strict=True)):
-            shape = got[key].shape
-            if a != b and len(shape) == len(this[key].shape) and shape[axis] != a:
-                return int(shape[axis]) - (a - input_size), key
+    if len(got) == len(want):
+        for n, a, b in zip(got, want, other, strict=True):
+            if a != b and n != a:
+                return int(n) - (a - input_size)
     return None
 
 
-def initial_carry(cell: Cell, batch_shape: tuple[int, ...], dtype: jnp.dtype) -> Any:
+def _leaf(name: str, leaf: Any, want: Any, maker: str, source: str, dtype: Any) -> None:
+    """Raise unless `leaf` has the shape and dtype of `want`, what `maker` makes for `source`
+    of dtype `dtype`."""
+    _shape(name, leaf.shape, want.shape, f"{maker} expects")
+    if leaf.dtype != want.dtype:
+        raise TypeError(
+            f"{name} has dtype {leaf.dtype} but {source} has dtype {jnp.dtype(dtype)}, for which "
+            f"{maker} makes {want.dtype}; cast one of them explicitly"
+        )
+
+
+def initial_carry(cell: Cell, batch_shape: Shape, dtype: Any) -> Any:
     """`cell.initial_carry(batch_shape, dtype)`, checked to honour `dtype`."""
     carry = cell.initial_carry(batch_shape, dtype)
     for key, leaf in _paths(carry).items():
-        leaf_dtype = getattr(leaf, "dtype", None)
-        floating = leaf_dtype is not None and jnp.issubdtype(leaf_dtype, jnp.floating)
-        if floating and leaf_dtype != dtype:
+        got = getattr(leaf, "dtype", None)
+        if got is not None and jnp.issubdtype(got, jnp.floating) and got != dtype:
             raise TypeError(
-                f"{label(cell)}: initial_carry(batch_shape, dtype={dtype}) returned "
-                f"carry{key} of dtype {leaf_dtype}; initial_carry must make its floating "
-                f"arrays in the dtype it is given"
+                f"{label(cell)}: initial_carry(batch_shape, dtype={dtype}) returned carry{key} of "
+                f"dtype {got}; it must make its floating arrays in the dtype it is given"
             )
     return carry
 
 
 def carry(
-    cell: Cell,
-    carry: Any,
-    batch_shape: tuple[int, ...],
-    dtype: jnp.dtype,
-    source: str = "xs",
-    path: str = "carry",
+    cell: Cell, carry: Any, batch_shape: Shape, dtype: Any, source: str = "xs", path: str = "carry"
 ) -> Any:
     """`carry` with every leaf as an array, or an error if it does not match the cell."""
     make = functools.partial(initial_carry, cell, batch_shape, dtype)
     expected = shapes(make, key=(cell.initial_carry, tuple(batch_shape), jnp.dtype(dtype)))
-    want_tree = jax.tree_util.tree_structure(expected)
-    got_tree = jax.tree_util.tree_structure(carry)
-    if got_tree != want_tree:
+    if jax.tree.structure(carry) != jax.tree.structure(expected):
         raise ValueError(
             f"{path} must have the structure of the initial_carry(...) of {label(cell)}, "
             f"{describe(expected)}; got {describe(carry)}"
         )
-    want = _paths(expected)
-    checked = []
-    for key, leaf in _paths(carry).items():
-        name = path + key
-        arr = jnp.asarray(leaf) if want[key].dtype != jnp.dtype(dtype) else float_array(leaf, name)
-        if arr.shape != want[key].shape:
-            raise ValueError(
-                f"{name} has shape {shape_str(arr.shape)} but expected "
-                f"{shape_str(want[key].shape)}: batch shape {shape_str(batch_shape)} from "
-                f"{source}, then the state of {label(cell)}"
-            )
-        if arr.dtype != want[key].dtype:
-            raise TypeError(
-                f"{name} has dtype {arr.dtype} but {source} and params have dtype {dtype}, so "
-                f"{label(cell)} makes {want[key].dtype}; cast the carry explicitly"
-            )
-        checked.append(arr)
-    return jax.tree_util.tree_unflatten(got_tree, checked)
+    maker = f"{label(cell)} with batch shape {shape_str(batch_shape)} (from {source})"
+
+    def check(keys: Any, leaf: Any, want: Any) -> jax.Array:
+        name = path + jax.tree_util.keystr(keys)
+        arr = float_array(leaf, name) if want.dtype == jnp.dtype(dtype) else jnp.asarray(leaf)
+        _leaf(name, arr, want, maker, source, dtype)
+        return arr
+
+    return jax.tree_util.tree_map_with_path(check, carry, expected)
 
 
 def step(cell: Cell, params: Any, carry: Any, x: Any) -> None:
     """Raise unless `cell.step` keeps the carry's structure, shapes and dtypes and
     returns `y (*batch, hidden_size)` in the input's dtype (checked on shapes only)."""
-    try:
-        new_carry, y = shapes(cell.step, params, carry, x)
-    except (TypeError, ValueError) as e:
-        if not isinstance(e, TypeError) or "cannot unpack" not in str(e):
-            raise
-        raise TypeError(
-            f"cell {cell.name!r}: step(params, carry, x) must return a pair (carry, y)"
-        ) from e
     contract = f"cell {cell.name!r} breaks the contract step(params, carry, x) -> (carry, y)"
-    before = jax.eval_shape(lambda: carry)
-    if jax.tree_util.tree_structure(new_carry) != jax.tree_util.tree_structure(before):
+    out = shapes(cell.step, params, carry, x)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(f"{contract}: step must return a pair (carry, y), got {describe(out)}")
+    new_carry, y = out
+    before, tree = jax.tree_util.tree_flatten_with_path(jax.eval_shape(lambda: carry))
+    after, new_tree = jax.tree.flatten(new_carry)
+    if new_tree != tree:
         raise ValueError(
-            f"{contract}: the carry it returns is {describe(new_carry)}, but it was given "
-            f"{describe(before)}; step must return a carry of the same structure"
+            f"{contract}: the carry it returns is {describe(new_carry)}, not {describe(carry)}"
         )
-    for key, (old, new) in zip(
-        _paths(before),
-        zip(jax.tree.leaves(before), jax.tree.leaves(new_carry), strict=True),
-        strict=True,
-    ):
+    for (keys, old), new in zip(before, after, strict=True):
         if (old.shape, old.dtype) != (new.shape, new.dtype):
             raise ValueError(
-                f"{contract}: carry{key} went in as {shape_str(old.shape)} {old.dtype} and "
-                f"came out as {shape_str(new.shape)} {new.dtype}"
+                f"{contract}: carry{jax.tree_util.keystr(keys)} went in as {shape_str(old.shape)} "
+                f"{old.dtype} and came out as {shape_str(new.shape)} {new.dtype}"
             )
     want = (*x.shape[:-1], cell.hidden_size)
     if not hasattr(y, "shape"):
@@ -361,38 +339,19 @@ def step(cell: Cell, params: Any, carry: Any, x: Any) -> None:
         )
 
 
-def integer_array(x: Any, name: str, what: str) -> jax.Array:
-    """`x` as a JAX array with an integer dtype; `what` says what it holds."""
-    if x is None or isinstance(x, (str, bytes)):
-        raise TypeError(f"{name} must be an integer array of {what}, got {type(x).__name__}")
-    arr = jnp.asarray(x)
-    if not jnp.issubdtype(arr.dtype, jnp.integer):
-        raise TypeError(
-            f"{name} must have an integer dtype (e.g. int32) since it holds {what}; got {arr.dtype}"
-        )
-    return arr
-
-
-def lengths(
-    lengths: Any, batch_shape: tuple[int, ...], num_steps: int, source: str = "xs"
-) -> jax.Array:
+def lengths(lengths: Any, batch_shape: Shape, num_steps: int, source: str = "xs") -> jax.Array:
     """`lengths` as an integer array of shape `batch_shape`, the batch shape of `source`.
 
     Concrete values are checked against `[0, num_steps]`; traced values cannot be.
     """
     arr = integer_array(lengths, "lengths", "the number of valid steps of each sequence")
-    if arr.shape != tuple(batch_shape):
-        raise ValueError(
-            f"lengths has shape {shape_str(arr.shape)} but must have the batch shape of "
-            f"{source}, {shape_str(batch_shape)} ({source}.shape without the time and last axes)"
-        )
+    _shape("lengths", arr.shape, batch_shape, f"must have the batch shape of {source},")
     if not isinstance(arr, jax.core.Tracer) and arr.size:
         values = np.asarray(arr)  # NumPy: a concrete array closed over by jit stays concrete
-        low, high = int(values.min()), int(values.max())
-        if low < 0 or high > num_steps:
+        if values.min() < 0 or values.max() > num_steps:
             raise ValueError(
                 f"lengths must lie in [0, T] with T={num_steps} steps in {source}; "
-                f"got values from {low} to {high}"
+                f"got values from {values.min()} to {values.max()}"
             )
     return arr
 
@@ -402,33 +361,27 @@ def valid_steps(lengths: Any, num_steps: int, mask: Any = None) -> Any:
     kept by `mask (T, *batch)`; None with neither `lengths (*batch)` nor `mask`."""
     if lengths is None:
         return mask
-    steps = jnp.arange(num_steps, dtype=lengths.dtype)
-    valid = steps.reshape((-1,) + (1,) * lengths.ndim) < lengths[None]
+    valid = jax.lax.broadcasted_iota(lengths.dtype, (num_steps, *lengths.shape), 0) < lengths[None]
     return valid if mask is None else valid & mask
 
 
-def step_flags(flags: Any, name: str, time_axis: int, shape: tuple[int, ...]) -> jax.Array:
+def step_flags(flags: Any, name: str, time_axis: int, shape: Shape) -> jax.Array:
     """A boolean per step and sequence, moved to time-major `shape` = `(T, *batch)`."""
     arr = jnp.asarray(flags)
     if arr.dtype != jnp.bool_:
         raise TypeError(f"{name} must be a boolean array, got dtype {arr.dtype}")
-    expected = list(shape[1:])
-    expected.insert(time_axis, shape[0])
-    if arr.shape != tuple(expected):
-        raise ValueError(
-            f"{name} has shape {shape_str(arr.shape)} but must have the shape of xs without "
-            f"its feature axis, {shape_str(expected)}"
-        )
+    expected = (*shape[1 : time_axis + 1], shape[0], *shape[time_axis + 1 :])
+    _shape(name, arr.shape, expected, "must have the shape of xs without its feature axis,")
     return jnp.moveaxis(arr, time_axis, 0)
 
 
 def time_dim(time_axis: Any, ndim: int, name: str, last: bool = False) -> int:
     """`time_axis` as a non-negative axis of an array `name` with `ndim` dims; the last
     axis (features, classes) is allowed only with `last`."""
-    if isinstance(time_axis, bool) or not isinstance(time_axis, (int, np.integer)):
+    if not _is_int(time_axis):
         raise TypeError(f"time_axis must be an int, got {type(time_axis).__name__} {time_axis!r}")
-    top = ndim - 1 if last else ndim - 2
-    if not -ndim <= time_axis <= top or (not last and time_axis % ndim == ndim - 1):
+    top = ndim - 1 if last else ndim - 2  # without `last`, the last axis holds the features
+    if not -ndim <= time_axis <= top or time_axis % ndim > top:
         raise ValueError(
             f"time_axis must be an axis of {name}{'' if last else ' other than the last'}; "
             f"{name} has {ndim} dims so time_axis must lie in [{-ndim}, {top}], got {time_axis}"
@@ -441,9 +394,7 @@ def time_major(xs: Any, time_axis: Any) -> tuple[jax.Array, int]:
     xs = float_array(xs, "xs")
     if xs.ndim < 2:
         raise ValueError(
-            f"xs must have at least 2 dims, (T, *batch, input_size) with time on time_axis; "
-            f"got shape {shape_str(xs.shape)}. For a single sequence without batch "
-            f"use shape (T, input_size)."
+            f"xs must have at least 2 dims (T, *batch, input_size); got shape {shape_str(xs.shape)}"
         )
     axis = time_dim(time_axis, xs.ndim, "xs")
     return jnp.moveaxis(xs, axis, 0), axis

@@ -309,7 +309,7 @@ def test_generate_bad_input():
         generate(cell, params, None, first, 4, readout=kwargs["readout"], embed=table, key=key)
     with pytest.raises(ValueError, match=r"first_input has input_size 7 .* input_size 4"):
         generate(cell, params, None, jnp.zeros((3, 7)), 4, key=key, **kwargs)
-    with pytest.raises(ValueError, match=r"carry\[0\] has shape \(3, 7\) but expected \(3, 8\)"):
+    with pytest.raises(ValueError, match=r"carry\[0\] has shape \(3, 7\) but .* expects \(3, 8\)"):
         generate(cell, params, (jnp.zeros((3, 7)),) * 2, first, 4, key=key, **kwargs)
     with pytest.raises(ValueError, match=r"num_steps must be a non-negative int, got -1"):
         generate(cell, params, None, first, -1, key=key, **kwargs)

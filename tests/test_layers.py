@@ -631,7 +631,7 @@ def test_bidirectional_rejects_bad_params_carry_and_key():
         layer.apply(params, xs, (*carry, carry[0]))
     wrong = (carry[0], (carry[1][0], jnp.zeros((B, 7))))
     with pytest.raises(
-        ValueError, match=r"carry\[1\]\[1\] has shape \(3, 7\) but expected \(3, 4\)"
+        ValueError, match=r"carry\[1\]\[1\] has shape \(3, 7\) but .* expects \(3, 4\)"
     ):
         layer.apply(params, xs, wrong)
     with pytest.raises(TypeError, match=r"key must be a single PRNG key"):
@@ -719,7 +719,7 @@ def test_stack_rejects_bad_params_carry_and_inputs():
     with pytest.raises(ValueError, match=r"carry must have the structure .*; got a list of 2"):
         net.apply(params, xs, [carry[0], carry[1][:1]])
     with pytest.raises(
-        ValueError, match=r"carry\[0\]\[1\] has shape \(3, 7\) but expected \(3, 4\)"
+        ValueError, match=r"carry\[0\]\[1\] has shape \(3, 7\) but .* expects \(3, 4\)"
     ):
         net.apply(params, xs, [(carry[0][0], jnp.zeros((B, 7))), carry[1]])
     learning = stack([cell, middle], learn_initial_carry=True)

@@ -448,9 +448,9 @@ def test_rejects_non_float_inputs(lstm_setup, bad):
 def test_rejects_wrong_carry(lstm_setup):
     cell, params, carry, xs = lstm_setup
     h, c = carry
-    with pytest.raises(ValueError, match=r"carry\[1\] has shape \(2, 7\) but expected \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"carry\[1\] has shape \(2, 7\) but .* expects \(2, 4\)"):
         jr.unroll(cell, params, xs, (h, jnp.zeros((2, 7))))
-    with pytest.raises(ValueError, match=r"carry\[0\] has shape \(7, 4\) but expected \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"carry\[0\] has shape \(7, 4\) but .* expects \(2, 4\)"):
         jr.unroll(cell, params, xs, (jnp.zeros((7, 4)), c))
     with pytest.raises(
         ValueError, match=r"carry must have the structure .* a tuple of 2 .*; got an array"
@@ -498,7 +498,7 @@ def test_rejects_mixed_dtypes(lstm_setup, x64):
         TypeError, match=r"params\['\w+'\] has dtype float32 but xs has dtype float64"
     ):
         jr.unroll(cell, params, xs.astype(jnp.float64))
-    with pytest.raises(TypeError, match=r"carry\[0\] has dtype float64 but xs and params have"):
+    with pytest.raises(TypeError, match=r"carry\[0\] has dtype float64 but xs has dtype float32"):
         jr.unroll(cell, params, xs, jax.tree.map(lambda x: x.astype(jnp.float64), carry))
 
 
