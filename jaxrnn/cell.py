@@ -144,7 +144,9 @@ class BpttStep:
         what `grads` needs of the step. `params` also holds `"w_h_t"`, `w_h` transposed.
       grads: `grads(params, xs, h_prev, residuals, emitted) -> (dparams, dxs)`: parameter
         and input gradients from all steps at once, each argument stacked `(T, rows, ...)`;
-        `h_prev` is the `h` each step started from.
+        `h_prev` is the `h` each step started from, built from the outputs (a cell that
+        keeps it in its residuals anyway, as the GRU does, reads it there, and XLA then
+        drops the unused copy).
     """
 
     project: Callable[[Params, Array], Array]

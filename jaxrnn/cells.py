@@ -144,7 +144,7 @@ def _gru_grads(params: Params, xs: Array, h_prev: Array, residuals: Any, emitted
     H = da_n.shape[-1]
     # The r and z gates see x and h through one pre-activation; n does not.
     da = jnp.concatenate([du[..., : 2 * H], da_n], axis=-1)
-    dparams, dxs = _input_grads(params, xs, h_prev, da, du)
+    dparams, dxs = _input_grads(params, xs, residuals[-1], da, du)
     return {**dparams, "b_hn": _rows_sum(du[..., 2 * H :])}, dxs
 
 
@@ -179,7 +179,7 @@ def _gru_original_backward(params: Params, residuals: Any, h: Array, dh: Array) 
 
 
 def _gru_original_grads(params: Params, xs: Array, h_prev: Array, residuals: Any, da: Array) -> Any:
-    r = residuals[0]
+    r, h_prev = residuals[0], residuals[-1]
     H = r.shape[-1]
     dparams, dxs = _input_grads(params, xs, h_prev, da, da[..., : 2 * H])
     dw_h_n = _outer(r * h_prev, da[..., 2 * H :])
