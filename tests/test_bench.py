@@ -1,6 +1,7 @@
 """The benchmark scripts run (tiny sizes): a broken benchmark is found before it is needed."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,16 @@ def test_profile_adds_up_the_kernels_of_a_step():
     # The recurrent matmul runs once per step; the weight gradients once after the loop.
     assert shares["matmul, in the loop"] > 0, result.stdout
     assert shares["matmul, once"] > 0, result.stdout
+
+
+def test_overhead_benchmark_prints_both_times():
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "overhead.py"), "--calls", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    unroll_ms, stack_ms = (float(v) for v in re.findall(r"(\d+\.\d+) ms", result.stdout))
+    assert 0 < unroll_ms < stack_ms * 10 and stack_ms > 0, result.stdout
