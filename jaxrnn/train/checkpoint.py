@@ -126,12 +126,6 @@ def _encode(name: str, leaf: Any) -> tuple[dict[str, Any], np.ndarray | None]:
     raise TypeError(f"{name} is a {type(leaf).__name__}; leaves must be {_LEAVES}")
 
 
-def _npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
 def _digest(members: Mapping[str, bytes]) -> bytes:
     """The SHA-256 of the archive members, as the archive comment holds it."""
     digest = hashlib.sha256()
@@ -197,15 +191,17 @@ def save(
         raise TypeError(
             f"metadata must be a mapping with str keys, got {type(metadata).__name__} {metadata!r}"
         )
-    leaves: list[tuple[str, Any]] = []
-    structure = _skeleton(tree, (), leaves)
-    header = {"format": FORMAT, "version": VERSION, "tree": structure, "leaves": []}
+    leaves: list[tuple[str, Any]] = []  # (key path, leaf), filled in by _skeleton
+    tree_json = _skeleton(tree, (), leaves)
+    header = {"format": FORMAT, "version": VERSION, "tree": tree_json, "leaves": []}
     members = {_HEADER: b""}  # the header comes first; it is filled in below
     for i, (name, leaf) in enumerate(leaves):
         entry, array = _encode(f"tree{name}", leaf)
         header["leaves"].append({"path": name, **entry})
         if array is not None:
-            members[f"leaf_{i}.npy"] = _npy(array)
+            buffer = io.BytesIO()
+            np.save(buffer, array, allow_pickle=False)
+            members[f"leaf_{i}.npy"] = buffer.getvalue()
     try:
         members[_HEADER] = json.dumps({**header, "metadata": dict(metadata)}).encode()
     except (TypeError, ValueError) as e:
@@ -377,8 +373,7 @@ def load(path: str | os.PathLike, like: PyTree | None = None) -> PyTree:
     _, saved, tree = _read(path)
     if like is None:
         return tree
-    flat, treedef = jax.tree_util.tree_flatten_with_path(like)
-    names = [jax.tree_util.keystr(p) for p, _ in flat]
+    names = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(like)[0]]
     missing = [name for name in names if name not in saved]
     extra = sorted(set(saved).difference(names))
     if missing or extra:
@@ -387,21 +382,21 @@ def load(path: str | os.PathLike, like: PyTree | None = None) -> PyTree:
             f"file: {', '.join(missing) or 'none'}; leaves in the file but not in like: "
             f"{', '.join(extra) or 'none'}"
         )
-    restored = []
-    for name, (_, leaf) in zip(names, flat, strict=True):
-        want, got = _describe(leaf, f"like{name}"), _describe(saved[name], f"file{name}")
+
+    def restore(keys: tuple, leaf: Any) -> Any:
+        name = jax.tree_util.keystr(keys)
+        value = saved[name]
+        want, got = _describe(leaf, f"like{name}"), _describe(value, f"file{name}")
         if want != got:
             raise ValueError(
                 f"checkpoint {str(path)!r} does not match like at leaf {name or '<root>'}: "
                 f"like has {want} but the file has {got}"
             )
-        value = saved[name]
         if isinstance(leaf, np.generic):
-            value = value[()]
-        elif isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct)):
-            value = jnp.asarray(value)
-        restored.append(value)
-    return jax.tree_util.tree_unflatten(treedef, restored)
+            return value[()]
+        return jnp.asarray(value) if isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct)) else value
+
+    return jax.tree_util.tree_map_with_path(restore, like)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

@@ -100,10 +100,8 @@ def map_chunks(fn: Callable[..., Any], *xs: Array, chunk_size: int | None = None
     num_steps = arrays[0].shape[0]
     if num_steps == 0:
         return fn(*arrays)
-    if chunk_size is None:
-        size = segment_size(num_steps)
-    else:
-        size = min(checks.positive_int(chunk_size, "chunk_size"), num_steps)
+    size = segment_size(num_steps) if chunk_size is None else chunk_size
+    size = min(checks.positive_int(size, "chunk_size"), num_steps)
 
     def checked(*chunk: Array) -> Any:
         out = fn(*chunk)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import jax
@@ -18,19 +20,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxrnn import checks
 from jaxrnn.train import checkpoint
-
-__all__ = [
-    "FitResult",
-    "NonFiniteLossError",
-    "Restored",
-    "StopTraining",
-    "TrainState",
-    "TrainingInterrupted",
-    "fit",
-    "init_state",
-    "make_train_step",
-    "restore",
-]
 
 Array = jax.Array
 PyTree = Any
@@ -197,9 +186,8 @@ def make_train_step(
                 f"batch{jax.tree_util.keystr(path)} has shape {checks.shape_str(shape)}; its "
                 f"axis batch_axis={batch_axis} must split evenly across the {mesh.size} devices"
             )
-        spec = [None] * len(shape)
-        spec[batch_axis] = mesh.axis_names
-        return _put(leaf, NamedSharding(mesh, PartitionSpec(*spec)))
+        spec = PartitionSpec(*[None] * batch_axis, mesh.axis_names)  # later axes: replicated
+        return _put(leaf, NamedSharding(mesh, spec))
 
     def sharded_step(state: TrainState, batch: Batch) -> tuple[TrainState, Array]:
         state = jax.tree.map(lambda leaf: _put(leaf, replicated), state)
@@ -347,19 +335,6 @@ def restore(path: str | os.PathLike, like: TrainState) -> Restored | None:
     losses = np.asarray(saved.get("losses", []), np.float64)
     state = checkpoint.load(path, like=like)
     return Restored(state, saved.get("history", []), losses, saved.get("config", {}), path)
-
-
-class _Lines:
-    """The part of a tqdm bar that `fit` uses, printing the log lines only (without tqdm)."""
-
-    def update(self) -> None: ...
-
-    def set_postfix(self, **postfix: Any) -> None: ...
-
-    def close(self) -> None: ...
-
-    def write(self, line: str) -> None:
-        print(line, flush=True)
 
 
 def fit(
@@ -543,16 +518,19 @@ def fit(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, initial=start, desc=description, unit="step", disable=not progress)
-    except ImportError:
-        bar = _Lines()
+    except ImportError:  # without tqdm, only the log lines are printed
+
+        def nothing(*args: Any, **kwargs: Any) -> None: ...
+
+        write = functools.partial(print, flush=True)
+        bar = SimpleNamespace(update=nothing, set_postfix=nothing, close=nothing, write=write)
     interrupted: list[int] = []
     handles_signals = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_ctrl_c) if handles_signals else None
     try:
-        for step in range(start, steps):
-            state, loss = step_fn(state, batches(step))
+        for done in range(start + 1, steps + 1):  # `done` updates after this step
+            state, loss = step_fn(state, batches(done - 1))
             pending.append(loss)
-            done = step + 1
             bar.update()
             if done == start + 1 or done % log_every == 0 or done == steps:
                 flush(done)

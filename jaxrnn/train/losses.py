@@ -179,11 +179,11 @@ def sequence_mse(
     targets = checks.float_array(targets, "targets")
     checks.like(targets, "targets", predictions, "predictions", "is compared with predictions")
 
-    def squared(predictions: Array, targets: Array) -> Array:  # (T, *batch), mean over features
+    def per_step(predictions: Array, targets: Array) -> Array:  # (T, *batch): mean over features
         return jnp.mean(optax.squared_error(predictions, targets.astype(predictions.dtype)), -1)
 
     return _sequence_loss(
-        squared, predictions, targets, lengths, time_axis, reduction, "predictions"
+        per_step, predictions, targets, lengths, time_axis, reduction, "predictions"
     )
 
 
@@ -267,18 +267,12 @@ def _sequence_loss(
     compute = jnp.float32 if x.dtype.itemsize < 4 else x.dtype
     losses = per_step(unpadded(x.astype(compute)), unpadded(y))
     losses = jnp.where(valid, losses, jnp.zeros((), losses.dtype))
-    return _reduce(losses, valid, reduction, time_axis).astype(x.dtype)
-
-
-def _reduce(losses: Array, valid: Array, reduction: str, time_axis: int) -> Array:
-    """Combine per-step losses `(T, *batch)`, already 0 at padding, as `reduction` says."""
     if reduction == "none":
-        return jnp.moveaxis(losses, 0, time_axis)
-    if reduction == "sum":
-        return jnp.sum(losses)
+        return jnp.moveaxis(losses, 0, time_axis).astype(x.dtype)
     counts = jnp.sum(valid, axis=0, dtype=losses.dtype)  # valid steps per sequence, (*batch,)
-    if reduction == "mean":
-        return jnp.sum(losses) / jnp.maximum(jnp.sum(counts), 1)
-    per_sequence = jnp.sum(losses, axis=0) / jnp.maximum(counts, 1)
-    nonempty = jnp.sum(counts > 0, dtype=losses.dtype)
-    return jnp.sum(per_sequence) / jnp.maximum(nonempty, 1)
+    if reduction == "mean_per_sequence":  # each sequence's mean, then the mean of the non-empty
+        losses = jnp.sum(losses, axis=0) / jnp.maximum(counts, 1)
+        counts = jnp.minimum(counts, 1)
+    total = jnp.sum(losses)
+    mean = total / jnp.maximum(jnp.sum(counts), 1)
+    return (total if reduction == "sum" else mean).astype(x.dtype)
