@@ -52,9 +52,7 @@ def _hold(valid: Array | None, new: Any, old: Any) -> Any:
 
 
 def _zero_invalid(valid: Array | None, tree: Any) -> Any:
-    if valid is None:
-        return tree
-    return jax.tree.map(lambda a: jnp.where(valid[:, None], a, jnp.zeros((), a.dtype)), tree)
+    return _hold(valid, tree, jax.tree.map(jnp.zeros_like, tree))
 
 
 def _add_to_h(dcarry: Carry, dh: Array) -> Carry:
