@@ -154,11 +154,7 @@ def _array(x: Any, name: str, dims: Sequence[str], keep_jax: bool = False) -> An
     """`x` as a NumPy array (or a JAX array if `keep_jax`) of rank `len(dims)`."""
     x = checks.float_array(x, name, numpy=not (keep_jax and isinstance(x, jax.Array)))
     if x.ndim != len(dims):
-        hint = (
-            f"; a bias is a column, reshape it with {name}.reshape(-1, 1)"
-            if dims[-1] == "1"
-            else ""
-        )
+        hint = f"; a bias is a column: {name}.reshape(-1, 1)" if dims[-1] == "1" else ""
         raise ValueError(
             f"{name} must have {len(dims)} dims ({', '.join(dims)}), "
             f"got shape {checks.shape_str(x.shape)}{hint}"
@@ -214,10 +210,10 @@ def _parameters(
 
 
 def _checked(
-    kind: _Kind, arrays: Mapping[str, Any], parameters: Any, pname: str, labels: Mapping = {}
+    kind: _Kind, arrays: Mapping[str, Any], parameters: Any, pname: str, labels: Mapping
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Any]:
     """`arrays` (course name -> array, `m` read off the first) and the params, checked to
-    agree, and their one dtype; messages call an array by its label, if `labels` has one."""
+    agree, and their one dtype; messages call an array by its label in `labels`, if any."""
     p, sizes, why = _parameters(kind, parameters, pname)
     named = {k: (labels.get(k, k), _DIMS.get(k, ("n_a", "m"))) for k in arrays}
     checked = {k: _array(v, *named[k]) for k, v in arrays.items()}
@@ -336,9 +332,7 @@ def to_cell_params(parameters: Mapping[str, npt.ArrayLike]) -> CellParams:
       True
     """
     if not isinstance(parameters, Mapping):
-        raise TypeError(
-            f"parameters must be a course parameter dict, got {type(parameters).__name__}"
-        )
+        raise TypeError(f"parameters must be a course parameter dict, got {type(parameters)}")
     for kind in (_LSTM, _RNN):
         if set(parameters) & (set(kind.keys) - {"by"}):
             p, _, _ = _parameters(kind, parameters, "parameters", keep_jax=True)
@@ -425,14 +419,12 @@ def _step(kind: _Kind, p: dict[str, Array], xt: Array, prev: tuple[Array, ...]) 
 def _cell_forward(kind: _Kind, p: dict, xt: np.ndarray, prev: tuple[np.ndarray, ...]) -> tuple:
     """`(*next states, yt_pred, cache)` of one checked step, NumPy out."""
     new, yt, named = jax.tree.map(np.array, _step(kind, p, xt, prev))  # writable copies
-    named.update(xt=xt)
-    for state, before, after in zip(kind.states, prev, new, strict=True):
-        named.update({f"{state}_prev": before, f"{state}_next": after})
+    named.update(zip(kind.cache, (*new, *prev), strict=False), xt=xt)  # next states, then prev
     return (*new, yt, (*(named[k] for k in kind.cache), p))
 
 
 def _checked_cell_forward(kind: _Kind, inputs: Mapping[str, Any], parameters: Any) -> tuple:
-    checked, p, dtype = _checked(kind, inputs, parameters, "parameters")
+    checked, p, dtype = _checked(kind, inputs, parameters, "parameters", {})
     xt, *prev = checked.values()
     with _precision(dtype):
         return _cell_forward(kind, p, xt, tuple(prev))
@@ -440,7 +432,7 @@ def _checked_cell_forward(kind: _Kind, inputs: Mapping[str, Any], parameters: An
 
 def _forward(kind: _Kind, x: Any, a0: Any, parameters: Any) -> tuple:
     """`(a, y, *c, (caches, x))`: `_cell_forward` over time, the memory starting at 0."""
-    checked, p, dtype = _checked(kind, {"x": x, "a0": a0}, parameters, "parameters")
+    checked, p, dtype = _checked(kind, {"x": x, "a0": a0}, parameters, "parameters", {})
     x, a0 = checked.values()
     if x.shape[2] < 1:
         raise ValueError(f"x must have at least one time step, got shape {x.shape}")
@@ -469,8 +461,8 @@ def _step_grads(kind: _Kind, p: dict, named: dict, upstream: tuple[Array, ...]) 
     stacked = jax.tree.map(lambda a: a[None], (named["xt"].T, named["a_prev"].T, residuals))
     g, dxs = cell.step.grads(params, *stacked, jax.tree.map(lambda a: a[None], emitted))
     grads = {f"d{s}_prev": d.T for s, d in zip(kind.states, jax.tree.leaves(dprev), strict=True)}
-    course = _to_course(kind, **g)
-    return {"dxt": dxs[0].T, **grads, **{f"d{k}": v for k, v in course.items()}}
+    course = {f"d{k}": v for k, v in _to_course(kind, **g).items()}
+    return {"dxt": dxs[0].T, **grads, **course}
 
 
 def _cell_backward(kind: _Kind, upstream: Mapping[str, Any], cache: Any) -> Gradients:
@@ -484,10 +476,7 @@ def _backward(kind: _Kind, da: Any, caches: Any) -> Gradients:
     """Walk the caches from step `T_x - 1` down to 0, summing the weight gradients."""
     steps, _ = _tuple(caches, "caches", 2, f"(list_of_caches, x) from {kind.name}_forward")
     if not isinstance(steps, (list, tuple)):
-        raise TypeError(
-            f"caches[0] must be the list of step caches from {kind.name}_forward, "
-            f"got {type(steps).__name__}"
-        )
+        raise TypeError(f"caches[0] must be the list of step caches, got {type(steps)}")
     T_x = _array(da, "da", _DIMS["da"]).shape[2]
     if not 1 <= T_x <= len(steps):
         raise ValueError(
