@@ -382,9 +382,8 @@ def from_cell_params(params: Mapping[str, Any], head: Mapping[str, Any]) -> dict
     n_a, width = p["w_h"].shape
     if n_a == 0 or width not in (n_a, 4 * n_a):
         raise ValueError(
-            f"params['w_h'] has shape {checks.shape_str((n_a, width))}; the course has a "
-            f"one-gate RNN (n_a, n_a) and an LSTM (n_a, 4 * n_a) only (a GRU's (n_a, 3 * n_a) "
-            f"has no course version)"
+            f"params['w_h'] has shape {checks.shape_str((n_a, width))}; the course has an RNN "
+            f"(n_a, n_a) and an LSTM (n_a, 4 * n_a) only, no GRU (n_a, 3 * n_a)"
         )
     n_y = h["w_y"].shape[1]
     sizes = {"n_x": p["w_x"].shape[0], "n_a": n_a, "G * n_a": width, "n_y": n_y}
@@ -476,7 +475,7 @@ def _backward(kind: _Kind, da: Any, caches: Any) -> Gradients:
     """Walk the caches from step `T_x - 1` down to 0, summing the weight gradients."""
     steps, _ = _tuple(caches, "caches", 2, f"(list_of_caches, x) from {kind.name}_forward")
     if not isinstance(steps, (list, tuple)):
-        raise TypeError(f"caches[0] must be the list of step caches, got {type(steps)}")
+        raise TypeError(f"caches[0] must be the list of step caches, got {type(steps).__name__}")
     T_x = _array(da, "da", _DIMS["da"]).shape[2]
     if not 1 <= T_x <= len(steps):
         raise ValueError(
