@@ -68,8 +68,8 @@ import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
 
-from jaxrnn import cells, checks
-from jaxrnn.cell import BpttStep, Cell, Params
+from jaxrnn import checks
+from jaxrnn.cell import Cell, Params
 from jaxrnn.cells import lstm, rnn
 
 Array = jax.Array
@@ -81,25 +81,26 @@ RNN_KEYS = ("Wax", "Waa", "Wya", "ba", "by")
 LSTM_KEYS = ("Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo", "Wy", "by")
 """The course's LSTM parameter keys."""
 
+RNN_CELL_GRADIENTS = ("dxt", "da_prev", "dWax", "dWaa", "dba")
+"""The keys `rnn_cell_backward` returns, in order."""
+RNN_GRADIENTS = ("dx", "da0", "dWax", "dWaa", "dba")
+"""The keys `rnn_backward` returns, in order."""
+LSTM_CELL_GRADIENTS = ("dxt", "da_prev", "dc_prev", *(f"d{w}{g}" for w in "Wb" for g in "fico"))
+"""The keys `lstm_cell_backward` returns, in order."""
+LSTM_GRADIENTS = ("dx", "da0", *LSTM_CELL_GRADIENTS[3:])
+"""The keys `lstm_backward` returns, in order."""
+
+# The dims of each named array; any other course array (a state, a gate or a gradient
+# of one) is (n_a, m).
 _DIMS = {
     "Wax": ("n_a", "n_x"), "Waa": ("n_a", "n_a"), "Wya": ("n_y", "n_a"), "ba": ("n_a", "1"),
     "Wy": ("n_y", "n_a"), "by": ("n_y", "1"),
     **{f"W{g}": ("n_a", "n_a + n_x") for g in "fico"},
     **{f"b{g}": ("n_a", "1") for g in "fico"},
+    "w_x": ("n_x", "G * n_a"), "w_h": ("n_a", "G * n_a"), "b": ("G * n_a",),
+    "w_y": ("n_a", "n_y"), "b_y": ("n_y",),
+    "xt": ("n_x", "m"), "x": ("n_x", "m", "T_x"), "da": ("n_a", "m", "T_x"),
 }  # fmt: skip
-
-# The library's fused gate order is i, f, g, o; the course calls them Wi, Wf, Wc, Wo.
-_LSTM_GATE_ORDER = "ifco"
-_LSTM_PARAM_GRADS = tuple(f"d{w}{g}" for w in "Wb" for g in "fico")
-
-RNN_CELL_GRADIENTS = ("dxt", "da_prev", "dWax", "dWaa", "dba")
-"""The keys `rnn_cell_backward` returns, in order."""
-RNN_GRADIENTS = ("dx", "da0", "dWax", "dWaa", "dba")
-"""The keys `rnn_backward` returns, in order."""
-LSTM_CELL_GRADIENTS = ("dxt", "da_prev", "dc_prev", *_LSTM_PARAM_GRADS)
-"""The keys `lstm_cell_backward` returns, in order."""
-LSTM_GRADIENTS = ("dx", "da0", *_LSTM_PARAM_GRADS)
-"""The keys `lstm_backward` returns, in order."""
 
 
 class CellParams(NamedTuple):
@@ -124,39 +125,36 @@ class _Kind(NamedTuple):
     name: str  # "rnn" or "lstm", as in the course's function names
     keys: tuple[str, ...]  # the params dict; keys[0] is the weight that fixes n_a and n_x
     head: str  # the output weight
-    rule: BpttStep  # the library's step: forward, per-step backward, weight gradients
-    make: Callable[[int], Cell]
+    make: Callable[[int], Cell]  # its step is a `BpttStep`: forward, backward, weight grads
     stacked: bool  # gates act on [a_prev; xt], with one weight per gate (the LSTM)
     states: tuple[str, ...]  # the carry, by course name
-    residuals: tuple[str, ...]  # course names of the rule's residuals
+    residuals: tuple[str, ...]  # course names of the step's residuals
     cache: tuple[str, ...]  # the arrays of a cell cache, in order, before the params
-    param_grads: tuple[str, ...]
+    cell_gradients: tuple[str, ...]
+    gradients: tuple[str, ...]
 
 
 # One cell object per size, so jit caches and the param-template cache are reused.
 _RNN = _Kind(
-    "rnn", RNN_KEYS, "Wya", cells.RNN_TANH, functools.cache(rnn), False, ("a",), (),
-    ("a_next", "a_prev", "xt"), RNN_GRADIENTS[2:],
+    "rnn", RNN_KEYS, "Wya", functools.cache(rnn), False, ("a",), (), ("a_next", "a_prev", "xt"),
+    RNN_CELL_GRADIENTS, RNN_GRADIENTS,
 )  # fmt: skip
 _LSTM = _Kind(
-    "lstm", LSTM_KEYS, "Wy", cells.LSTM, functools.cache(lstm), True, ("a", "c"),
+    "lstm", LSTM_KEYS, "Wy", functools.cache(lstm), True, ("a", "c"),
     ("it", "ft", "cct", "ot", "c_prev"),
-    ("a_next", "c_next", "a_prev", "c_prev", "ft", "it", "cct", "ot", "xt"), _LSTM_PARAM_GRADS,
+    ("a_next", "c_next", "a_prev", "c_prev", "ft", "it", "cct", "ot", "xt"),
+    LSTM_CELL_GRADIENTS, LSTM_GRADIENTS,
 )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- checks
 
 
-def _array(x: Any, name: str, dims: Sequence[str], *, keep_jax: bool = False) -> Any:
+def _array(x: Any, name: str, dims: Sequence[str], keep_jax: bool = False) -> Any:
     """`x` as a NumPy array (or a JAX array if `keep_jax`) of rank `len(dims)`."""
-    if x is None or isinstance(x, (str, bytes, Mapping)):
-        raise TypeError(f"{name} must be an array of shape ({', '.join(dims)}), got {type(x)}")
     x = checks.float_array(x, name, numpy=not (keep_jax and isinstance(x, jax.Array)))
     if x.ndim != len(dims):
-        hint = ""
-        if len(dims) == 2 and dims[1] == "1" and x.ndim == 1:
-            hint = f"; a bias is a column, reshape it with {name}.reshape(-1, 1)"
+        hint = f"; a bias is a column: {name}.reshape(-1, 1)" if dims[-1] == "1" else ""
         raise ValueError(
             f"{name} must have {len(dims)} dims ({', '.join(dims)}), "
             f"got shape {checks.shape_str(x.shape)}{hint}"
@@ -164,34 +162,39 @@ def _array(x: Any, name: str, dims: Sequence[str], *, keep_jax: bool = False) ->
     return x
 
 
-def _expect_shape(name: str, x: Any, shape: tuple[int, ...], why: str) -> None:
-    if tuple(x.shape) != tuple(shape):
-        raise ValueError(
-            f"{name} has shape {checks.shape_str(x.shape)} but expected "
-            f"{checks.shape_str(shape)}: {why}"
-        )
-
-
-def _same_dtype(arrays: Mapping[str, Any]) -> Any:
+def _agree(arrays: Mapping[str, tuple[Any, Sequence[str]]], sizes: dict, why: str) -> Any:
+    """The one dtype of `arrays` (name -> `(array, dims)`), once each has the shape its
+    dims give with `sizes` (`why` says where they come from); a dim without one is free."""
+    for name, (x, dims) in arrays.items():
+        want = tuple(sizes.get(d, n) for d, n in zip(dims, x.shape, strict=True))
+        if tuple(x.shape) != want:
+            raise ValueError(
+                f"{name} has shape {checks.shape_str(x.shape)} but expected "
+                f"{checks.shape_str(want)}: ({', '.join(dims)}) with {why}"
+            )
     why = "every array passed to one course function must share one floating dtype"
-    return checks.same_dtype(arrays, why)
+    return checks.same_dtype({name: x for name, (x, _) in arrays.items()}, why)
 
 
-def _keys(value: Any, keys: Sequence[str], name: str, what: str) -> None:
+def _dict(value: Any, keys: Sequence[str], name: str, keep_jax: bool = False) -> dict[str, Any]:
+    """The arrays of `value`, a dict with exactly `keys`, each of the rank its `_DIMS` give."""
     if not isinstance(value, Mapping):
-        raise TypeError(f"{name} must be a dict with {what}, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a dict with the keys {', '.join(keys)}, got {type(value)}")
     missing = [k for k in keys if k not in value]
     extra = sorted(str(k) for k in value if k not in keys)
     if missing or extra:
-        raise ValueError(f"{name} must have exactly {what}; missing {missing}, unexpected {extra}")
+        raise ValueError(
+            f"{name} must have exactly the keys {', '.join(keys)}; "
+            f"missing {missing}, unexpected {extra}"
+        )
+    return {k: _array(value[k], f"{name}[{k!r}]", _DIMS[k], keep_jax) for k in keys}
 
 
 def _parameters(
     kind: _Kind, parameters: Any, name: str, keep_jax: bool = False
-) -> tuple[dict[str, Any], int, int]:
-    """The checked course params of `kind` (keys, shapes, one dtype) and `(n_a, n_x)`."""
-    _keys(parameters, kind.keys, name, f"the {kind.name.upper()} keys {', '.join(kind.keys)}")
-    p = {k: _array(parameters[k], f"{name}[{k!r}]", _DIMS[k], keep_jax=keep_jax) for k in kind.keys}
+) -> tuple[dict[str, Any], dict[str, int], str]:
+    """The checked course params of `kind`, the sizes they fix and where they come from."""
+    p = _dict(parameters, kind.keys, name, keep_jax)
     first = kind.keys[0]
     n_a, width = p[first].shape
     n_x = width - n_a if kind.stacked else width
@@ -202,54 +205,44 @@ def _parameters(
     n_y = p[kind.head].shape[0]
     sizes = {"n_a": n_a, "n_x": n_x, "n_a + n_x": n_a + n_x, "n_y": n_y, "1": 1}
     why = f"n_a = {n_a} and n_x = {n_x} from {source}, n_y = {n_y} from {name}[{kind.head!r}]"
-    for k in kind.keys:
-        shape = tuple(sizes[d] for d in _DIMS[k])
-        _expect_shape(f"{name}[{k!r}]", p[k], shape, f"({', '.join(_DIMS[k])}) with {why}")
-    _same_dtype({f"{name}[{k!r}]": v for k, v in p.items()})
-    return p, n_a, n_x
+    _agree({f"{name}[{k!r}]": (v, _DIMS[k]) for k, v in p.items()}, sizes, why)
+    return p, sizes, why
 
 
 def _checked(
-    kind: _Kind, arrays: Mapping[str, Any], parameters: Any, pname: str, x_dims: Sequence[str]
-) -> tuple[list[np.ndarray], dict[str, np.ndarray], Any]:
-    """The arrays (the input first, then `(n_a, m)` states), params and the one dtype."""
-    (x_name, x), *states = (
-        (name, _array(v, name, x_dims if k == 0 else ("n_a", "m")))
-        for k, (name, v) in enumerate(arrays.items())
-    )
-    p, n_a, n_x = _parameters(kind, parameters, pname)
-    weight = f"{pname}[{kind.keys[0]!r}]"
-    if x.shape[0] != n_x:
-        raise ValueError(
-            f"{x_name} has {x.shape[0]} features ({x_name}.shape[0]; shape "
-            f"{checks.shape_str(x.shape)}) but {weight} of shape "
-            f"{checks.shape_str(p[kind.keys[0]].shape)} gives n_x = {n_x}"
-        )
-    m = x.shape[1]
-    for name, state in states:
-        why = f"(n_a, m) with n_a = {n_a} from {weight} and m = {m} from {x_name}"
-        _expect_shape(name, state, (n_a, m), why)
-    dtype = _same_dtype({x_name: x, **dict(states), weight: p[kind.keys[0]]})
-    return [x, *(s for _, s in states)], p, dtype
+    kind: _Kind, arrays: Mapping[str, Any], parameters: Any, pname: str, labels: Mapping
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Any]:
+    """`arrays` (course name -> array, `m` read off the first) and the params, checked to
+    agree, and their one dtype; messages call an array by its label in `labels`, if any."""
+    p, sizes, why = _parameters(kind, parameters, pname)
+    named = {k: (labels.get(k, k), _DIMS.get(k, ("n_a", "m"))) for k in arrays}
+    checked = {k: _array(v, *named[k]) for k, v in arrays.items()}
+    first = next(iter(arrays))
+    sizes["m"] = checked[first].shape[1]
+    labelled = {named[k][0]: (x, named[k][1]) for k, x in checked.items()}
+    weight = kind.keys[0]
+    labelled[f"{pname}[{weight!r}]"] = (p[weight], _DIMS[weight])
+    dtype = _agree(labelled, sizes, f"{why}, m = {sizes['m']} from {named[first][0]}")
+    return checked, p, dtype
 
 
 def _tuple(value: Any, name: str, length: int, layout: str) -> tuple:
     if not isinstance(value, (tuple, list)) or len(value) != length:
         got = type(value).__name__
-        if isinstance(value, (tuple, list)):
-            got = f"a {got} of length {len(value)}"
+        got = f"a {got} of length {len(value)}" if isinstance(value, (tuple, list)) else got
         raise TypeError(f"{name} must be the {length}-tuple {layout}; got {got}")
     return tuple(value)
 
 
-def _cache(kind: _Kind, cache: Any, name: str) -> tuple[dict[str, np.ndarray], dict]:
-    """The arrays of a checked cell-forward cache, by course name, and its params."""
+def _cache(kind: _Kind, cache: Any, name: str, upstream: Mapping) -> tuple[dict, dict]:
+    """The arrays of a checked cell-forward cache and `upstream` (course name -> array,
+    checked against them), by course name, and the cache's params."""
     layout = f"({', '.join(kind.cache)}, parameters) from {kind.name}_cell_forward"
     *arrays, parameters = _tuple(cache, name, len(kind.cache) + 1, layout)
-    order = (len(arrays) - 1, *range(len(arrays) - 1))  # xt (the input) first, for `_checked`
-    labelled = {f"{name}[{k}] ({kind.cache[k]})": arrays[k] for k in order}
-    checked, p, _ = _checked(kind, labelled, parameters, f"{name}[{len(arrays)}]", ("n_x", "m"))
-    return dict(zip((kind.cache[k] for k in order), checked, strict=True)), p
+    labels = {c: f"{name}[{k}] ({c})" for k, c in enumerate(kind.cache)}
+    arrays = {**dict(zip(kind.cache, arrays, strict=True)), **upstream}
+    named, p, _ = _checked(kind, arrays, parameters, f"{name}[{len(kind.cache)}]", labels)
+    return named, p
 
 
 def _precision(dtype: Any) -> Any:
@@ -265,34 +258,28 @@ def _xp(arrays: Any) -> Any:
 
 
 def _to_cell(kind: _Kind, p: Mapping[str, Any]) -> CellParams:
-    """Checked course params as fused ones: per gate, `w_h` gets `W_h.T`, `w_x` gets `W_x.T`."""
+    """Checked course params as the library's (see `to_cell_params`)."""
     xp, n_a = _xp(p), p[kind.keys[0]].shape[0]
-    if kind.stacked:  # [a_prev; xt]: a weight's first n_a columns are recurrent
-        gates = [(p[f"W{g}"][:, :n_a], p[f"W{g}"][:, n_a:], p[f"b{g}"]) for g in _LSTM_GATE_ORDER]
+    # The rows of `weight.T` map [a_prev; xt] to the fused gates (i, f, g, o for the LSTM).
+    if kind.stacked:
+        weight = xp.concatenate([p[f"W{g}"] for g in "ifco"])
+        bias = xp.concatenate([p[f"b{g}"][:, 0] for g in "ifco"])
     else:
-        gates = [(p["Waa"], p["Wax"], p["ba"])]
-    params = {
-        "w_x": xp.concatenate([w_x.T for _, w_x, _ in gates], axis=1),
-        "w_h": xp.concatenate([w_h.T for w_h, _, _ in gates], axis=1),
-        "b": xp.concatenate([b[:, 0] for _, _, b in gates]),
-    }
+        weight, bias = xp.concatenate([p["Waa"], p["Wax"]], axis=1), xp.array(p["ba"][:, 0])
+    params = {"w_x": weight[:, n_a:].T, "w_h": weight[:, :n_a].T, "b": bias}
     head = {"w_y": xp.array(p[kind.head].T), "b_y": xp.array(p["by"][:, 0])}
     return CellParams(kind.make(n_a), params, head)
 
 
 def _to_course(kind: _Kind, w_x: Any, w_h: Any, b: Any) -> dict[str, Any]:
     """The inverse of `_to_cell` for the fused params or their gradients (no head)."""
-    xp = _xp((w_x, w_h, b))
-    gates = zip(
-        *(xp.split(w, 4 if kind.stacked else 1, axis=-1) for w in (w_h, w_x, b)), strict=True
-    )
+    xp, n_a = _xp((w_x, w_h, b)), w_h.shape[0]
+    weight = xp.concatenate([w_h, w_x]).T  # (G * n_a, n_a + n_x), acting on [a_prev; xt]
     if not kind.stacked:
-        ((g_h, g_x, g_b),) = gates
-        return {"Wax": g_x.T, "Waa": g_h.T, "ba": g_b[:, None]}
+        return {"Wax": weight[:, n_a:], "Waa": weight[:, :n_a], "ba": b[:, None]}
     course = {}
-    for gate, (g_h, g_x, g_b) in zip(_LSTM_GATE_ORDER, gates, strict=True):
-        course[f"W{gate}"] = xp.concatenate([g_h.T, g_x.T], axis=1)
-        course[f"b{gate}"] = g_b[:, None]
+    for gate, w, b_gate in zip("ifco", xp.split(weight, 4), xp.split(b, 4), strict=True):
+        course.update({f"W{gate}": w, f"b{gate}": b_gate[:, None]})
     return course
 
 
@@ -345,9 +332,7 @@ def to_cell_params(parameters: Mapping[str, npt.ArrayLike]) -> CellParams:
       True
     """
     if not isinstance(parameters, Mapping):
-        raise TypeError(
-            f"parameters must be a course parameter dict, got {type(parameters).__name__}"
-        )
+        raise TypeError(f"parameters must be a course parameter dict, got {type(parameters)}")
     for kind in (_LSTM, _RNN):
         if set(parameters) & (set(kind.keys) - {"by"}):
             p, _, _ = _parameters(kind, parameters, "parameters", keep_jax=True)
@@ -392,35 +377,22 @@ def from_cell_params(params: Mapping[str, Any], head: Mapping[str, Any]) -> dict
       >>> parameters["Wf"].shape, parameters["bf"].shape, parameters["Wy"].shape
       ((4, 7), (4, 1), (2, 4))
     """
-    dims = {"w_x": ("n_x", "G * n_a"), "w_h": ("n_a", "G * n_a"), "b": ("G * n_a",),
-            "w_y": ("n_a", "n_y"), "b_y": ("n_y",)}  # fmt: skip
-    layout = {"params": (params, ("w_x", "w_h", "b")), "head": (head, ("w_y", "b_y"))}
-    for arg, (value, keys) in layout.items():
-        _keys(value, keys, arg, f"the keys {', '.join(keys)}")
-    arrays = {
-        f"{arg}[{k!r}]": _array(value[k], f"{arg}[{k!r}]", dims[k], keep_jax=True)
-        for arg, (value, keys) in layout.items()
-        for k in keys
-    }
-    _same_dtype(arrays)
-    w_x, w_h, b, w_y, b_y = arrays.values()
-    n_a, width = w_h.shape
-    gates = width // n_a if n_a else 0
-    if gates not in (1, 4) or width != gates * n_a:
+    p = _dict(params, ("w_x", "w_h", "b"), "params", keep_jax=True)
+    h = _dict(head, ("w_y", "b_y"), "head", keep_jax=True)
+    n_a, width = p["w_h"].shape
+    if n_a == 0 or width not in (n_a, 4 * n_a):
         raise ValueError(
-            f"params['w_h'] has shape {checks.shape_str(w_h.shape)}; the course has a "
-            f"one-gate RNN (n_a, n_a) and an LSTM (n_a, 4 * n_a) only (a GRU's (n_a, 3 * n_a) "
-            f"has no course version)"
+            f"params['w_h'] has shape {checks.shape_str((n_a, width))}; the course has an RNN "
+            f"(n_a, n_a) and an LSTM (n_a, 4 * n_a) only, no GRU (n_a, 3 * n_a)"
         )
-    why = f"n_a = {n_a} and {gates} gate(s) from params['w_h'] of shape {w_h.shape}"
-    _expect_shape("params['w_x']", w_x, (w_x.shape[0], width), f"(n_x, G * n_a) with {why}")
-    _expect_shape("params['b']", b, (width,), f"(G * n_a,) with {why}")
-    n_y = w_y.shape[1]
-    _expect_shape("head['w_y']", w_y, (n_a, n_y), f"(n_a, n_y) with {why}")
-    _expect_shape("head['b_y']", b_y, (n_y,), f"(n_y,) with n_y = {n_y} from head['w_y']")
-    kind = _LSTM if gates == 4 else _RNN
-    course = {**_to_course(kind, w_x, w_h, b), kind.head: w_y.T, "by": b_y[:, None]}
-    xp = _xp(arrays)
+    n_y = h["w_y"].shape[1]
+    sizes = {"n_x": p["w_x"].shape[0], "n_a": n_a, "G * n_a": width, "n_y": n_y}
+    why = f"n_a = {n_a} and G * n_a = {width} from params['w_h'], n_y = {n_y} from head['w_y']"
+    arrays = {(arg, k): v for arg, d in (("params", p), ("head", h)) for k, v in d.items()}
+    _agree({f"{arg}[{k!r}]": (v, _DIMS[k]) for (arg, k), v in arrays.items()}, sizes, why)
+    kind = _LSTM if width == 4 * n_a else _RNN
+    course = {**_to_course(kind, **p), kind.head: h["w_y"].T, "by": h["b_y"][:, None]}
+    xp = _xp((p, h))
     return {k: xp.array(course[k]) for k in kind.keys}
 
 
@@ -428,16 +400,16 @@ def from_cell_params(params: Mapping[str, Any], head: Mapping[str, Any]) -> dict
 
 
 def _carry(states: Sequence[Array]) -> Any:
-    """Course `(n_a, m)` states as the rule's carry: `h`, or `(h, c)`."""
+    """Course `(n_a, m)` states as the step's carry: `h`, or `(h, c)`."""
     return states[0].T if len(states) == 1 else tuple(s.T for s in states)
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _step(kind: _Kind, p: dict[str, Array], xt: Array, prev: tuple[Array, ...]) -> Any:
-    """One step of `kind.rule` in the course's layout: new states, `yt` and the residuals."""
-    params = _to_cell(kind, p).params
+    """One step of the cell in the course's layout: new states, `yt` and the residuals."""
+    cell, params, _ = _to_cell(kind, p)
     carry = _carry(prev)
-    new, h, residuals = kind.rule.forward(params, carry, kind.rule.project(params, xt.T), carry)
+    new, h, residuals = cell.step.forward(params, carry, cell.step.project(params, xt.T), carry)
     yt = jax.nn.softmax(p[kind.head] @ h.T + p["by"], axis=0)
     named = {k: r.T for k, r in zip(kind.residuals, residuals, strict=True)}
     return tuple(s.T for s in jax.tree.leaves(new)), yt, named
@@ -446,23 +418,21 @@ def _step(kind: _Kind, p: dict[str, Array], xt: Array, prev: tuple[Array, ...]) 
 def _cell_forward(kind: _Kind, p: dict, xt: np.ndarray, prev: tuple[np.ndarray, ...]) -> tuple:
     """`(*next states, yt_pred, cache)` of one checked step, NumPy out."""
     new, yt, named = jax.tree.map(np.array, _step(kind, p, xt, prev))  # writable copies
-    named.update(xt=xt)
-    for state, before, after in zip(kind.states, prev, new, strict=True):
-        named.update({f"{state}_prev": before, f"{state}_next": after})
+    named.update(zip(kind.cache, (*new, *prev), strict=False), xt=xt)  # next states, then prev
     return (*new, yt, (*(named[k] for k in kind.cache), p))
 
 
 def _checked_cell_forward(kind: _Kind, inputs: Mapping[str, Any], parameters: Any) -> tuple:
-    (xt, *prev), p, dtype = _checked(kind, inputs, parameters, "parameters", ("n_x", "m"))
+    checked, p, dtype = _checked(kind, inputs, parameters, "parameters", {})
+    xt, *prev = checked.values()
     with _precision(dtype):
         return _cell_forward(kind, p, xt, tuple(prev))
 
 
 def _forward(kind: _Kind, x: Any, a0: Any, parameters: Any) -> tuple:
     """`(a, y, *c, (caches, x))`: `_cell_forward` over time, the memory starting at 0."""
-    (x, a0), p, dtype = _checked(
-        kind, {"x": x, "a0": a0}, parameters, "parameters", ("n_x", "m", "T_x")
-    )
+    checked, p, dtype = _checked(kind, {"x": x, "a0": a0}, parameters, "parameters", {})
+    x, a0 = checked.values()
     if x.shape[2] < 1:
         raise ValueError(f"x must have at least one time step, got shape {x.shape}")
     prev = (a0, *(np.zeros_like(a0) for _ in kind.states[1:]))
@@ -481,65 +451,53 @@ def _forward(kind: _Kind, x: Any, a0: Any, parameters: Any) -> tuple:
 
 @functools.partial(jax.jit, static_argnums=0)
 def _step_grads(kind: _Kind, p: dict, named: dict, upstream: tuple[Array, ...]) -> Gradients:
-    """`kind.rule`'s backward and weight gradients for one step, keyed as the course's."""
-    params = _to_cell(kind, p).params
+    """The step's backward and weight gradients for one step, keyed as the course's."""
+    cell, params, _ = _to_cell(kind, p)
     residuals = tuple(named[k].T for k in kind.residuals)
     back = {**params, "w_h_t": params["w_h"].T}
-    emitted, dprev = kind.rule.backward(back, residuals, named["a_next"].T, _carry(upstream))
-    one = functools.partial(jax.tree.map, lambda a: a[None])  # a stack of one step
-    xs, h_prev = named["xt"].T[None], named["a_prev"].T[None]
-    g, dxs = kind.rule.grads(params, xs, h_prev, one(residuals), one(emitted))
+    emitted, dprev = cell.step.backward(back, residuals, named["a_next"].T, _carry(upstream))
+    # `grads` reads every argument stacked over time: here, a stack of one step.
+    stacked = jax.tree.map(lambda a: a[None], (named["xt"].T, named["a_prev"].T, residuals))
+    g, dxs = cell.step.grads(params, *stacked, jax.tree.map(lambda a: a[None], emitted))
     grads = {f"d{s}_prev": d.T for s, d in zip(kind.states, jax.tree.leaves(dprev), strict=True)}
-    course = _to_course(kind, g["w_x"], g["w_h"], g["b"])
-    return {"dxt": dxs[0].T, **grads, **{f"d{k}": v for k, v in course.items()}}
+    course = {f"d{k}": v for k, v in _to_course(kind, **g).items()}
+    return {"dxt": dxs[0].T, **grads, **course}
 
 
 def _cell_backward(kind: _Kind, upstream: Mapping[str, Any], cache: Any) -> Gradients:
-    named, p = _cache(kind, cache, "cache")
-    checked = []
-    for k, (name, value) in enumerate(upstream.items()):  # da_next, dc_next: cache[0], cache[1]
-        like, like_name = named[name[1:]], f"cache[{k}] ({name[1:]})"
-        checked.append(_array(value, name, ("n_a", "m")))
-        _expect_shape(name, checked[-1], like.shape, f"(n_a, m), the shape of {like_name}")
-        _same_dtype({like_name: like, name: checked[-1]})
+    named, p = _cache(kind, cache, "cache", upstream)
     with _precision(named["xt"].dtype):
-        grads = _step_grads(kind, p, named, tuple(checked))
-        keys = ("dxt", *(f"d{s}_prev" for s in kind.states), *kind.param_grads)
-        return {k: np.array(grads[k]) for k in keys}  # in order: JAX returns dicts sorted
+        grads = _step_grads(kind, p, named, tuple(named.pop(k) for k in upstream))
+        return {k: np.array(grads[k]) for k in kind.cell_gradients}  # JAX sorts dict keys
 
 
 def _backward(kind: _Kind, da: Any, caches: Any) -> Gradients:
     """Walk the caches from step `T_x - 1` down to 0, summing the weight gradients."""
-    layout = f"(list_of_caches, x) from {kind.name}_forward"
-    steps, _ = _tuple(caches, "caches", 2, layout)
-    if not isinstance(steps, (list, tuple)) or not steps:
-        raise TypeError(
-            f"caches[0] must be the non-empty list of step caches from {kind.name}_forward, "
-            f"got {type(steps).__name__}"
-        )
-    da = _array(da, "da", ("n_a", "m", "T_x"))
-    T_x = da.shape[2]
+    steps, _ = _tuple(caches, "caches", 2, f"(list_of_caches, x) from {kind.name}_forward")
+    if not isinstance(steps, (list, tuple)):
+        raise TypeError(f"caches[0] must be the list of step caches, got {type(steps).__name__}")
+    T_x = _array(da, "da", _DIMS["da"]).shape[2]
     if not 1 <= T_x <= len(steps):
         raise ValueError(
             f"da has {T_x} time steps (da.shape[2]) but caches holds {len(steps)}; the "
             f"backward walks steps T_x - 1 down to 0 of the forward, so 1 <= T_x <= {len(steps)}"
         )
-    unpacked = [_cache(kind, steps[t], f"caches[0][{t}]") for t in range(T_x)]
-    a1 = unpacked[0][0]["a_next"]
-    why = f"(n_a, m, T_x) with (n_a, m) = {a1.shape} from the hidden states in caches"
-    _expect_shape("da", da, (*a1.shape, T_x), why)
-    _same_dtype({"caches[0][0][0] (a_next)": a1, "da": da})
+    # `da` is checked with the first step's cache.
+    unpacked = [
+        _cache(kind, steps[t], f"caches[0][{t}]", {} if t else {"da": da}) for t in range(T_x)
+    ]
+    da = unpacked[0][0].pop("da")
     with _precision(da.dtype):
-        dprev = tuple(jnp.zeros(da.shape[:2], da.dtype) for _ in kind.states)
-        dx, totals = [None] * T_x, None
+        dprev = [jnp.zeros(da.shape[:2], da.dtype)] * len(kind.states)
+        per_step = []
         for t in reversed(range(T_x)):
             named, p = unpacked[t]
             g = _step_grads(kind, p, named, (da[:, :, t] + dprev[0], *dprev[1:]))
-            dx[t], dprev = g["dxt"], tuple(g[f"d{s}_prev"] for s in kind.states)
-            step = {k: g[k] for k in kind.param_grads}
-            totals = step if totals is None else jax.tree.map(jnp.add, totals, step)
-        grads = {"dx": jnp.stack(dx, axis=2), "da0": dprev[0], **totals}
-        return {k: np.array(grads[k]) for k in ("dx", "da0", *kind.param_grads)}
+            dprev = [g[f"d{s}_prev"] for s in kind.states]
+            per_step.insert(0, g)
+        grads = {"dx": jnp.stack([g["dxt"] for g in per_step], axis=2), "da0": dprev[0]}
+        grads.update({k: sum(g[k] for g in per_step) for k in kind.gradients[2:]})
+        return {k: np.array(grads[k]) for k in kind.gradients}
 
 
 # ------------------------------------------------------------------------- the course

@@ -492,7 +492,8 @@ def test_rnn_forward_errors_name_the_argument():
     xt, a_prev, parameters = seed_rnn_example()
     bad = {**parameters, "Wax": np.zeros((5, 7))}
     with pytest.raises(
-        ValueError, match=r"xt has 3 features.*parameters\['Wax'\] of shape \(5, 7\)"
+        ValueError,
+        match=r"xt has shape \(3, 10\) but expected \(7, 10\).*\['Wax'\] of shape \(5, 7\)",
     ):
         course.rnn_cell_forward(xt, a_prev, bad)
     with pytest.raises(ValueError, match=r"a_prev has shape \(7, 10\) but expected \(5, 10\)"):
@@ -532,7 +533,8 @@ def test_lstm_forward_errors_name_the_argument():
     parameters = lstm_parameters(rng)
     xt, a_prev, c_prev = np.zeros((3, 10)), np.zeros((5, 10)), np.zeros((5, 10))
     with pytest.raises(
-        ValueError, match=r"xt has 7 features.*parameters\['Wf'\] of shape \(5, 8\)"
+        ValueError,
+        match=r"xt has shape \(7, 10\) but expected \(3, 10\).*\['Wf'\] of shape \(5, 8\)",
     ):
         course.lstm_cell_forward(np.zeros((7, 10)), a_prev, c_prev, parameters)
     with pytest.raises(ValueError, match=r"c_prev has shape \(5, 7\) but expected \(5, 10\)"):
