@@ -32,7 +32,6 @@ import jax.numpy as jnp
 
 from jaxrnn import checks
 from jaxrnn.cell import BpttStep, Carry, Cell, LinearStep, Params, Step, has_projection
-from jaxrnn.heads import Dense
 from jaxrnn.unroll import unroll_checked
 
 Array = jax.Array
@@ -120,11 +119,12 @@ Layer = Bidirectional | Stack
 
 
 class _Run(NamedTuple):
-    """What every part of one `apply` call shares: time-major, checked."""
+    """What the parts of one `apply` call share: checked, time-major."""
 
-    seq: checks.Run  # lengths, mask and resets; xs and carry change from part to part
+    seq: checks.Run  # lengths, mask and resets; each part replaces xs and carry
     valid: Array | None  # (T, *batch, 1): the steps a sequence has
-    options: dict[str, Any]
+    options: dict[str, Any]  # unroll's, `reverse` included
+    rates: tuple[float, float] = (0.0, 0.0)  # the enclosing stack's recurrent dropout, zoneout
 
 
 def bidirectional(fwd: Any, bwd: Any, merge: Any = "concat") -> Bidirectional:
@@ -163,7 +163,8 @@ def bidirectional(fwd: Any, bwd: Any, merge: Any = "concat") -> Bidirectional:
     Raises:
       TypeError: `fwd` or `bwd` is neither a `Cell` nor a layer, or `merge` is neither a
         known name nor a function.
-      ValueError: `"sum"`/`"mean"` with parts of different sizes.
+      ValueError: `"sum"`/`"mean"` with parts of different sizes, or a part is
+        bidirectional with `merge=None`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
@@ -176,8 +177,8 @@ def bidirectional(fwd: Any, bwd: Any, merge: Any = "concat") -> Bidirectional:
       >>> bool(jnp.all(ys[2:, 1] == 0))                            # padding stays zero
       True
     """
-    _check_part(fwd, "fwd")
-    _check_part(bwd, "bwd")
+    _check_part(fwd, "fwd", reader="merge")
+    _check_part(bwd, "bwd", reader="merge")
     hf, hb = _output_size(fwd), _output_size(bwd)
     if not (callable(merge) or merge in MERGES):
         raise TypeError(
@@ -189,15 +190,9 @@ def bidirectional(fwd: Any, bwd: Any, merge: Any = "concat") -> Bidirectional:
             f"merge={merge!r} adds the two directions' outputs, so they need one size; got "
             f"{hf} (fwd) and {hb} (bwd). Use merge='concat' or parts of one size"
         )
-    combine = MERGES.get(merge, merge)
-    if merge is None:
-        output_size: Any = (hf, hb)
-    else:
-        parts = (
-            jax.ShapeDtypeStruct((1, hf), jnp.float32),
-            jax.ShapeDtypeStruct((1, hb), jnp.float32),
-        )
-        output_size = jax.eval_shape(combine, *parts).shape[-1]
+    parts = [jax.ShapeDtypeStruct((1, size), jnp.float32) for size in (hf, hb)]
+    merged = jax.eval_shape(MERGES.get(merge, merge), *parts)
+    output_size = jax.tree.map(lambda part: part.shape[-1], merged)  # a pair for merge=None
 
     def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> dict[str, Params]:
         key_fwd, key_bwd = jax.random.split(checks.prng_key(key))
@@ -310,51 +305,57 @@ def stack(
       Krueger et al., "Zoneout: Regularizing RNNs by Randomly Preserving Hidden
       Activations", ICLR 2017.
     """
-    layers = _check_layers(layers)
-    rates = {
-        name: checks.number(value, name, lambda p: 0 <= p < 1, "a probability in [0, 1)")
-        for name, value in (
-            ("dropout", dropout),
-            ("input_dropout", input_dropout),
-            ("recurrent_dropout", recurrent_dropout),
-            ("zoneout", zoneout),
+    if isinstance(layers, (Cell, Bidirectional, Stack)) or not isinstance(layers, Sequence):
+        raise TypeError(
+            f"layers must be a list of cells and layers, e.g. "
+            f"[jaxrnn.lstm(64), jaxrnn.lstm(64)]; got {type(layers).__name__}"
         )
-    }
+    if not layers:
+        raise ValueError("layers must hold at least one cell or layer; got []")
+    layers = tuple(layers)
+    for index, layer in enumerate(layers):
+        last = index == len(layers) - 1
+        _check_part(layer, f"layers[{index}]", per_step=True, reader=None if last else "next layer")
+    rates = [
+        checks.number(value, name, lambda p: 0 <= p < 1, "a probability in [0, 1)")
+        for name, value in zip(
+            ("dropout", "input_dropout", "recurrent_dropout", "zoneout"),
+            (dropout, input_dropout, recurrent_dropout, zoneout),
+            strict=True,
+        )
+    ]
     residual = checks.boolean(residual, "residual")
     learn_initial_carry = checks.boolean(learn_initial_carry, "learn_initial_carry")
     sizes = [_output_size(layer) for layer in layers]
-    for index in range(1, len(layers)):
-        if residual:
+    for index, layer in enumerate(layers):
+        if residual and index:
             _check_residual(index, sizes[index - 1], sizes[index], f"layers[{index - 1}]'s output")
-    if rates["recurrent_dropout"] > 0:
-        for index, layer in enumerate(layers):
-            for cell in _cells(layer):
-                if isinstance(cell.step, LinearStep):
-                    raise ValueError(
-                        f"recurrent_dropout masks what a cell's recurrent weights read, but "
-                        f"layers[{index}] has cell {cell.name!r}, whose step is a LinearStep with "
-                        f"no recurrent weights. Use recurrent_dropout=0.0 with this cell"
-                    )
+        for part in (layer.fwd, layer.bwd) if isinstance(layer, Bidirectional) else (layer,):
+            if recurrent_dropout and isinstance(part, Cell):
+                _refuse_linear(part, f"layers[{index}]")
 
     def init(key: Array, input_size: int, dtype: Any = jnp.float32) -> dict[str, Any]:
         keys = jax.random.split(checks.prng_key(key), len(layers))
         input_size = checks.positive_int(input_size, "input_size")
         if residual:
             _check_residual(0, input_size, sizes[0], "input_size")
-        params: dict[str, Any] = {"layers": []}
-        for layer, layer_key, output_size in zip(layers, keys, sizes, strict=True):
-            params["layers"].append(layer.init(layer_key, input_size, dtype))
-            input_size = output_size
+        inputs = [input_size, *sizes[:-1]]
+        params: dict[str, Any] = {
+            "layers": [
+                layer.init(*args, dtype) for layer, *args in zip(layers, keys, inputs, strict=True)
+            ]
+        }
         if learn_initial_carry:
             params["initial_carry"] = initial_carry((), dtype)
         return params
 
     def initial_carry(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> list[Carry]:
-        return [_initial_carry(layer, batch_shape, dtype) for layer in layers]
+        return [
+            () if _is_step_layer(layer) else layer.initial_carry(batch_shape, dtype)
+            for layer in layers
+        ]
 
-    net = Stack(
-        init, initial_carry, None, sizes[-1], layers, *rates.values(), residual, learn_initial_carry
-    )
+    net = Stack(init, initial_carry, None, sizes[-1], layers, *rates, residual, learn_initial_carry)
     return net._replace(apply=_public_apply(net))
 
 
@@ -384,97 +385,89 @@ def _public_apply(layer: Bidirectional | Stack) -> Callable[..., Any]:
         mask, resets = options.pop("mask", None), options.pop("resets", None)
         seq = checks.sequence(layer, params, xs, carry, time_axis, lengths, mask, resets)
         valid = checks.valid_steps(seq.lengths, seq.xs.shape[0], seq.mask)
-        run = _Run(seq, None if valid is None else valid[..., None], options)
-        carry, ys = _run(layer, params, seq.xs, seq.carry, run, key, False, (0.0, 0.0))
+        valid = None if valid is None else valid[..., None]
+        # Zero the padding here: every layer's outputs are zeros there too, so a residual
+        # sum, say, stays zero at padded steps.
+        xs = seq.xs if valid is None else jnp.where(valid, seq.xs, jnp.zeros((), seq.xs.dtype))
+        run = _Run(seq, valid, {**options, "reverse": False})
+        carry, ys = _run(layer, params, xs, seq.carry, key, run)
         return carry, jax.tree.map(lambda y: jnp.moveaxis(y, 0, seq.time_axis), ys)
 
     return apply
 
 
-def _run(
-    layer: Any, params: Any, xs: Array, carry: Any, run: _Run, key: Any, reverse: bool, rates: Any
-) -> tuple[Any, Any]:
-    """`layer` over `xs (T, *batch, I)`; `rates` are the enclosing stack's
-    `(recurrent_dropout, zoneout)`, applied when there is a key."""
+def _run(layer: Any, params: Any, xs: Array, carry: Any, key: Any, run: _Run) -> tuple[Any, Any]:
+    """`layer` over `xs (T, *batch, I)`; with `key` None nothing is random."""
     if isinstance(layer, Cell):
-        return _run_cell(layer, params, xs, carry, run, key, reverse, rates)
+        return _run_cell(layer, params, xs, carry, key, run)
     if isinstance(layer, Stack):
-        return _run_stack(layer, params, xs, carry, run, key, reverse)
+        return _run_stack(layer, params, xs, carry, key, run)
     if isinstance(layer, Bidirectional):
         fwd_carry, bwd_carry = (None, None) if carry is None else carry
-        keys = (None, None) if key is None else jax.random.split(key)
-        fwd_carry, ys_f = _run(
-            layer.fwd, params["fwd"], xs, fwd_carry, run, keys[0], reverse, rates
-        )
-        bwd_carry, ys_b = _run(
-            layer.bwd, params["bwd"], xs, bwd_carry, run, keys[1], not reverse, rates
-        )
-        combine = MERGES.get(layer.merge, layer.merge)
-        return (fwd_carry, bwd_carry), combine(ys_f, ys_b)
-    ys = layer.apply(params, xs)
+        fwd_key, bwd_key = _split(key, 2)
+        backwards = run._replace(options={**run.options, "reverse": not run.options["reverse"]})
+        fwd_carry, ys_f = _run(layer.fwd, params["fwd"], xs, fwd_carry, fwd_key, run)
+        bwd_carry, ys_b = _run(layer.bwd, params["bwd"], xs, bwd_carry, bwd_key, backwards)
+        return (fwd_carry, bwd_carry), MERGES.get(layer.merge, layer.merge)(ys_f, ys_b)
+    ys = layer.apply(params, xs)  # a per-step layer
     return (), ys if run.valid is None else jnp.where(run.valid, ys, jnp.zeros((), ys.dtype))
 
 
 def _run_cell(
-    cell: Cell,
-    params: Params,
-    xs: Array,
-    carry: Carry,
-    run: _Run,
-    key: Any,
-    reverse: bool,
-    rates: Any,
+    cell: Cell, params: Params, xs: Array, carry: Carry, key: Any, run: _Run
 ) -> tuple[Carry, Array]:
-    recurrent_dropout, zoneout = rates if key is not None else (0.0, 0.0)
-    if not (recurrent_dropout or zoneout):
-        seq = run.seq._replace(xs=xs, carry=carry)
-        return unroll_checked(cell, params, seq, {**run.options, "reverse": reverse})
-    if run.options.get("grad") == "bptt" or (zoneout and run.options.get("parallel")):
-        raise ValueError(
-            f"recurrent_dropout and zoneout run cell {cell.name!r} as a plain scan "
-            f"differentiated by JAX; with a key, use grad='autodiff' and parallel=None or False"
-        )
-    if carry is None:
-        carry = cell.initial_carry(xs.shape[1:-1], xs.dtype)
-    mask_key, zoneout_key = jax.random.split(key)
-    mask = _carry_mask(mask_key, recurrent_dropout, carry) if recurrent_dropout else ()
-    keys = jax.random.split(zoneout_key, xs.shape[1:-1]) if zoneout else ()
-    wrapped = _regularised(cell, recurrent_dropout > 0, zoneout)
-    options = {**run.options, "reverse": reverse} | ({"parallel": False} if zoneout else {})
-    seq = run.seq._replace(xs=xs, carry=(mask, keys, carry))
-    final, ys = unroll_checked(wrapped, params, seq, options)
-    return final[2], ys
+    recurrent_dropout, zoneout = (0.0, 0.0) if key is None else run.rates
+    noisy = recurrent_dropout > 0 or zoneout > 0
+    if noisy:
+        if run.options.get("grad") == "bptt" or run.options.get("parallel"):
+            raise ValueError(
+                f"recurrent_dropout and zoneout run cell {cell.name!r} as a plain scan "
+                f"differentiated by JAX; with a key, use grad='autodiff' and parallel=None or False"
+            )
+        if carry is None:
+            carry = cell.initial_carry(xs.shape[1:-1], xs.dtype)
+        mask_key, zoneout_key = jax.random.split(key)
+        mask = _carry_mask(mask_key, recurrent_dropout, carry) if recurrent_dropout else ()
+        keys = jax.random.split(zoneout_key, xs.shape[1:-1]) if zoneout else ()  # per sequence
+        cell, carry = _regularised(cell, recurrent_dropout > 0, zoneout), (mask, keys, carry)
+    final, ys = unroll_checked(cell, params, run.seq._replace(xs=xs, carry=carry), run.options)
+    return (final[2] if noisy else final), ys
 
 
 def _run_stack(
-    net: Stack, params: Any, xs: Array, carry: Any, run: _Run, key: Any, reverse: bool
+    net: Stack, params: Any, xs: Array, carry: Any, key: Any, run: _Run
 ) -> tuple[list[Any], Array]:
-    batch_shape, dtype = xs.shape[1:-1], xs.dtype
     if carry is None and net.learn_initial_carry:
+        batch_shape = xs.shape[1:-1]
         carry = jax.tree.map(
             lambda v: jnp.broadcast_to(v, (*batch_shape, *v.shape)), params["initial_carry"]
         )
     carry = [None] * len(net.layers) if carry is None else carry
-    keys = [None] * len(net.layers) if key is None else jax.random.split(key, len(net.layers))
-    rates = (net.recurrent_dropout, net.zoneout)
+    run = run._replace(rates=(net.recurrent_dropout, net.zoneout))
     ys, final = xs, []
-    for index, (layer, layer_key) in enumerate(zip(net.layers, keys, strict=True)):
-        inputs, rate = ys, net.dropout if index else net.input_dropout
-        if layer_key is not None:
-            layer_key, dropout_key = jax.random.split(layer_key)
-            if rate > 0:
-                inputs = inputs * _dropout_mask(dropout_key, rate, inputs.shape, dtype)
-        layer_params = params["layers"][index]
+    for index, layer_key in enumerate(_split(key, len(net.layers))):
+        layer_key, dropout_key = _split(layer_key, 2)
+        rate = net.dropout if index else net.input_dropout
+        inputs = ys
+        if rate and dropout_key is not None:
+            inputs = ys * _dropout_mask(dropout_key, rate, ys.shape, ys.dtype)
         layer_carry, outputs = _run(
-            layer, layer_params, inputs, carry[index], run, layer_key, reverse, rates
+            net.layers[index], params["layers"][index], inputs, carry[index], layer_key, run
         )
-        if net.residual:
-            outputs = outputs + (
-                ys if run.valid is None else jnp.where(run.valid, ys, 0).astype(dtype)
-            )
         final.append(layer_carry)
-        ys = outputs
+        ys = outputs + ys if net.residual else outputs
     return final, ys
+
+
+def _split(key: Array | None, num: int) -> list[Any]:
+    """`num` keys from `key`; `num` Nones without a key (nothing random then)."""
+    return [None] * num if key is None else list(jax.random.split(key, num))
+
+
+def _keys_like(key: Array, tree: Any) -> Any:
+    """One key from `key` per array of `tree`, in the structure of `tree`."""
+    leaves, structure = jax.tree.flatten(tree)
+    return jax.tree.unflatten(structure, list(jax.random.split(key, len(leaves))))
 
 
 def _dropout_mask(key: Array, rate: float, shape: tuple[int, ...], dtype: Any) -> Array:
@@ -485,10 +478,8 @@ def _dropout_mask(key: Array, rate: float, shape: tuple[int, ...], dtype: Any) -
 
 def _carry_mask(key: Array, rate: float, carry: Carry) -> Any:
     """One dropout mask per array of `carry`, each of that array's shape."""
-    leaves, tree = jax.tree.flatten(carry)
-    keys = jax.random.split(key, len(leaves))
-    masks = [_dropout_mask(k, rate, a.shape, a.dtype) for k, a in zip(keys, leaves, strict=True)]
-    return jax.tree.unflatten(tree, masks)
+    keys = _keys_like(key, carry)
+    return jax.tree.map(lambda k, a: _dropout_mask(k, rate, a.shape, a.dtype), keys, carry)
 
 
 @functools.lru_cache(maxsize=256)
@@ -500,124 +491,82 @@ def _regularised(cell: Cell, dropout: bool, zoneout: float) -> Cell:
     per sequence, `(*batch,)`, `()` without zoneout) draw at every step which
     carry units keep their old value. Both ride in the carry rather than in a
     closure, so the cell is the same object on every call and an eager `unroll`
-    does not compile again.
+    does not compile again. It keeps the cell's `initial_carry`: it is only run
+    with an explicit carry.
     """
-    step = cell.step
-    if dropout and isinstance(step, LinearStep):
-        raise ValueError(
-            f"recurrent_dropout masks what a cell's recurrent weights read, but cell "
-            f"{cell.name!r} has a LinearStep, with no recurrent weights"
-        )
+    if dropout:
+        _refuse_linear(cell, "the stack")
+    step = plain = cell.step
+    if not has_projection(plain):  # a plain step function reads its whole carry: it gets `read`
+        step = Step(lambda params, x: x, lambda params, carry, x, read: plain(params, read, x))
 
-    def masked(mask: Any, carry: Carry) -> Carry:
-        return jax.tree.map(jnp.multiply, carry, mask) if dropout else carry
+    def recur(params: Params, carry: Carry, projected: Any, read: Carry) -> Any:
+        mask, keys, old = carry  # `unroll` passes `read=carry`: the mask is applied here
+        read = jax.tree.map(jnp.multiply, old, mask) if dropout else old
+        new, y = step.recur(params, old, projected, read)
+        if zoneout:
+            keys, new = _zone(keys, zoneout, old, new)
+            # A BpttStep's output is its carry's first array, h: it is zoned out too.
+            y = jax.tree.leaves(new)[0] if isinstance(step, BpttStep) else y
+        return (mask, keys, new), y
 
-    def zone(keys: Any, old: Carry, new: Carry, y: Array) -> tuple[Any, Carry, Array]:
-        if not zoneout:
-            return keys, new, y
-        leaves, tree = jax.tree.flatten(new)
-        pairs = jax.vmap(jax.random.split)(keys.reshape(-1))
+    return cell._replace(step=Step(step.project, recur))
 
-        def draw(key: Array) -> list[Array]:
-            subkeys = jax.random.split(key, len(leaves))
-            return [
-                jax.random.bernoulli(k, zoneout, a.shape[keys.ndim :])
-                for k, a in zip(subkeys, leaves, strict=True)
-            ]
 
-        masks = jax.vmap(draw)(pairs[:, 1])
-        kept = [
-            jnp.where(m.reshape(a.shape), o, a)
-            for m, a, o in zip(masks, leaves, jax.tree.leaves(old), strict=True)
-        ]
-        # A BpttStep's output is its carry's first array, h: it is zoned out too.
-        y = kept[0] if isinstance(step, BpttStep) else y
-        return pairs[:, 0].reshape(keys.shape), jax.tree.unflatten(tree, kept), y
+def _zone(keys: Array, rate: float, old: Carry, new: Carry) -> tuple[Array, Carry]:
+    """Zoneout: each unit of `new` keeps its `old` value with probability `rate`, drawn
+    with one key per sequence, `keys (*batch)`; returns the keys for the next step too."""
 
-    if has_projection(step):
+    def draw(key: Array, a: Array) -> Array:  # for one sequence: a's units, not its batch
+        return jax.random.bernoulli(key, rate, a.shape[keys.ndim :])
 
-        def recur(params: Params, carry: Carry, projected: Any, read: Carry) -> Any:
-            mask, keys, inner = carry
-            new, y = step.recur(params, inner, projected, masked(mask, read[2]))
-            keys, new, y = zone(keys, inner, new, y)
-            return (mask, keys, new), y
+    def step(key: Array) -> tuple[Array, Any]:
+        key, subkey = jax.random.split(key)
+        return key, jax.tree.map(draw, _keys_like(subkey, new), new)
 
-        new_step: Any = Step(step.project, recur)
-    else:
-
-        def new_step(params: Params, carry: Carry, x: Array) -> Any:
-            mask, keys, inner = carry
-            new, y = step(params, masked(mask, inner), x)
-            keys, new, y = zone(keys, inner, new, y)
-            return (mask, keys, new), y
-
-    def initial_carry(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> Carry:
-        inner = cell.initial_carry(batch_shape, dtype)
-        mask = jax.tree.map(jnp.ones_like, inner) if dropout else ()
-        keys = jax.random.split(jax.random.key(0), batch_shape) if zoneout else ()
-        return (mask, keys, inner)
-
-    return cell._replace(initial_carry=initial_carry, step=new_step)
+    next_keys, kept = jax.vmap(step)(keys.reshape(-1))
+    new = jax.tree.map(lambda m, o, n: jnp.where(m.reshape(n.shape), o, n), kept, old, new)
+    return next_keys.reshape(keys.shape), new
 
 
 # Structure and checks.
 
 
 def _is_step_layer(layer: Any) -> bool:
-    """A per-step layer: `init`, `apply(params, hs)` and `output_size`, no carry."""
-    return isinstance(layer, Dense) or (
-        all(hasattr(layer, a) for a in ("init", "apply", "output_size"))
-        and not hasattr(layer, "initial_carry")
-    )
-
-
-def _initial_carry(layer: Any, batch_shape: Sequence[int], dtype: Any) -> Any:
-    return () if _is_step_layer(layer) else layer.initial_carry(batch_shape, dtype)
-
-
-def _cells(layer: Any) -> tuple[Cell, ...]:
-    if isinstance(layer, Cell):
-        return (layer,)
-    if isinstance(layer, Bidirectional):
-        return tuple(part for part in (layer.fwd, layer.bwd) if isinstance(part, Cell))
-    return ()
+    """A per-step layer, such as `jaxrnn.dense`: `init`, `apply(params, hs)` and
+    `output_size`, no carry."""
+    names = ("init", "apply", "output_size")
+    return all(hasattr(layer, name) for name in names) and not hasattr(layer, "initial_carry")
 
 
 def _output_size(layer: Any) -> Any:
     return layer.hidden_size if isinstance(layer, Cell) else layer.output_size
 
 
-def _check_part(part: Any, name: str) -> None:
-    if not isinstance(part, (Cell, Bidirectional, Stack)):
+def _check_part(part: Any, name: str, reader: str | None = None, per_step: bool = False) -> None:
+    """Raise unless `part` is a cell or a layer (or, with `per_step`, a per-step layer)
+    with, when there is a `reader` of its output, one output sequence."""
+    if not (isinstance(part, (Cell, Bidirectional, Stack)) or (per_step and _is_step_layer(part))):
+        step_layer = ", or a per-step layer with init, apply and output_size (jaxrnn.dense)"
         raise TypeError(
             f"{name} must be a jaxrnn Cell (e.g. jaxrnn.lstm(64)) or a layer "
-            f"(jaxrnn.stack, jaxrnn.bidirectional); got {type(part).__name__}"
+            f"(jaxrnn.bidirectional, jaxrnn.stack){step_layer if per_step else ''}; "
+            f"got {type(part).__name__}"
         )
-    if isinstance(part, Bidirectional) and part.merge is None:
-        raise ValueError(f"{name} is bidirectional with merge=None; give it a merge")
+    if reader and isinstance(part, Bidirectional) and part.merge is None:
+        raise ValueError(
+            f"{name} is bidirectional with merge=None, whose output is a pair of sequences; "
+            f"the {reader} needs one. Use merge='concat', 'sum' or 'mean'"
+        )
 
 
-def _check_layers(layers: Any) -> tuple[Any, ...]:
-    if isinstance(layers, (Cell, Bidirectional, Stack)) or not isinstance(layers, Sequence):
-        raise TypeError(
-            f"layers must be a list of cells and layers, e.g. "
-            f"[jaxrnn.lstm(64), jaxrnn.lstm(64)]; got {type(layers).__name__}"
+def _refuse_linear(cell: Cell, where: str) -> None:
+    if isinstance(cell.step, LinearStep):
+        raise ValueError(
+            f"recurrent_dropout masks what a cell's recurrent weights read, but {where} has "
+            f"cell {cell.name!r}, whose step is a LinearStep with no recurrent weights. Use "
+            f"recurrent_dropout=0.0 with this cell"
         )
-    if not layers:
-        raise ValueError("layers must hold at least one cell or layer; got []")
-    for index, layer in enumerate(layers):
-        if not (isinstance(layer, (Cell, Bidirectional, Stack)) or _is_step_layer(layer)):
-            raise TypeError(
-                f"layers[{index}] must be a Cell (e.g. jaxrnn.lstm(64)), a layer "
-                f"(jaxrnn.bidirectional, jaxrnn.stack) or a per-step layer with init, apply "
-                f"and output_size (jaxrnn.dense); got {type(layer).__name__}"
-            )
-        if isinstance(layer, Bidirectional) and layer.merge is None and index < len(layers) - 1:
-            raise ValueError(
-                f"layers[{index}] is bidirectional with merge=None, whose output is a pair of "
-                f"sequences; the next layer needs one. Use merge='concat', 'sum' or 'mean'"
-            )
-    return tuple(layers)
 
 
 def _check_residual(index: int, input_size: int, output_size: int, source: str) -> None:

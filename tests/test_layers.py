@@ -652,7 +652,7 @@ def test_stack_rejects_bad_layers_and_options():
         stack(cell)
     with pytest.raises(ValueError, match=r"layers must hold at least one"):
         stack([])
-    with pytest.raises(TypeError, match=r"layers\[1\] must be a Cell .* got int"):
+    with pytest.raises(TypeError, match=r"layers\[1\] must be a jaxrnn Cell .* got int"):
         stack([cell, 3])
     with pytest.raises(ValueError, match=r"layers\[0\] is bidirectional with merge=None"):
         stack([bidirectional(cell, cell, None), cell])
@@ -864,5 +864,8 @@ def test_zoneout_and_recurrent_dropout_with_a_raw_key_and_their_limits():
     linear = bidirectional(jr.min_gru(H), jr.min_gru(H))
     outer = stack([bidirectional(linear, linear)], recurrent_dropout=0.2)
     p = outer.init(jax.random.key(0), I)
-    with pytest.raises(ValueError, match=r"recurrent_dropout .* 'min_gru' has a LinearStep"):
+    with pytest.raises(
+        ValueError,
+        match=r"recurrent_dropout .* stack has cell 'min_gru', whose step is a LinearStep",
+    ):
         outer.apply(p, xs, key=jax.random.key(1))
