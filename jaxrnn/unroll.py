@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -275,9 +274,15 @@ def _run(cell: Cell, params: Params, seq: checks.Run, static: _Static) -> tuple[
 _jitted_run = jax.jit(_run, static_argnums=(0, 3))
 
 
-def _hold_where_invalid(valid: Array, new: Array, old: Array) -> Array:
-    valid = valid.reshape(valid.shape + (1,) * (new.ndim - valid.ndim))
-    return jnp.where(valid, new, old)
+def _hold_where_invalid(valid: Array | None, new: Any, old: Any) -> Any:
+    """`new` where `valid (T or 1, *batch)`, else `old`, leaf by leaf (`old` may be a scalar)."""
+    if valid is None:
+        return new
+
+    def pick(n: Array, o: Array) -> Array:
+        return jnp.where(valid.reshape(valid.shape + (1,) * (n.ndim - valid.ndim)), n, o)
+
+    return jax.tree.map(pick, new, old)
 
 
 def _is_traced(*trees: Any) -> bool:
@@ -326,17 +331,11 @@ def _scan(
     def body(carry: Carry, step_inputs: tuple[Array, Any, Any]) -> tuple[Carry, Array]:
         x, is_valid, reset = step_inputs
         if reset is not None:
-            carry = jax.tree.map(
-                functools.partial(_hold_where_invalid, reset), initial_carry, carry
-            )
+            carry = _hold_where_invalid(reset, initial_carry, carry)
         # `x` is already projected when hoisted; else the step is called as it is.
         new_carry, h = step.recur(params, carry, x, carry) if hoist else step(params, carry, x)
-        if is_valid is not None:
-            new_carry = jax.tree.map(
-                functools.partial(_hold_where_invalid, is_valid), new_carry, carry
-            )
-            h = _hold_where_invalid(is_valid, h, jnp.zeros((), h.dtype))
-        return new_carry, h
+        new_carry = _hold_where_invalid(is_valid, new_carry, carry)
+        return new_carry, _hold_where_invalid(is_valid, h, jnp.zeros((), h.dtype))
 
     reverse, unroll = static.reverse, static.unroll
     if static.remat:
