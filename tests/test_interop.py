@@ -477,9 +477,9 @@ def test_cells_are_recognised_by_their_step_not_their_name():
     ("suffix", "error", "pattern"),
     [
         (0, TypeError, r"suffix must be a str .*got int 0"),
-        ("l0", ValueError, r"suffix must be '_l<layer>' .*got 'l0'"),
-        ("_l0_rev", ValueError, r"suffix must be .*got '_l0_rev'"),
-        ("_L0", ValueError, r"suffix must be .*got '_L0'"),
+        ("l0", ValueError, r"suffix must be a str '_l<layer>' .*got str 'l0'"),
+        ("_l0_rev", ValueError, r"suffix must be .*got str '_l0_rev'"),
+        ("_L0", ValueError, r"suffix must be .*got str '_L0'"),
     ],
 )
 def test_bad_suffix(suffix, error, pattern):

@@ -49,10 +49,8 @@ PARAMS = ("w_x", "w_h", "b", "b_hn")
 
 def builtin(cell: Cell) -> str | None:
     """Which built-in equations `cell` computes, recognised by its step, or `None`."""
-    try:
-        return BUILTIN.get(cell.step)
-    except TypeError:  # an unhashable step is not a built-in one
-        return None
+    # Compared, not looked up: a step need not be hashable.
+    return next((kind for step, kind in BUILTIN.items() if step == cell.step), None)
 
 
 def check_built_in(
@@ -215,12 +213,11 @@ def carry_states(
     lstm, H = builtin(cell) == "lstm", cell.hidden_size
     rule = f"a pair {order}" if lstm else f"one array h (*batch, {H})"
     rule = f"of cell {cell.name!r} must be {rule}"
-    parts = []
+    labels, parts = order.strip("()").split(", "), []
     for name, carry in carries:
         if lstm:
-            labels = order.strip("()").split(", ")
-            for (part, value), label in zip(split(carry, name, rule, 2), labels, strict=True):
-                parts.append((f"{part} ({label})", value))
+            pairs = zip(split(carry, name, rule, 2), labels, strict=True)
+            parts += [(f"{part} ({label})", value) for (part, value), label in pairs]
         elif isinstance(carry, (tuple, list)):
             raise TypeError(f"{name} {rule}, got {checks.describe(carry)}")
         else:

@@ -86,26 +86,6 @@ def _entries(flax_class: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def _unwrap(flax_params: Any) -> tuple[Mapping[str, Any], str]:
-    """The cell's own params dict out of Flax variables, and the path that reached it."""
-    if not isinstance(flax_params, Mapping):
-        raise TypeError(
-            f"flax_params must be a dict of a Flax cell's params (variables['params']), "
-            f"got {type(flax_params).__name__}"
-        )
-    tree, path = flax_params, "flax_params"
-    for wrapper in ("params", "cell"):  # cell.init(...) and nn.RNN(cell).init(...) wrap them
-        if set(tree) == {wrapper} and isinstance(tree[wrapper], Mapping):
-            tree, path = tree[wrapper], f"{path}[{wrapper!r}]"
-    for layer, sub in tree.items():
-        if not isinstance(sub, Mapping):
-            raise TypeError(
-                f"{path}[{layer!r}] must be a dict of arrays such as {{'kernel': ...}} (one "
-                f"Dense layer of a Flax cell), got {type(sub).__name__}"
-            )
-    return tree, path
-
-
 def _match(cell: Cell, kind: str, tree: Mapping[str, Any], path: str) -> str:
     """The Flax class for `cell` whose param names `tree` has, or an error saying what differs."""
 
@@ -113,12 +93,12 @@ def _match(cell: Cell, kind: str, tree: Mapping[str, Any], path: str) -> str:
         return {(layer, leaf) for layer, leaf, _ in _entries(flax_class)}
 
     got = {(str(layer), str(leaf)) for layer, sub in tree.items() for leaf in sub}
-    for flax_class in CLASSES[kind]:
-        if names(flax_class) == got:
-            return flax_class
+    # The first class with these names, preferring those of `kind`.
+    owner = next((cls for cls in (*CLASSES[kind], *FLAX) if names(cls) == got), None)
+    if owner in CLASSES[kind]:
+        return owner
     closest = max(CLASSES[kind], key=lambda flax_class: len(names(flax_class) & got))
     hint = ""
-    owner = next((flax_class for flax_class in FLAX if names(flax_class) == got), None)
     if owner is not None:
         to = next(common.JAXRNN_FOR[k] for k, classes in CLASSES.items() if owner in classes)
         hint = f"; these are the params of a flax.{owner}, which converts with {to}"
@@ -202,7 +182,21 @@ def from_flax(cell: Cell, flax_params: Mapping[str, Any], *, dtype: Any = None) 
       True
     """
     kind = common.check_built_in(cell, "from_flax", SUPPORTED, "Flax")
-    tree, path = _unwrap(flax_params)
+    if not isinstance(flax_params, Mapping):
+        raise TypeError(
+            f"flax_params must be a dict of a Flax cell's params (variables['params']), "
+            f"got {type(flax_params).__name__}"
+        )
+    tree, path = flax_params, "flax_params"
+    for wrapper in ("params", "cell"):  # cell.init(...) and nn.RNN(cell).init(...) wrap them
+        if set(tree) == {wrapper} and isinstance(tree[wrapper], Mapping):
+            tree, path = tree[wrapper], f"{path}[{wrapper!r}]"
+    for layer, sub in tree.items():
+        if not isinstance(sub, Mapping):
+            raise TypeError(
+                f"{path}[{layer!r}] must be a dict of arrays such as {{'kernel': ...}} (one "
+                f"Dense layer of a Flax cell), got {type(sub).__name__}"
+            )
     flax_class = _match(cell, kind, tree, path)
     shapes, layers = common.param_shapes(cell), FLAX[flax_class]
     values, parts = {}, {}

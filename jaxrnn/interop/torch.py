@@ -59,24 +59,19 @@ TORCH = {
 SUPPORTED = {kind: f"torch.{cls}" for kind, (cls, _) in TORCH.items()}
 SUFFIX = re.compile(r"_l(\d+)(_reverse)?")
 KEY = re.compile(r"(?:weight|bias)_(?:ih|hh)_l(\d+)(_reverse)?")
-Layout = list[list[tuple[Cell, str]]]
 
 
-def _layout(layer: Any, function: str, suffix: Any = "_l0") -> Layout:
+def _layout(layer: Any, function: str, suffix: Any = "_l0") -> list[list[tuple[Cell, str]]]:
     """The cells of each layer, one per direction, with the suffix of their keys, as one
     PyTorch module runs them; an error unless one `nn.RNN`, `nn.LSTM` or `nn.GRU` matches
     `layer`: one kind of cell and hidden size throughout, every layer bidirectional or
     none, their two outputs concatenated where another layer reads them."""
-    if not isinstance(suffix, str):
-        raise TypeError(
-            f"suffix must be a str such as '_l0', '_l1' or '_l0_reverse', "
-            f"got {type(suffix).__name__} {suffix!r}"
-        )
-    match = SUFFIX.fullmatch(suffix)
+    match = SUFFIX.fullmatch(suffix) if isinstance(suffix, str) else None
     if match is None:
-        raise ValueError(
-            f"suffix must be '_l<layer>' or '_l<layer>_reverse' (PyTorch's naming, e.g. '_l0', "
-            f"'_l1', '_l0_reverse'), got {suffix!r}"
+        error = ValueError if isinstance(suffix, str) else TypeError
+        raise error(
+            f"suffix must be a str '_l<layer>' or '_l<layer>_reverse' (PyTorch's naming, e.g. "
+            f"'_l0', '_l1', '_l0_reverse'), got {type(suffix).__name__} {suffix!r}"
         )
     if not isinstance(layer, (Cell, Bidirectional, Stack)):
         raise TypeError(
@@ -126,27 +121,6 @@ def _layout(layer: Any, function: str, suffix: Any = "_l0") -> Layout:
     return rows
 
 
-def _check_module(state_dict: Mapping[str, Any], rows: Layout) -> None:
-    """An error unless the keys of `state_dict` have the layers and directions of `rows`."""
-    found = {(int(m[1]), bool(m[2])) for m in map(KEY.fullmatch, map(str, state_dict)) if m}
-    module = (max(index for index, _ in found) + 1, any(r for _, r in found)) if found else None
-    if module not in (None, (len(rows), len(rows[0]) == 2)):
-        raise ValueError(
-            f"state_dict holds a module with num_layers={module[0]} and bidirectional="
-            f"{module[1]}, but the stack has {len(rows)} layers and bidirectional="
-            f"{len(rows[0]) == 2}"
-        )
-
-
-def _hint(shape: tuple[int, ...], expected: tuple[int, int]) -> str:
-    """Which PyTorch module a `weight_hh` of `shape`, not `expected`, looks like."""
-    rows, cols = shape if len(shape) == 2 else (0, 0)
-    classes = {gates: cls for cls, gates in TORCH.values()}
-    if shape == expected or not cols or rows % cols or rows // cols not in classes:
-        return ""
-    return f" (weight_hh looks like a torch {classes[rows // cols]} with hidden_size={cols})"
-
-
 def _cell_from_torch(
     cell: Cell, state_dict: Mapping[str, Any], suffix: str, dtype: Any, sizes: Any
 ) -> dict[str, jax.Array]:
@@ -175,9 +149,13 @@ def _cell_from_torch(
     shapes = {name[part]: shape for part, shape in want.items()}
     try:
         arrays = common.read(values, shapes, context, dtype=dtype, sizes=sizes)
-    except ValueError as error:  # a shape: say which module weight_hh would fit
+    except ValueError as error:  # a shape: say which module a wrong weight_hh would fit
         shape = tuple(np.shape(state_dict["weight_hh" + suffix]))
-        raise ValueError(f"{error}{_hint(shape, want['weight_hh'])}") from None
+        size = shape[-1] if shape else 0
+        owner = {(g * size, size): cls for cls, g in TORCH.values()}.get(shape)
+        if owner and size and shape != want["weight_hh"]:
+            error = f"{error} (weight_hh looks like a torch {owner} with hidden_size={size})"
+        raise ValueError(str(error)) from None
     w_ih, w_hh, *biases = arrays.values()
     b_ih, b_hh = biases or [jnp.zeros(GH, w_ih.dtype)] * 2
     recurrent = b_hh.at[-H:].set(0) if kind == "gru" else b_hh
@@ -274,8 +252,14 @@ def from_torch(
             f"state_dict must be a mapping of names to arrays (module.state_dict()), "
             f"got {type(state_dict).__name__}"
         )
-    if isinstance(layer_or_cell, Stack):
-        _check_module(state_dict, rows)
+    keys = {(int(m[1]), bool(m[2])) for m in map(KEY.fullmatch, map(str, state_dict)) if m}
+    module = (max(index for index, _ in keys) + 1, any(r for _, r in keys)) if keys else None
+    if isinstance(layer_or_cell, Stack) and module not in (None, (len(rows), len(rows[0]) == 2)):
+        raise ValueError(
+            f"state_dict holds a module with num_layers={module[0]} and bidirectional="
+            f"{module[1]}, but the stack has {len(rows)} layers and bidirectional="
+            f"{len(rows[0]) == 2}"
+        )
     layers, inputs, sizes = [], {}, None
     for index, row in enumerate(rows):
         parts = []
@@ -290,30 +274,10 @@ def from_torch(
     found = checks.same_dtype(inputs, "all arrays of one module must share a dtype")
     if not isinstance(layer_or_cell, Stack):
         return layers[0]
-    if not layer_or_cell.learn_initial_carry:
-        return {"layers": layers}
     # PyTorch starts from zeros when no h_0 is given, as a fresh learned carry does.
     carries = [item.initial_carry((), found) for item in layer_or_cell.layers]
-    return {"initial_carry": carries, "layers": layers}
-
-
-def _params_per_cell(layer: Any, params: Any, rows: Layout) -> list[list[tuple[str, Any]]]:
-    """The params of each cell of `rows`, with their paths, out of a layer's `params`."""
-    entries = [("params", params)]
-    if isinstance(layer, Stack):
-        keys = ["initial_carry", "layers"] if layer.learn_initial_carry else ["layers"]
-        what = f"stack(...).init returns (learn_initial_carry={layer.learn_initial_carry})"
-        _check_keys(params, "params", keys, what)
-        rule = f"must be a list of {len(rows)} entries, one per layer"
-        entries = common.split(params["layers"], "params['layers']", rule, len(rows))
-        why = "a PyTorch module starts from zeros; pass its initial state as h_0 instead"
-        for index, carry in enumerate(params.get("initial_carry", [])):
-            common.require_zero(carry, f"params['initial_carry'][{index}]", why)
-    if len(rows[0]) == 1:  # every layer has as many directions as the first
-        return [[entry] for entry in entries]
-    for path, entry in entries:
-        _check_keys(entry, path, ["bwd", "fwd"], "bidirectional(...).init returns")
-    return [[(f"{path}[{way!r}]", entry[way]) for way in ("fwd", "bwd")] for path, entry in entries]
+    learn = layer_or_cell.learn_initial_carry
+    return {"initial_carry": carries, "layers": layers} if learn else {"layers": layers}
 
 
 def _check_keys(value: Any, path: str, keys: list[str], what: str) -> None:
@@ -396,20 +360,33 @@ def to_torch(
       (12, 8)
     """
     rows = _layout(layer_or_cell, "to_torch", suffix)
-    per_cell = _params_per_cell(layer_or_cell, params, rows)
+    entries = [("params", params)]
+    if isinstance(layer_or_cell, Stack):
+        learn = layer_or_cell.learn_initial_carry
+        keys = ["initial_carry", "layers"] if learn else ["layers"]
+        what = f"stack(...).init returns (learn_initial_carry={learn})"
+        _check_keys(params, "params", keys, what)
+        rule = f"must be a list of {len(rows)} entries, one per layer"
+        entries = common.split(params["layers"], "params['layers']", rule, len(rows))
+        why = "a PyTorch module starts from zeros; pass its initial state as h_0 instead"
+        for index, carry in enumerate(params.get("initial_carry", [])):
+            common.require_zero(carry, f"params['initial_carry'][{index}]", why)
     state, inputs, sizes = {}, {}, None
-    for index, (row, entries) in enumerate(zip(rows, per_cell, strict=True)):
-        for (cell, part_suffix), (path, entry) in zip(row, entries, strict=True):
+    for index, (row, (path, entry)) in enumerate(zip(rows, entries, strict=True)):
+        parts = [(path, entry)]
+        if len(row) == 2:
+            _check_keys(entry, path, ["bwd", "fwd"], "bidirectional(...).init returns")
+            parts = [(f"{path}[{way!r}]", entry[way]) for way in ("fwd", "bwd")]
+        for (cell, part_suffix), (path, entry) in zip(row, parts, strict=True):
             arrays = common.check_params(cell, entry, path=path, sizes=sizes)
             inputs[f"{path}['w_x']"] = arrays["w_x"]
             sizes = sizes or {"input_size": (arrays["w_x"].shape[0], f"{path}['w_x'].shape[0]")}
             bias_hh = np.zeros_like(arrays["b"])
             if "b_hn" in arrays:
                 bias_hh[-cell.hidden_size :] = arrays["b_hn"]
-            state[f"weight_ih{part_suffix}"] = np.array(arrays["w_x"].T, order="C")
-            state[f"weight_hh{part_suffix}"] = np.array(arrays["w_h"].T, order="C")
-            state[f"bias_ih{part_suffix}"] = np.array(arrays["b"])
-            state[f"bias_hh{part_suffix}"] = bias_hh
+            weights = {"weight_ih": arrays["w_x"].T, "weight_hh": arrays["w_h"].T}
+            for key, value in {**weights, "bias_ih": arrays["b"], "bias_hh": bias_hh}.items():
+                state[key + part_suffix] = np.array(value, order="C")  # fresh, for torch.from_numpy
         features = len(row) * row[0][0].hidden_size
         sizes = {"input_size": (features, f"the outputs of layers[{index}]")}
     checks.same_dtype(inputs, "all params must share one dtype")
