@@ -263,8 +263,7 @@ def shift_right(targets: Array, start: Any, *, time_axis: int = 0) -> Array:
     targets = jnp.moveaxis(targets, time_axis, 0)
     if start is None or isinstance(start, (str, bytes)):
         raise TypeError(f"start must be a number or an array, got {type(start).__name__}")
-    python_number = isinstance(start, (bool, int, float, complex))
-    start = jnp.asarray(start, targets.dtype if python_number else None)
+    start = jnp.asarray(start, targets.dtype if isinstance(start, (int, float, complex)) else None)
     checks.same_dtype({"targets": targets, "start": start}, "cast start explicitly")
     if start.shape not in ((), targets.shape[1:]):
         raise ValueError(
