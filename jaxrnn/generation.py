@@ -305,8 +305,7 @@ def _start(
         raise ValueError(f"num_steps must be a non-negative int, got {num_steps}")
     batch_shape, dtype = first_input.shape[:-1], first_input.dtype
     checks.params(cell, params, first_input.shape[-1], dtype, source="first_input")
-    if carry is None:
-        carry = checks.initial_carry(cell, batch_shape, dtype)
+    carry = checks.initial_carry(cell, batch_shape, dtype) if carry is None else carry
     carry = checks.carry(cell, carry, batch_shape, dtype, source="first_input")
     checks.step(cell, params, carry, first_input)
     return carry, first_input
@@ -343,5 +342,4 @@ def _pick(key: Array | None, logits: Array, temperature: Any, top_k: int | None)
         token = jnp.take_along_axis(indices, choice[..., None], axis=-1)[..., 0]
     else:
         token = jax.random.categorical(key, scaled)
-    usable = jnp.isfinite(temperature) & (temperature > 0)
-    return jnp.where(usable, token, -1).astype(jnp.int32)
+    return jnp.where(jnp.isfinite(temperature) & (temperature > 0), token, -1).astype(jnp.int32)
