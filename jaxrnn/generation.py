@@ -130,7 +130,11 @@ def generate(
     _check_function(readout, "readout", "h -> logits")
     _check_function(embed, "embed", "tokens -> inputs")
 
-    def pick(h: Array, step_key: Array | None) -> tuple[Array, tuple[Array, Array]]:
+    carry, first_input = _start(cell, params, carry, first_input, num_steps)
+    keys = None if key is None else jax.random.split(key, num_steps)
+
+    def body(state: tuple[Carry, Array], step_key: Array | None) -> tuple[Any, Any]:
+        carry, h = cell.step(params, *state)
         logits = checks.float_array(readout(h), "readout(h)")
         if logits.ndim == 0 or logits.shape[:-1] != h.shape[:-1]:
             raise ValueError(
@@ -139,11 +143,11 @@ def generate(
                 f"shape {logits.shape}"
             )
         token = _pick(step_key, logits, temperature, top_k)
-        return embed(token), (token, logits)
+        x = checks.float_array(embed(token), "embed(tokens)")
+        checks.like(x, "embed(tokens)", first_input, "first_input", "is the next step's input")
+        return (carry, x), (token, logits)
 
-    carry, (tokens, logits) = _feed_back(
-        cell, params, carry, first_input, num_steps, key, pick, "embed(tokens)"
-    )
+    (carry, _), (tokens, logits) = jax.lax.scan(body, (carry, first_input), keys, num_steps)
     return carry, tokens, logits
 
 
@@ -204,11 +208,16 @@ def rollout(
     """
     _check_function(readout, "readout", "h -> prediction")
 
-    def pick(h: Array, _: None) -> tuple[Array, Array]:
-        y = readout(h)
-        return y, y
+    carry, first_input = _start(cell, params, carry, first_input, num_steps)
 
-    return _feed_back(cell, params, carry, first_input, num_steps, None, pick, "readout(h)")
+    def body(state: tuple[Carry, Array], _: None) -> tuple[Any, Array]:
+        carry, h = cell.step(params, *state)
+        y = checks.float_array(readout(h), "readout(h)")
+        checks.like(y, "readout(h)", first_input, "first_input", "is the next step's input")
+        return (carry, y), y
+
+    (carry, _), outputs = jax.lax.scan(body, (carry, first_input), length=num_steps)
+    return carry, outputs
 
 
 def shift_right(targets: Array, start: Any, *, time_axis: int = 0) -> Array:
@@ -263,8 +272,7 @@ def shift_right(targets: Array, start: Any, *, time_axis: int = 0) -> Array:
     targets = jnp.moveaxis(targets, time_axis, 0)
     if start is None or isinstance(start, (str, bytes)):
         raise TypeError(f"start must be a number or an array, got {type(start).__name__}")
-    python_number = isinstance(start, (bool, int, float, complex))
-    start = jnp.asarray(start, targets.dtype if python_number else None)
+    start = jnp.asarray(start, targets.dtype if isinstance(start, (int, float, complex)) else None)
     checks.same_dtype({"targets": targets, "start": start}, "cast start explicitly")
     if start.shape not in ((), targets.shape[1:]):
         raise ValueError(
@@ -280,22 +288,11 @@ def _check_function(value: Any, name: str, signature: str) -> None:
         raise TypeError(f"{name} must be a function {signature}, got {type(value).__name__}")
 
 
-def _feed_back(
-    cell: Cell,
-    params: Params,
-    carry: Carry | None,
-    first_input: Any,
-    num_steps: Any,
-    key: Array | None,
-    pick: Callable[[Array, Array | None], tuple[Array, Any]],
-    fed_name: str,
-) -> tuple[Carry, Any]:
-    """The loop `generate` and `rollout` share, after checking what they share.
-
-    Each step runs the cell; `pick(h, step_key)` returns the next input, checked to fit
-    where `first_input` went (`fed_name` names it in messages), and the step's outputs,
-    which are stacked. `step_key` comes from splitting `key`, `None` without one.
-    """
+def _start(
+    cell: Cell, params: Params, carry: Carry | None, first_input: Any, num_steps: Any
+) -> tuple[Carry, Array]:
+    """The checked initial carry and `first_input` of `generate` and `rollout`, after
+    checking `cell`, `params` and `num_steps` against them."""
     checks.cell(cell)
     first_input = checks.float_array(first_input, "first_input")
     if first_input.ndim < 1:
@@ -308,22 +305,10 @@ def _feed_back(
         raise ValueError(f"num_steps must be a non-negative int, got {num_steps}")
     batch_shape, dtype = first_input.shape[:-1], first_input.dtype
     checks.params(cell, params, first_input.shape[-1], dtype, source="first_input")
-    if carry is None:
-        carry = checks.initial_carry(cell, batch_shape, dtype)
+    carry = checks.initial_carry(cell, batch_shape, dtype) if carry is None else carry
     carry = checks.carry(cell, carry, batch_shape, dtype, source="first_input")
     checks.step(cell, params, carry, first_input)
-    keys = None if key is None else jax.random.split(key, num_steps)
-
-    def body(state: tuple[Carry, Array], step_key: Array | None) -> tuple[Any, Any]:
-        carry, x = state
-        carry, h = cell.step(params, carry, x)
-        x, outputs = pick(h, step_key)
-        x = checks.float_array(x, fed_name)
-        checks.like(x, fed_name, first_input, "first_input", "is the next step's input")
-        return (carry, x), outputs
-
-    (carry, _), outputs = jax.lax.scan(body, (carry, first_input), keys, length=int(num_steps))
-    return carry, outputs
+    return carry, first_input
 
 
 def _temperature(temperature: Any) -> Any:
@@ -357,5 +342,4 @@ def _pick(key: Array | None, logits: Array, temperature: Any, top_k: int | None)
         token = jnp.take_along_axis(indices, choice[..., None], axis=-1)[..., 0]
     else:
         token = jax.random.categorical(key, scaled)
-    usable = jnp.isfinite(temperature) & (temperature > 0)
-    return jnp.where(usable, token, -1).astype(jnp.int32)
+    return jnp.where(jnp.isfinite(temperature) & (temperature > 0), token, -1).astype(jnp.int32)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -177,6 +176,7 @@ def make_train_step(
     if isinstance(batch_axis, bool) or not isinstance(batch_axis, int) or batch_axis < 0:
         raise ValueError(f"batch_axis must be a non-negative int, got {batch_axis!r}")
     replicated = NamedSharding(mesh, PartitionSpec())
+    batched = NamedSharding(mesh, PartitionSpec(*[None] * batch_axis, mesh.axis_names))
     jitted = jax.jit(step, out_shardings=replicated)
 
     def split(path: tuple, leaf: Any) -> Array:
@@ -186,8 +186,7 @@ def make_train_step(
                 f"batch{jax.tree_util.keystr(path)} has shape {checks.shape_str(shape)}; its "
                 f"axis batch_axis={batch_axis} must split evenly across the {mesh.size} devices"
             )
-        spec = PartitionSpec(*[None] * batch_axis, mesh.axis_names)  # later axes: replicated
-        return _put(leaf, NamedSharding(mesh, spec))
+        return _put(leaf, batched)
 
     def sharded_step(state: TrainState, batch: Batch) -> tuple[TrainState, Array]:
         state = jax.tree.map(lambda leaf: _put(leaf, replicated), state)
@@ -519,11 +518,8 @@ def fit(
 
         bar = tqdm(total=steps, initial=start, desc=description, unit="step", disable=not progress)
     except ImportError:  # without tqdm, only the log lines are printed
-
-        def nothing(*args: Any, **kwargs: Any) -> None: ...
-
-        write = functools.partial(print, flush=True)
-        bar = SimpleNamespace(update=nothing, set_postfix=nothing, close=nothing, write=write)
+        bar = SimpleNamespace(write=lambda line: print(line, flush=True))
+        bar.update = bar.set_postfix = bar.close = lambda *args, **kwargs: None
     interrupted: list[int] = []
     handles_signals = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_ctrl_c) if handles_signals else None
