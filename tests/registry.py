@@ -6,6 +6,7 @@ written from the equations. Adding a cell here gives it every check of
 `test_battery.py`.
 """
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -107,6 +108,40 @@ CELLS: dict[str, Entry] = {
     "leaky": Entry(leaky, leaky_numpy),
 }
 BUILT_INS = [*reference.CELLS, *reference_parallel.CELLS]
+
+
+@functools.cache
+def cell(name: str, hidden_size: int) -> jr.Cell:
+    """Cell `name` of hidden size `hidden_size`, built once: a cell is a static argument of
+    `unroll`'s jitted run, so reusing it lets tests share compilations."""
+    return CELLS[name].make(hidden_size)
+
+
+@functools.cache
+def initial_params(name, hidden_size, input_size, dtype):
+    """`init`'s params of `cell(name, hidden_size)` in `dtype`, drawn once."""
+    return cell(name, hidden_size).init(jax.random.key(0), input_size, dtype)
+
+
+def setup(name, batch_shape, dtype, num_steps, hidden_size, input_size, scale=0.2, seed=0):
+    """`cell, params, carry, xs`: the cell, its params plus noise, so that every term of the
+    equations (biases, gains) is exercised, a random carry and `xs (num_steps,
+    *batch_shape, input_size)`.
+
+    The noise is NumPy's: eager `jax.random` would compile anew for every shape.
+    """
+    rng = np.random.default_rng(seed)
+
+    def noisy(a, scale):
+        noise = scale * rng.standard_normal(a.shape)
+        return jnp.asarray((np.asarray(a, np.float64) + noise).astype(a.dtype))
+
+    the_cell = cell(name, hidden_size)
+    params = initial_params(name, hidden_size, input_size, dtype)
+    params = jax.tree.map(lambda a: noisy(a, scale), params)
+    carry = jax.tree.map(lambda a: noisy(a, 0.5), the_cell.initial_carry(batch_shape, dtype))
+    xs = rng.standard_normal((num_steps, *batch_shape, input_size))
+    return the_cell, params, carry, jnp.asarray(xs.astype(dtype))
 
 
 def numpy_step(name, params, carry, x):

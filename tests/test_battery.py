@@ -5,6 +5,8 @@ gets every check here; a check that needs a capability (a hand-derived backward,
 linear recurrence, recurrent weights) runs over the cells whose step has it.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,46 +17,46 @@ from jax.test_util import check_grads
 import jaxrnn as jr
 
 NAMES = list(registry.CELLS)
-BPTT = [n for n in NAMES if isinstance(registry.CELLS[n].make(4).step, jr.BpttStep)]
-LINEAR = [n for n in NAMES if isinstance(registry.CELLS[n].make(4).step, jr.LinearStep)]
+BPTT = [n for n in NAMES if isinstance(registry.cell(n, 4).step, jr.BpttStep)]
+LINEAR = [n for n in NAMES if isinstance(registry.cell(n, 4).step, jr.LinearStep)]
 T, I, H = 5, 3, 4
 LENGTHS = np.array([5, 2, 0])
 
 
-def setup(name, batch_shape=(3,), dtype=jnp.float64, num_steps=T, seed=0):
-    cell = registry.CELLS[name].make(H)
-    kp, kb, kc, kx = jax.random.split(jax.random.key(seed), 4)
-    params = cell.init(kp, I, dtype)
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(kb, len(leaves))
-    # Perturbed, so that every term of the equations (biases, gains) is exercised.
-    params = jax.tree.unflatten(
-        tree,
-        [a + 0.2 * jax.random.normal(k, a.shape, dtype) for k, a in zip(keys, leaves, strict=True)],
-    )
-    leaves, tree = jax.tree.flatten(cell.initial_carry(batch_shape, dtype))
-    keys = jax.random.split(kc, len(leaves))
-    carry = jax.tree.unflatten(
-        tree,
-        [0.5 * jax.random.normal(k, a.shape, dtype) for k, a in zip(keys, leaves, strict=True)],
-    )
-    xs = jax.random.normal(kx, (num_steps, *batch_shape, I), dtype)
-    return cell, params, carry, xs
+def setup(name, batch_shape=(3,), dtype=jnp.float64, num_steps=T):
+    return registry.setup(name, batch_shape, dtype, num_steps, H, I)
 
 
-def close(a, b, rtol=1e-12, atol=1e-12):
+def close(a, b, rtol=1e-12, atol=1e-12, err_msg=""):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol, atol)
+        np.testing.assert_allclose(
+            np.asarray(x, np.float64), np.asarray(y, np.float64), rtol, atol, err_msg=err_msg
+        )
+
+
+def equal(a, b):
+    """Bit for bit, dtypes and tree structure included."""
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+
+
+def scalar(final, hs):
+    """A scalar of every output and the final carry, so all gradients are exercised."""
+    return jnp.sum(jnp.sin(hs)) + sum(jnp.sum(jnp.cos(c)) for c in jax.tree.leaves(final))
 
 
 def loss_fn(cell, **options):
-    """A scalar of every output and the final carry, so all gradients are exercised."""
-
     def loss(params, xs, carry):
-        final, hs = jr.unroll(cell, params, xs, carry, **options)
-        return jnp.sum(jnp.sin(hs)) + sum(jnp.sum(jnp.cos(c)) for c in jax.tree.leaves(final))
+        return scalar(*jr.unroll(cell, params, xs, carry, **options))
 
     return loss
+
+
+def value_and_grads(cell, **options):
+    """Jitted `(params, xs, carry) -> (loss, grads)` of `loss_fn(cell, **options)`."""
+    return jax.jit(jax.value_and_grad(loss_fn(cell, **options), argnums=(0, 1, 2)))
 
 
 def numpy_unroll(name, params, xs, carry, lengths=None, reverse=False):
@@ -75,7 +77,7 @@ def numpy_unroll(name, params, xs, carry, lengths=None, reverse=False):
 @pytest.mark.parametrize("name", NAMES)
 def test_step_matches_numpy(name, batch_shape, dtype):
     cell, params, carry, xs = setup(name, batch_shape, dtype)
-    new, y = cell.step(params, carry, xs[0])
+    new, y = jax.jit(cell.step)(params, carry, xs[0])
     want_new, want_y = registry.numpy_step(name, params, carry, xs[0])
     assert y.shape == (*batch_shape, H) and y.dtype == dtype
     assert all(leaf.dtype == dtype for leaf in jax.tree.leaves(new))
@@ -126,7 +128,7 @@ def test_jit_equals_eager_and_vmap_equals_the_batch(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_gradients_match_finite_differences(name, x64):
     cell, params, carry, xs = setup(name, num_steps=4)
-    loss = loss_fn(cell, lengths=jnp.array([4, 1, 0]))
+    loss = jax.jit(loss_fn(cell, lengths=jnp.array([4, 1, 0])))
     check_grads(loss, (params, xs, carry), order=1, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-6)
 
 
@@ -137,35 +139,70 @@ def test_nan_padding_reaches_nothing(name, x64):
     padded = (jnp.arange(T)[:, None] >= lengths[None])[..., None]
     dirty = jnp.where(padded, jnp.nan, xs)
     clean = jnp.where(padded, 0.0, xs)
-    grads = jax.grad(loss_fn(cell, lengths=lengths), argnums=(0, 1, 2))
+    grads = value_and_grads(cell, lengths=lengths)
     got, want = grads(params, dirty, carry), grads(params, clean, carry)
     close(got, want)
-    assert bool(jnp.all(jnp.where(padded, got[1], 0.0) == 0))
+    assert bool(jnp.all(jnp.where(padded, got[1][1], 0.0) == 0))
     close(
         jr.unroll(cell, params, dirty, carry, lengths=lengths),
         jr.unroll(cell, params, clean, carry, lengths=lengths),
     )
 
 
-@pytest.mark.parametrize(
-    "options", [{"remat": True}, {"unroll": 3}, {"unroll": True}, {"hoist": True}], ids=str
-)
+OPTIONS = [{"remat": True}, {"unroll": 3}, {"unroll": True}, {"hoist": True}]
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_options_change_nothing(name, options, x64):
+def test_options_change_nothing(name, x64):
     cell, params, carry, xs = setup(name)
-    base = jax.value_and_grad(loss_fn(cell, lengths=jnp.asarray(LENGTHS), hoist=False))
-    other = jax.value_and_grad(loss_fn(cell, lengths=jnp.asarray(LENGTHS), **options))
-    close(other(params, xs, carry), base(params, xs, carry), 1e-10, 1e-12)
+    lengths = jnp.asarray(LENGTHS)
+
+    @jax.jit  # one compilation for all of them
+    def run(params, xs, carry):
+        return [
+            jax.value_and_grad(loss_fn(cell, lengths=lengths, **options), (0, 1, 2))(
+                params, xs, carry
+            )
+            for options in [{"hoist": False}, *OPTIONS]
+        ]
+
+    base, *others = run(params, xs, carry)
+    for options, other in zip(OPTIONS, others, strict=True):
+        close(other, base, 1e-10, 1e-12, err_msg=str(options))
 
 
-@pytest.mark.parametrize("reverse", [False, True])
+# Each lengths array holds both 0 and T.
+BPTT_CASES = [((), None, True), ((3,), [5, 2, 0], False), ((2, 3), [[5, 2, 0], [4, 5, 1]], True)]
+
+
+@pytest.mark.parametrize(
+    "batch_shape, lengths, reverse",
+    BPTT_CASES,
+    ids=[
+        f"{b}-{'lengths' if n else 'nolengths'}-{'rev' if r else 'fwd'}" for b, n, r in BPTT_CASES
+    ],
+)
 @pytest.mark.parametrize("name", BPTT)
-def test_bptt_equals_autodiff(name, reverse, x64):
-    cell, params, carry, xs = setup(name)
-    options = {"lengths": jnp.asarray(LENGTHS), "reverse": reverse}
-    by_hand = jax.value_and_grad(loss_fn(cell, grad="bptt", **options), argnums=(0, 1, 2))
-    by_jax = jax.value_and_grad(loss_fn(cell, **options), argnums=(0, 1, 2))
-    close(by_hand(params, xs, carry), by_jax(params, xs, carry), 1e-10, 1e-12)
+def test_bptt_equals_autodiff(name, batch_shape, lengths, reverse, x64):
+    cell, params, carry, xs = setup(name, batch_shape)
+    lengths = None if lengths is None else jnp.asarray(lengths)
+
+    def outputs_and_grads(grad):
+        def loss(params, xs, carry):
+            outputs = jr.unroll(
+                cell, params, xs, carry, lengths=lengths, reverse=reverse, grad=grad
+            )
+            return scalar(*outputs), outputs
+
+        run = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)
+        (value, outputs), grads = jax.jit(run)(params, xs, carry)
+        return outputs, (value, grads)
+
+    (outputs, grads), (want_outputs, want_grads) = map(outputs_and_grads, ("bptt", "autodiff"))
+    equal(outputs, want_outputs)
+    dtypes = functools.partial(jax.tree.map, lambda a: a.dtype)
+    assert dtypes(grads) == dtypes(want_grads)
+    close(grads, want_grads, 1e-10, 1e-12)
 
 
 @pytest.mark.parametrize("name", LINEAR)
@@ -173,12 +210,21 @@ def test_parallel_equals_sequential(name, x64):
     cell, params, carry, xs = setup(name)
     mask = jnp.asarray(np.random.default_rng(0).random((T, 3)) < 0.8)
     resets = jnp.asarray(np.random.default_rng(1).random((T, 3)) < 0.3)
+    flags = {"lengths": jnp.asarray(LENGTHS), "mask": mask, "resets": resets}
+
+    @jax.jit
+    def run(params, xs, carry):
+        return {
+            (reverse, parallel): jax.value_and_grad(
+                loss_fn(cell, parallel=parallel, reverse=reverse, **flags), (0, 1, 2)
+            )(params, xs, carry)
+            for reverse in (False, True)
+            for parallel in (False, True)
+        }
+
+    got = run(params, xs, carry)
     for reverse in (False, True):
-        options = {"lengths": jnp.asarray(LENGTHS), "mask": mask, "resets": resets}
-        options["reverse"] = reverse
-        parallel = jax.value_and_grad(loss_fn(cell, parallel=True, **options))
-        sequential = jax.value_and_grad(loss_fn(cell, parallel=False, **options))
-        close(parallel(params, xs, carry), sequential(params, xs, carry), 1e-9, 1e-10)
+        close(got[reverse, True], got[reverse, False], 1e-9, 1e-10, err_msg=f"reverse={reverse}")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -200,22 +246,24 @@ def test_a_derived_cell_runs_its_own_step(name, x64):
 @pytest.mark.parametrize("name", NAMES)
 def test_layers_and_generate_accept_it(name):
     cell, params, carry, xs = setup(name, dtype=jnp.float32)
-    rates = {"dropout": 0.2, "zoneout": 0.2}
+    lengths = jnp.asarray(LENGTHS)
+    # Recurrent dropout and zoneout wrap the cell's own carry and step; dropout acts on
+    # the layers' outputs whatever the cell (tests/test_layers.py).
+    rates = {"zoneout": 0.2}
     if name not in LINEAR:
         rates["recurrent_dropout"] = 0.2
-    net = jr.stack([cell, jr.bidirectional(cell, cell)], **rates)
-    net_params = net.init(jax.random.key(1), I)
-    lengths = jnp.asarray(LENGTHS)
-    _, ys = net.apply(net_params, xs, lengths=lengths, key=jax.random.key(2))
-    assert ys.shape == (T, 3, 2 * H) and bool(jnp.all(jnp.isfinite(ys)))
+    regularised = jr.stack([cell], **rates)
+    _, ys = regularised.apply({"layers": [params]}, xs, lengths=lengths, key=jax.random.key(2))
+    assert ys.shape == (T, 3, H) and bool(jnp.all(jnp.isfinite(ys)))
     assert bool(jnp.all(ys[2:, 1] == 0))
+    assert not np.allclose(ys, jr.unroll(cell, params, xs, lengths=lengths)[1])
+
+    net = jr.stack([cell, jr.bidirectional(cell, cell)], dropout=0.2, **rates)
+    net_params = net.init(jax.random.key(1), I)
     plain = jr.stack([cell, jr.bidirectional(cell, cell)])
-    close(
-        net.apply(net_params, xs, lengths=lengths),
-        plain.apply(net_params, xs, lengths=lengths),
-        0,
-        0,
-    )
+    _, ys = plain.apply(net_params, xs, lengths=lengths)
+    assert ys.shape == (T, 3, 2 * H) and bool(jnp.all(jnp.isfinite(ys)))
+    equal(net.apply(net_params, xs, lengths=lengths), plain.apply(net_params, xs, lengths=lengths))
 
     table = jax.random.normal(jax.random.key(3), (6, I))
     w_out = jax.random.normal(jax.random.key(4), (H, 6))
@@ -232,10 +280,12 @@ def test_layers_and_generate_accept_it(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_bfloat16_keeps_its_dtype(name):
     cell, params, carry, xs = setup(name, dtype=jnp.bfloat16)
-    final, ys = jr.unroll(cell, params, xs, carry)
-    grads = jax.grad(lambda p: jnp.sum(jr.unroll(cell, p, xs, carry)[1].astype(jnp.float32)))(
-        params
-    )
-    for leaf in jax.tree.leaves((final, ys, grads)):
+
+    def loss(params):
+        final, ys = jr.unroll(cell, params, xs, carry)
+        return jnp.sum(ys.astype(jnp.float32)), (final, ys)
+
+    (_, outputs), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
+    for leaf in jax.tree.leaves((outputs, grads)):
         assert leaf.dtype == jnp.bfloat16
         assert bool(jnp.all(jnp.isfinite(leaf.astype(jnp.float32))))

@@ -1,8 +1,9 @@
 """`unroll(..., grad="bptt")`: the hand-derived backward pass equals autodiff.
 
-Every built-in cell, every batch layout, lengths (0 and T included), reverse,
-NaN padding, float64 to 1e-10 and float32 to round-off; values bit-identical;
-jit, vmap, composition inside larger losses and second order.
+`test_battery.py` checks every built-in cell in float64 over every batch layout, with
+lengths (0 and T included), forwards and in reverse: values bit-identical, gradients
+to 1e-10. Here: float32 to round-off, half precision, NaN padding, jit, vmap,
+composition inside larger losses and second order.
 """
 
 import functools
@@ -11,37 +12,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_cells import CELL_NAMES, make, random_carry
+import reference
+import registry
 
 import jaxrnn as jr
 from jaxrnn import bptt
 
+CELL_NAMES = list(reference.CELLS)
 T, I, H = 7, 3, 4
 
-# (batch_shape, lengths or None, reverse); each lengths array holds both 0 and T.
-# With the float32 test (no lengths, forward) every combination is covered.
-CASES = [
-    ((), None, True),
-    ((3,), [0, T, 3], False),
-    ((2, 3), [[T, 3, 0], [6, T, 1]], True),
-]
 
-
-def case_id(case):
-    batch_shape, lengths, reverse = case
-    lens = "nolengths" if lengths is None else "lengths"
-    return f"batch{batch_shape}-{lens}-{'reverse' if reverse else 'forward'}"
-
-
-def setup(name, batch_shape, dtype=jnp.float64, seed=0):
-    cell = make(name, H)
-    kp, kb, kc, kx = jax.random.split(jax.random.key(seed), 4)
-    params = cell.init(kp, I, dtype)
+def setup(name, batch_shape, dtype=jnp.float64):
     # Nonzero biases so that every term of the backward equations is exercised.
-    params = {k: v + 0.3 * jax.random.normal(kb, v.shape, dtype) for k, v in params.items()}
-    carry = random_carry(cell, kc, batch_shape, dtype)
-    xs = jax.random.normal(kx, (T, *batch_shape, I), dtype)
-    return cell, params, carry, xs
+    return registry.setup(name, batch_shape, dtype, T, H, I, scale=0.3)
 
 
 def padded(lengths, batch_shape):
@@ -68,15 +51,20 @@ def loss_fn(cell, grad, reverse=False):
 
 
 def outputs_and_grads(cell, grad, reverse=False):
-    """Jitted `(params, xs, carry, lengths) -> ((final, hs), (dparams, dxs, dcarry))`."""
+    """`(params, xs, carry, lengths) -> ((final, hs), (dparams, dxs, dcarry))`."""
     value_and_grad = jax.value_and_grad(loss_fn(cell, grad, reverse), (0, 1, 2), has_aux=True)
 
-    @jax.jit
     def run(params, xs, carry, lengths=None):
         (_, outputs), grads = value_and_grad(params, xs, carry, lengths)
         return outputs, grads
 
     return run
+
+
+def by_hand_and_by_jax(cell, reverse=False):
+    """Jitted `outputs_and_grads` with grad='bptt' and with grad='autodiff', in one program."""
+    runs = [outputs_and_grads(cell, grad, reverse) for grad in ("bptt", "autodiff")]
+    return jax.jit(lambda *args: [run(*args) for run in runs])
 
 
 def max_relative_difference(want, got):
@@ -102,25 +90,10 @@ def assert_trees_equal(a, b):
 # Equality with autodiff.
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
-@pytest.mark.parametrize("name", CELL_NAMES)
-def test_equals_autodiff_in_float64(name, case, x64):
-    batch_shape, lengths, reverse = case
-    cell, params, carry, xs = setup(name, batch_shape)
-    if lengths is not None:
-        lengths = jnp.asarray(lengths, jnp.int32)
-    want_out, want = outputs_and_grads(cell, "autodiff", reverse)(params, xs, carry, lengths)
-    got_out, got = outputs_and_grads(cell, "bptt", reverse)(params, xs, carry, lengths)
-    assert_trees_equal(got_out, want_out)
-    for part, w, g in zip(("params", "xs", "carry"), want, got, strict=True):
-        assert max_relative_difference(w, g) < 1e-10, part
-
-
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_equals_autodiff_in_float32(name):
     cell, params, carry, xs = setup(name, (2, 3), jnp.float32)
-    want_out, want = outputs_and_grads(cell, "autodiff")(params, xs, carry)
-    got_out, got = outputs_and_grads(cell, "bptt")(params, xs, carry)
+    (got_out, got), (want_out, want) = by_hand_and_by_jax(cell)(params, xs, carry)
     assert_trees_equal(got_out, want_out)
     for part, w, g in zip(("params", "xs", "carry"), want, got, strict=True):
         assert max_relative_difference(w, g) < 1e-5, part
@@ -133,8 +106,7 @@ def test_half_precision_keeps_dtype_and_agrees(name, dtype):
     cell, params, carry, xs = setup(name, (3,), jnp.float32)
     params, carry, xs = jax.tree.map(lambda a: a.astype(dtype), (params, carry, xs))
     lengths = jnp.array([T, 4, 0])
-    want_out, want = outputs_and_grads(cell, "autodiff")(params, xs, carry, lengths)
-    got_out, got = outputs_and_grads(cell, "bptt")(params, xs, carry, lengths)
+    (got_out, got), (want_out, want) = by_hand_and_by_jax(cell)(params, xs, carry, lengths)
     assert_trees_equal(got_out, want_out)
     assert all(g.dtype == dtype for g in jax.tree.leaves(got))
     assert max_relative_difference(want, got) < 5e-2
@@ -146,8 +118,7 @@ def test_relu_derivative_at_zero_matches_jax():
     cell = jr.rnn(H, nonlinearity="relu")
     params = jax.tree.map(jnp.zeros_like, cell.init(jax.random.key(0), I))
     args = (params, jnp.zeros((T, 2, I)), cell.initial_carry((2,)))
-    want = outputs_and_grads(cell, "autodiff")(*args)
-    got = outputs_and_grads(cell, "bptt")(*args)
+    got, want = by_hand_and_by_jax(cell)(*args)
     assert_trees_equal(got, want)
 
 
@@ -161,7 +132,7 @@ def test_padding_never_reaches_values_or_gradients(name):
     pad = padded(lengths, batch_shape)
     clean = jnp.where(pad, jnp.zeros((), xs.dtype), xs)
     for reverse in (False, True):
-        run = outputs_and_grads(cell, "bptt", reverse)
+        run = jax.jit(outputs_and_grads(cell, "bptt", reverse))
         want = run(params, clean, carry, lengths)
         for fill in (np.nan, np.inf, 1e30):
             dirty = jnp.where(pad, jnp.asarray(fill, xs.dtype), xs)
@@ -181,14 +152,14 @@ def test_length_zero_passes_the_carry_gradient_straight_through(name, x64):
         final, _ = jr.unroll(cell, params, xs, carry, lengths=jnp.array([0, T]), grad="bptt")
         return sum(jnp.sum(c[0] * scale) + jnp.sum(c[1] ** 2) for c in jax.tree.leaves(final))
 
-    for leaf in jax.tree.leaves(jax.grad(loss)(carry)):
+    for leaf in jax.tree.leaves(jax.jit(jax.grad(loss))(carry)):
         np.testing.assert_array_equal(leaf[0], scale)
 
 
 def test_all_lengths_equal_to_T_equal_no_lengths(x64):
     # Equal up to round-off only: XLA fuses the masked scan differently, as for autodiff.
     cell, params, carry, xs = setup("lstm", (3,))
-    run = outputs_and_grads(cell, "bptt", True)
+    run = jax.jit(outputs_and_grads(cell, "bptt", True))
     full = run(params, xs, carry, jnp.full((3,), T))
     assert max_relative_difference(run(params, xs, carry), full) < 1e-13
 
@@ -218,7 +189,7 @@ def test_jit_equals_eager_and_new_lengths_do_not_retrace(name):
 def test_vmap_equals_a_loop_over_examples(name):
     cell, params, carry, xs = setup(name, (4,), jnp.float32)
     lengths = jnp.array([T, 3, 0, 5])
-    grads = jax.jit(outputs_and_grads(cell, "bptt", True).__wrapped__)
+    grads = jax.jit(outputs_and_grads(cell, "bptt", True))
     one_example = functools.partial(grads, params)
     batched = jax.vmap(one_example, in_axes=(1, 0, 0))(xs, carry, lengths)
     for b in range(4):
@@ -231,21 +202,22 @@ def test_vmap_equals_a_loop_over_examples(name):
 def test_inside_a_larger_loss(x64):
     # A bptt layer, an autodiff layer on its outputs and a dense head, time on axis 1.
     cell, params, _, xs = setup("gru_original", (3,))
-    top = make("gru_original", 5)
+    top = registry.cell("gru_original", 5)
     top_params = top.init(jax.random.key(7), H, jnp.float64)
     head = jax.random.normal(jax.random.key(8), (5, 2), jnp.float64)
     lengths = jnp.array([T, 4, 0])
 
-    def loss(grad):
-        def value(params, top_params, head, xs):
-            xs = jnp.swapaxes(xs, 0, 1)
-            _, hs = jr.unroll(cell, params, xs, lengths=lengths, time_axis=1, grad=grad)
-            _, top_hs = jr.unroll(top, top_params, hs, lengths=lengths, time_axis=1, reverse=True)
-            return jnp.sum(jnp.tanh(top_hs @ head) ** 2)
+    def value(params, top_params, head, xs, grad):
+        xs = jnp.swapaxes(xs, 0, 1)
+        _, hs = jr.unroll(cell, params, xs, lengths=lengths, time_axis=1, grad=grad)
+        _, top_hs = jr.unroll(top, top_params, hs, lengths=lengths, time_axis=1, reverse=True)
+        return jnp.sum(jnp.tanh(top_hs @ head) ** 2)
 
-        return jax.jit(jax.grad(value, (0, 1, 2, 3)))(params, top_params, head, xs)
+    @jax.jit  # one compilation for both
+    def grads(*args):
+        return [jax.grad(value, (0, 1, 2, 3))(*args, grad) for grad in ("autodiff", "bptt")]
 
-    assert max_relative_difference(loss("autodiff"), loss("bptt")) < 1e-10
+    assert max_relative_difference(*grads(params, top_params, head, xs)) < 1e-10
 
 
 def test_second_order_equals_autodiff(x64):
@@ -254,16 +226,17 @@ def test_second_order_equals_autodiff(x64):
     lengths = jnp.array([T, 3])
     direction = jax.tree.map(jnp.cos, params)
 
-    def hvp(grad):
+    def hvp(params, grad):
         loss = loss_fn(cell, grad, reverse=True)
 
         def directional(params):
             g = jax.grad(lambda p: loss(p, xs, carry, lengths)[0])(params)
             return sum(jnp.vdot(g[k], direction[k]) for k in g)
 
-        return jax.jit(jax.grad(directional))(params)
+        return jax.grad(directional)(params)
 
-    assert max_relative_difference(hvp("autodiff"), hvp("bptt")) < 1e-10
+    both = jax.jit(lambda params: [hvp(params, grad) for grad in ("autodiff", "bptt")])
+    assert max_relative_difference(*both(params)) < 1e-10
 
 
 def test_forward_mode_raises_and_points_to_autodiff():
@@ -279,8 +252,8 @@ def test_hessian_through_bptt_equals_autodiff(name, x64):
     def loss(b, grad):
         return jnp.sum(jr.unroll(cell, {**params, "b": b}, xs, carry, grad=grad)[1] ** 2)
 
-    by_hand = jax.hessian(loss)(params["b"], "bptt")
-    np.testing.assert_allclose(by_hand, jax.hessian(loss)(params["b"], "autodiff"), 1e-10, 1e-12)
+    both = jax.jit(lambda b: [jax.hessian(loss)(b, grad) for grad in ("bptt", "autodiff")])
+    np.testing.assert_allclose(*both(params["b"]), 1e-10, 1e-12)
 
 
 @pytest.mark.parametrize("name", CELL_NAMES)
@@ -306,7 +279,7 @@ def test_a_derived_cell_never_runs_the_built_in_backward(x64):
 
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_every_built_in_cell_has_a_rule(name):
-    assert isinstance(make(name).step, jr.BpttStep)
+    assert isinstance(registry.cell(name, H).step, jr.BpttStep)
 
 
 def test_rule_called_directly_equals_unroll():

@@ -44,8 +44,10 @@ def test_a_derived_cell_runs_its_own_step_on_every_path(name):
     xs = jax.random.normal(jax.random.key(1), (6, 2, 3))
     want = python_loop(cell, params, xs)
     assert not np.allclose(want, jr.unroll(base, params, xs)[1], atol=1e-3)
-    for options in ({}, {"hoist": True}, {"remat": True}, {"parallel": False}):
-        np.testing.assert_allclose(jr.unroll(cell, params, xs, **options)[1], want, 1e-5, 1e-6)
+    options = [{}, {"hoist": True}, {"remat": True}, {"parallel": False}]
+    run = jax.jit(lambda params, xs: [jr.unroll(cell, params, xs, **o)[1] for o in options])
+    for option, got in zip(options, run(params, xs), strict=True):
+        np.testing.assert_allclose(got, want, 1e-5, 1e-6, err_msg=str(option))
     with pytest.raises(ValueError, match=r"parallel=True needs .*LinearStep"):
         jr.unroll(cell, params, xs, parallel=True)
     with pytest.raises(ValueError, match=r"grad='bptt' needs .*BpttStep"):

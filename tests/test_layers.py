@@ -496,7 +496,9 @@ def test_learned_initial_carry_is_a_parameter():
         net.apply(params, xs, explicit, lengths=lengths),
         plain.apply({"layers": params["layers"]}, xs, explicit, lengths=lengths),
     )
-    grads = jax.grad(lambda p: scalar_loss(*net.apply(p, xs, explicit, lengths=lengths)))(params)
+    grads = jax.jit(jax.grad(lambda p: scalar_loss(*net.apply(p, xs, explicit, lengths=lengths))))(
+        params
+    )
     assert all(np.all(g == 0) for g in jax.tree.leaves(grads["initial_carry"]))
 
 
@@ -569,6 +571,7 @@ def test_vmap_over_keys_equals_one_call_per_key():
         return net.apply(params, x, key=key)[1]
 
     ys = jax.vmap(one, in_axes=(1, 0), out_axes=1)(xs, keys)
+    one = jax.jit(one)  # compiled once for the calls below
     for b in range(B):
         np.testing.assert_allclose(ys[:, b], one(xs[:, b], keys[b]), rtol=1e-5, atol=1e-6)
 
@@ -779,12 +782,16 @@ def test_bidirectional_of_stacks_with_a_merge_function(x64):
     assert_trees_close((fwd, bwd, ys), (want_fwd, want_bwd, ys_f * h), 1e-12, 1e-12)
 
 
-@pytest.mark.parametrize(
-    "options",
-    [{"remat": True}, {"unroll": 3}, {"grad": "bptt"}, {"hoist": True}, {"parallel": False}],
-    ids=lambda o: next(iter(o)),
-)
-def test_unroll_options_reach_every_cell_and_change_nothing(options, x64):
+UNROLL_OPTIONS = [
+    {"remat": True},
+    {"unroll": 3},
+    {"grad": "bptt"},
+    {"hoist": True},
+    {"parallel": False},
+]
+
+
+def test_unroll_options_reach_every_cell_and_change_nothing(x64):
     net = stack([make_cell("lstm"), bidirectional(make_cell("gru"), make_cell("gru"))])
     params = random_params(net, dtype=jnp.float64)
     xs, lengths = inputs(dtype=jnp.float64), jnp.asarray(LENGTHS)
@@ -792,10 +799,17 @@ def test_unroll_options_reach_every_cell_and_change_nothing(options, x64):
     def loss(params, **options):
         return scalar_loss(*net.apply(params, xs, lengths=lengths, **options))
 
-    assert_trees_close(loss(params, **options), loss(params), 1e-12, 1e-12)
-    assert_trees_close(
-        jax.grad(lambda p: loss(p, **options))(params), jax.grad(loss)(params), 1e-10, 1e-12
-    )
+    @jax.jit  # one compilation for all of them
+    def run(params):
+        return [
+            jax.value_and_grad(functools.partial(loss, **options))(params)
+            for options in [{}, *UNROLL_OPTIONS]
+        ]
+
+    (value, grads), *others = run(params)
+    for options, (other_value, other_grads) in zip(UNROLL_OPTIONS, others, strict=True):
+        np.testing.assert_allclose(other_value, value, 1e-12, 1e-12, err_msg=str(options))
+        assert_trees_close(other_grads, grads, 1e-10, 1e-12)
 
 
 def test_mask_and_resets_reach_every_cell(x64):
