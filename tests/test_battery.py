@@ -16,6 +16,8 @@ from jax.test_util import check_grads
 
 import jaxrnn as jr
 
+pytestmark = pytest.mark.usefixtures("few_optimizations")
+
 NAMES = list(registry.CELLS)
 BPTT = [n for n in NAMES if isinstance(registry.cell(n, 4).step, jr.BpttStep)]
 LINEAR = [n for n in NAMES if isinstance(registry.cell(n, 4).step, jr.LinearStep)]

@@ -8,6 +8,8 @@ import pytest
 
 import jaxrnn as jr
 
+pytestmark = pytest.mark.usefixtures("few_optimizations")
+
 BUILT_INS = {
     "rnn": lambda: jr.rnn(4),
     "lstm": lambda: jr.lstm(4),

@@ -9,6 +9,8 @@ import registry
 
 import jaxrnn as jr
 
+pytestmark = pytest.mark.usefixtures("few_optimizations")
+
 NAMES = list(ref.CELLS)
 T, I, H = 7, 3, 4
 

@@ -12,6 +12,8 @@ from jax.test_util import check_grads
 
 import jaxrnn as jr
 
+pytestmark = pytest.mark.usefixtures("few_optimizations")
+
 CELL_NAMES = list(reference.CELLS)
 T, I, H = 6, 3, 4
 
