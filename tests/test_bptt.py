@@ -18,6 +18,8 @@ import registry
 import jaxrnn as jr
 from jaxrnn import bptt
 
+pytestmark = pytest.mark.usefixtures("few_optimizations")
+
 CELL_NAMES = list(reference.CELLS)
 T, I, H = 7, 3, 4
 

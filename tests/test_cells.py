@@ -13,6 +13,8 @@ import registry
 
 import jaxrnn as jr
 
+pytestmark = pytest.mark.usefixtures("few_optimizations")
+
 CELL_NAMES = list(reference.CELLS)
 BATCH_SHAPES = [(), (3,), (2, 3)]
 LAYOUT_FILE = Path(__file__).parent / "golden" / "param_layout.json"

@@ -14,6 +14,8 @@ from jax.test_util import check_grads
 import jaxrnn as jr
 from jaxrnn.generation import generate, rollout, shift_right
 
+pytestmark = pytest.mark.usefixtures("few_optimizations")
+
 I, H, C = 4, 8, 5
 CELLS = {"rnn": jr.rnn(H), "lstm": jr.lstm(H), "gru": jr.gru(H)}
 BATCH_SHAPES = [(), (3,)]

@@ -8,6 +8,8 @@ from jax.test_util import check_grads
 
 import jaxrnn as jr
 
+pytestmark = pytest.mark.usefixtures("few_optimizations")
+
 
 @pytest.mark.parametrize("leading", [(), (4,), (6, 2, 3)], ids=str)
 def test_dense_matches_numpy(leading, dtype):

@@ -13,6 +13,8 @@ import jaxrnn as jr
 from jaxrnn import interop, layers
 from jaxrnn.layers import bidirectional, stack
 
+pytestmark = pytest.mark.usefixtures("few_optimizations")
+
 NAMES = ["rnn", "lstm", "gru"]
 T, B, I, H = 6, 3, 3, 4
 LENGTHS = np.array([6, 3, 0])

@@ -12,6 +12,8 @@ from jax.test_util import check_grads
 
 import jaxrnn as jr
 
+pytestmark = pytest.mark.usefixtures("few_optimizations")
+
 CELL_NAMES = list(reference.CELLS)
 T, I, H = 6, 3, 4
 
@@ -153,6 +155,24 @@ def train_step_peak_bytes(remat, chunked=False, classes=32):
 
 def test_remat_cuts_a_train_step_four_times():
     assert train_step_peak_bytes(remat=True) * 4 < train_step_peak_bytes(remat=False)
+
+
+@pytest.mark.parametrize("name", ["lstm", "min_gru"])
+def test_full_unroll_changes_nothing(name, x64):
+    """`unroll=True` reaches `lax.scan` as `unroll=3` does (every cell: test_battery.py)."""
+    cell, params, carry, xs = setup(name, (3,), jnp.float64)
+    options = {"lengths": jnp.array([6, 2, 0]), "parallel": False}
+
+    @jax.jit
+    def run(params, xs, carry):
+        return [
+            jax.value_and_grad(sequence_loss(cell, unroll=unroll, **options), (0, 1, 2))(
+                params, xs, carry
+            )
+            for unroll in (True, 1)
+        ]
+
+    assert_trees_close(*run(params, xs, carry), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("time_axis", [1, -2, 2])
@@ -392,8 +412,9 @@ def test_low_precision_keeps_its_dtype(name, dtype):
     assert hs.dtype == dtype and {x.dtype for x in jax.tree.leaves(final)} == {jnp.dtype(dtype)}
 
 
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32])
-@pytest.mark.parametrize("name", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize(
+    ("name", "dtype"), [("lstm", jnp.float32), ("gru", jnp.bfloat16), ("rnn_tanh", jnp.bfloat16)]
+)
 def test_saturated_inputs_stay_finite(name, dtype):
     cell, params, _, xs = setup(name, (2,), dtype)
     carry = cell.initial_carry((2,), dtype)
