@@ -3,9 +3,9 @@
 A cell is a NamedTuple of pure functions over a params pytree; `unroll` runs it
 over a sequence with `jax.lax.scan`. `import jaxrnn` loads the core: the contract
 (`cell`), the cells (`cells`, `minimal`, `lru`, `fused`), running them (`unroll`,
-`bptt`, `linear_scan`), layers (`layers`, `heads`) and the validators (`checks`).
-The extras load on first use: `generate`, `rollout`, `shift_right`
-(`jaxrnn.generation`), `train` with `checkpoint` and the sequence losses
+`bptt`, `linear_scan`), layers (`layers`) and the validators (`checks`). The rest
+loads on first use: the dense head (`jaxrnn.heads`), `generate`, `rollout` and
+`shift_right` (`jaxrnn.generation`), `train` with `checkpoint` and the sequence losses
 (`jaxrnn.train`), `gradcheck`, `course` and `interop`.
 """
 
@@ -14,7 +14,6 @@ from typing import Any
 
 from jaxrnn.cell import BpttStep, Carry, Cell, Initializer, LinearStep, Params, Step
 from jaxrnn.cells import gru, lstm, rnn
-from jaxrnn.heads import Dense, dense
 from jaxrnn.layers import Bidirectional, Layer, Stack, bidirectional, stack
 from jaxrnn.linear_scan import linear_scan
 from jaxrnn.lru import lru
@@ -34,6 +33,8 @@ _EXTRAS = {
     "sequence_mse": ("jaxrnn.train.losses", "sequence_mse"),
     "sequence_softmax_cross_entropy": ("jaxrnn.train.losses", "sequence_softmax_cross_entropy"),
     "map_chunks": ("jaxrnn.train.chunks", "map_chunks"),
+    "Dense": ("jaxrnn.heads", "Dense"),
+    "dense": ("jaxrnn.heads", "dense"),
     "generate": ("jaxrnn.generation", "generate"),
     "rollout": ("jaxrnn.generation", "rollout"),
     "shift_right": ("jaxrnn.generation", "shift_right"),
@@ -59,7 +60,6 @@ __all__ = [
     "BpttStep",
     "Carry",
     "Cell",
-    "Dense",
     "Initializer",
     "Layer",
     "LinearStep",
@@ -69,7 +69,6 @@ __all__ = [
     "bidirectional",
     "default_hoist",
     "default_parallel",
-    "dense",
     "gru",
     "linear_scan",
     "lru",

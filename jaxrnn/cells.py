@@ -33,10 +33,6 @@ def _outer(a: Array, b: Array) -> Array:
     return jnp.tensordot(a, b, axes=((0, 1), (0, 1)))
 
 
-def _rows_sum(a: Array) -> Array:
-    return jnp.sum(a, axis=(0, 1))
-
-
 def _sigmoid_grad(s: Array) -> Array:
     """The derivative of the sigmoid, from its output."""
     return s * (1 - s)
@@ -44,7 +40,7 @@ def _sigmoid_grad(s: Array) -> Array:
 
 def _input_grads(params: Params, xs: Array, h_prev: Array, dz: Array, du: Array) -> Any:
     """Gradients of `x @ w_x + b` (from `dz`) and `h_prev @ w_h` (from `du`), and of `xs`."""
-    dparams = {"w_x": _outer(xs, dz), "w_h": _outer(h_prev, du), "b": _rows_sum(dz)}
+    dparams = {"w_x": _outer(xs, dz), "w_h": _outer(h_prev, du), "b": jnp.sum(dz, axis=(0, 1))}
     return dparams, dz @ params["w_x"].T
 
 
@@ -145,7 +141,7 @@ def _gru_grads(params: Params, xs: Array, h_prev: Array, residuals: Any, emitted
     # The r and z gates see x and h through one pre-activation; n does not.
     da = jnp.concatenate([du[..., : 2 * H], da_n], axis=-1)
     dparams, dxs = _input_grads(params, xs, residuals[-1], da, du)
-    return {**dparams, "b_hn": _rows_sum(du[..., 2 * H :])}, dxs
+    return {**dparams, "b_hn": jnp.sum(du[..., 2 * H :], axis=(0, 1))}, dxs
 
 
 GRU = BpttStep(fused.project, _gru_forward, _gru_backward, _gru_grads)

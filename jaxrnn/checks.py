@@ -28,12 +28,28 @@ def _is_int(value: Any) -> bool:
 
 
 def positive_int(value: Any, name: str) -> int:
-    """`value` as an int, or a clear error if it is not a positive integer."""
+    """`value` as an int, or a clear error if it is not an int > 0."""
+    return _int_from(value, name, 1, "a positive int")
+
+
+def non_negative_int(value: Any, name: str) -> int:
+    """`value` as an int, or a clear error if it is not an int >= 0."""
+    return _int_from(value, name, 0, "a non-negative int")
+
+
+def _int_from(value: Any, name: str, low: int, what: str) -> int:
     if not _is_int(value):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value}")
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be {what}, got {value}")
     return int(value)
+
+
+def function(value: Any, name: str, signature: str) -> Any:
+    """`value`, or a `TypeError` unless it is callable; `signature` shows how it is called."""
+    if not callable(value):
+        raise TypeError(f"{name} must be a function {signature}, got {type(value).__name__}")
+    return value
 
 
 def number(value: Any, name: str, within: Any = None, what: str = "a finite number") -> float:

@@ -127,8 +127,8 @@ def generate(
     else:
         key, temperature = checks.prng_key(key), _temperature(temperature)
         top_k = None if top_k is None else checks.positive_int(top_k, "top_k")
-    _check_function(readout, "readout", "h -> logits")
-    _check_function(embed, "embed", "tokens -> inputs")
+    checks.function(readout, "readout", "h -> logits")
+    checks.function(embed, "embed", "tokens -> inputs")
 
     carry, first_input = _start(cell, params, carry, first_input, num_steps)
     keys = None if key is None else jax.random.split(key, num_steps)
@@ -206,7 +206,7 @@ def rollout(
       >>> ys.shape, carry.shape
       ((10, 5, 2), (5, 16))
     """
-    _check_function(readout, "readout", "h -> prediction")
+    checks.function(readout, "readout", "h -> prediction")
 
     carry, first_input = _start(cell, params, carry, first_input, num_steps)
 
@@ -283,11 +283,6 @@ def shift_right(targets: Array, start: Any, *, time_axis: int = 0) -> Array:
     return jnp.moveaxis(shifted, 0, time_axis)
 
 
-def _check_function(value: Any, name: str, signature: str) -> None:
-    if not callable(value):
-        raise TypeError(f"{name} must be a function {signature}, got {type(value).__name__}")
-
-
 def _start(
     cell: Cell, params: Params, carry: Carry | None, first_input: Any, num_steps: Any
 ) -> tuple[Carry, Array]:
@@ -297,12 +292,7 @@ def _start(
     first_input = checks.float_array(first_input, "first_input")
     if first_input.ndim < 1:
         raise ValueError("first_input must have shape (*batch, input_size), got a scalar")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
-        raise TypeError(
-            f"num_steps must be a non-negative int, got {type(num_steps).__name__} {num_steps!r}"
-        )
-    if num_steps < 0:
-        raise ValueError(f"num_steps must be a non-negative int, got {num_steps}")
+    num_steps = checks.non_negative_int(num_steps, "num_steps")
     batch_shape, dtype = first_input.shape[:-1], first_input.dtype
     checks.params(cell, params, first_input.shape[-1], dtype, source="first_input")
     carry = checks.initial_carry(cell, batch_shape, dtype) if carry is None else carry

@@ -219,8 +219,7 @@ def gradcheck(
       >>> bad.passed, bad.worst.worst_index in {(0,), (0, 0)}
       (False, True)
     """
-    if not callable(f):
-        raise TypeError(f"f must be a callable f(params, *args) -> scalar, got {type(f).__name__}")
+    checks.function(f, "f", "f(params, *args) -> scalar")
     eps = checks.number(eps, "eps", lambda v: v > 0, "a finite number > 0")
     threshold = checks.number(threshold, "threshold", lambda v: v > 0, "a finite number > 0")
     if (num_samples is None) != (key is None):

@@ -241,7 +241,8 @@ def unroll_checked(
             ) from error
     seq = seq._replace(carry=carry, time_axis=None)
     static = _Static(reverse, unroll, remat, hoist, parallel)
-    return (_run if _is_traced(params, seq) else _jitted_run)(cell, params, seq, static)
+    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((params, seq)))
+    return (_run if traced else _jitted_run)(cell, params, seq, static)
 
 
 class _Static(NamedTuple):
@@ -283,10 +284,6 @@ def _hold_where_invalid(valid: Array | None, new: Any, old: Any) -> Any:
         return jnp.where(valid.reshape(valid.shape + (1,) * (n.ndim - valid.ndim)), n, o)
 
     return jax.tree.map(pick, new, old)
-
-
-def _is_traced(*trees: Any) -> bool:
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
 def _linear(

@@ -77,7 +77,7 @@ def test_keeps_the_logits_a_chunk_at_a_time():
 @pytest.mark.parametrize(
     ("args", "kwargs", "error", "match"),
     [
-        (("not callable", jnp.ones(3)), {}, TypeError, r"fn must be callable, got str"),
+        (("not callable", jnp.ones(3)), {}, TypeError, r"fn must be a function .*, got str"),
         ((jnp.sin,), {}, ValueError, r"at least one array xs"),
         ((jnp.sin, [1.0, 2.0]), {}, TypeError, r"xs\[0\] must be an array, got list"),
         ((jnp.sin, jnp.float32(1)), {}, ValueError, r"xs\[0\] must have a time axis"),

@@ -207,7 +207,7 @@ def test_bad_input():
     def f(p):
         return jnp.sum(p["w"] ** 2)
 
-    with pytest.raises(TypeError, match=r"f must be a callable"):
+    with pytest.raises(TypeError, match=r"f must be a function f\(params, \*args\) -> scalar"):
         gradcheck("loss", params)
     with pytest.raises(ValueError, match=r"eps must be a finite number > 0, got 0.0"):
         gradcheck(f, params, eps=0.0)

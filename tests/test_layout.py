@@ -12,7 +12,6 @@ CORE = {
     "jaxrnn.cells",
     "jaxrnn.checks",
     "jaxrnn.fused",
-    "jaxrnn.heads",
     "jaxrnn.layers",
     "jaxrnn.linear_scan",
     "jaxrnn.lru",

@@ -411,16 +411,16 @@ def test_fit_rejects_bad_settings(kwargs, error, match):
 
 
 def test_fit_rejects_uncallables():
-    with pytest.raises(TypeError, match="step_fn must be callable"):
+    with pytest.raises(TypeError, match="step_fn must be a function"):
         train.fit(fresh_state(), None, batches, steps=2)
-    with pytest.raises(TypeError, match=r"batches \(step -> batch\) must be callable"):
+    with pytest.raises(TypeError, match=r"batches must be a function batches\(step\) -> batch"):
         train.fit(fresh_state(), STEP, [batches(0)], steps=2)
 
 
 def test_make_train_step_and_init_state_reject_bad_arguments():
     with pytest.raises(TypeError, match="optimizer must be an optax transformation"):
         train.make_train_step(loss_fn, "adam")
-    with pytest.raises(TypeError, match="loss_fn must be callable"):
+    with pytest.raises(TypeError, match="loss_fn must be a function"):
         train.make_train_step(None, OPTIMIZER)
     with pytest.raises(TypeError, match=r"mesh must be a jax\.sharding\.Mesh"):
         train.make_train_step(loss_fn, OPTIMIZER, mesh=jax.devices())

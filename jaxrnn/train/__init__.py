@@ -26,30 +26,7 @@ A run resumes bit for bit when each batch is a function of the step number
 training 2N steps equals training N, stopping, and resuming for N more.
 """
 
-from jaxrnn.train import checkpoint
-from jaxrnn.train.loop import (
-    FitResult,
-    NonFiniteLossError,
-    Restored,
-    StopTraining,
-    TrainingInterrupted,
-    TrainState,
-    fit,
-    init_state,
-    make_train_step,
-    restore,
-)
+from jaxrnn.train import checkpoint, loop
+from jaxrnn.train.loop import *  # noqa: F403 (exactly the names in loop.__all__)
 
-__all__ = [
-    "FitResult",
-    "NonFiniteLossError",
-    "Restored",
-    "StopTraining",
-    "TrainState",
-    "TrainingInterrupted",
-    "checkpoint",
-    "fit",
-    "init_state",
-    "make_train_step",
-    "restore",
-]
+__all__ = ["checkpoint", *loop.__all__]

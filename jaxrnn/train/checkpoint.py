@@ -490,10 +490,7 @@ def save_step(
       ['ckpt_00000020.npz', 'ckpt_00000030.npz']
     """
     directory = _as_path(directory, "directory")
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-        raise TypeError(f"step must be a non-negative int, got {type(step).__name__} {step!r}")
-    if step < 0:
-        raise ValueError(f"step must be a non-negative int, got {step}")
+    step = checks.non_negative_int(step, "step")
     if keep is not None:
         keep = checks.positive_int(keep, "keep")
     prefix = _check_prefix(prefix)

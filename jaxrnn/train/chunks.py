@@ -80,8 +80,7 @@ def map_chunks(fn: Callable[..., Any], *xs: Array, chunk_size: int | None = None
       >>> jr.map_chunks(step_losses, hs, labels).shape
       (100, 4)
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
+    checks.function(fn, "fn", "fn(*chunks) -> outputs")
     if not xs:
         raise ValueError("map_chunks needs at least one array xs after fn")
     arrays = []

@@ -20,6 +20,19 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxrnn import checks
 from jaxrnn.train import checkpoint
 
+__all__ = [
+    "FitResult",
+    "NonFiniteLossError",
+    "Restored",
+    "StopTraining",
+    "TrainState",
+    "TrainingInterrupted",
+    "fit",
+    "init_state",
+    "make_train_step",
+    "restore",
+]
+
 Array = jax.Array
 PyTree = Any
 Batch = Any
@@ -79,9 +92,7 @@ def init_state(params: PyTree, optimizer: optax.GradientTransformation, key: Arr
 
 def _check_optimizer(optimizer: Any) -> None:
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(
-            f"optimizer must be an optax transformation, got {type(optimizer).__name__}"
-        )
+        raise TypeError(f"optimizer must be an optax transformation, got {optimizer!r}")
 
 
 def _put(leaf: Any, sharding: NamedSharding) -> Array:
@@ -131,8 +142,8 @@ def make_train_step(
 
     Raises:
       TypeError: `loss_fn` is not callable, `optimizer` is not an optax
-        transformation or `mesh` is not a `jax.sharding.Mesh`.
-      ValueError: `batch_axis` is not a non-negative int.
+        transformation, `mesh` is not a `jax.sharding.Mesh` or `batch_axis` not an int.
+      ValueError: `batch_axis` is negative.
 
     Examples:
       >>> import jax, jax.numpy as jnp, optax, jaxrnn as jr
@@ -155,8 +166,7 @@ def make_train_step(
       >>> state.params["w_h"].sharding.is_fully_replicated
       True
     """
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    checks.function(loss_fn, "loss_fn", "loss_fn(params, batch, key) -> loss")
     _check_optimizer(optimizer)
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, Array]:
@@ -173,8 +183,7 @@ def make_train_step(
         return jax.jit(step)
     if not isinstance(mesh, Mesh):
         raise TypeError(f"mesh must be a jax.sharding.Mesh or None, got {type(mesh).__name__}")
-    if isinstance(batch_axis, bool) or not isinstance(batch_axis, int) or batch_axis < 0:
-        raise ValueError(f"batch_axis must be a non-negative int, got {batch_axis!r}")
+    batch_axis = checks.non_negative_int(batch_axis, "batch_axis")
     replicated = NamedSharding(mesh, PartitionSpec())
     batched = NamedSharding(mesh, PartitionSpec(*[None] * batch_axis, mesh.axis_names))
     jitted = jax.jit(step, out_shardings=replicated)
@@ -459,9 +468,8 @@ def fit(
             checks.positive_int(value, name)
     if eval_every is not None and eval_every % log_every:
         raise ValueError(f"eval_every ({eval_every}) must be a multiple of log_every ({log_every})")
-    for name, function in (("step_fn", step_fn), ("batches (step -> batch)", batches)):
-        if not callable(function):
-            raise TypeError(f"{name} must be callable, got {type(function).__name__}")
+    checks.function(step_fn, "step_fn", "step_fn(state, batch) -> (state, loss)")
+    checks.function(batches, "batches", "batches(step) -> batch")
     try:  # a JSON round trip, so that it compares equal to what a checkpoint holds
         config = json.loads(json.dumps(dict(config or {})))
     except TypeError as e:
