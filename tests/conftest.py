@@ -16,8 +16,8 @@ def few_optimizations():
     """Compile with few XLA optimisations (`jax_disable_most_optimizations`) for a module.
 
     For modules that compile hundreds of small programs and run each once or twice, where
-    XLA's optimisations cost more time than they save (about a third of such a module's
-    time); the values checked are the same either way.
+    XLA's optimisations cost more time than they save (about 30% of such a module's time);
+    the values checked are the same either way.
     """
     previous = jax.config.read("jax_disable_most_optimizations")
     jax.config.update("jax_disable_most_optimizations", True)

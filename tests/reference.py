@@ -1,12 +1,11 @@
-"""Float64 NumPy references for the built-in cells, written from the equations.
+"""Float64 NumPy steps of the built-in cells, written from the equations.
 
 These are deliberately separate from the library: plain NumPy, per-gate
-slices, a Python loop over time.
+slices; `test_battery.py` loops them over time.
 """
 
 from collections.abc import Callable
 
-import jax
 import numpy as np
 
 import jaxrnn as jr
@@ -14,10 +13,6 @@ import jaxrnn as jr
 
 def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
-
-
-def _np(params):
-    return {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
 
 
 def rnn_step(activation):
@@ -68,32 +63,3 @@ CELLS: dict[str, tuple[Callable[[int], jr.Cell], Callable]] = {
     "gru": (lambda H: jr.gru(H), gru_step),
     "gru_original": (lambda H: jr.gru(H, reset_after=False), gru_original_step),
 }
-
-
-def to_numpy(tree):
-    return jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), tree)
-
-
-def step(name, params, carry, x):
-    """One float64 NumPy step of cell `name`."""
-    return CELLS[name][1](_np(params), to_numpy(carry), np.asarray(x, np.float64))
-
-
-def unroll(name, params, xs, carry, lengths=None, reverse=False):
-    """Time-major NumPy loop with the documented masking semantics of `jr.unroll`."""
-    xs = np.asarray(xs, np.float64)
-    carry = to_numpy(carry)
-    T = xs.shape[0]
-    batch_shape = xs.shape[1:-1]
-    hs = [None] * T
-    order = range(T - 1, -1, -1) if reverse else range(T)
-    for t in order:
-        new_carry, h = step(name, params, carry, xs[t])
-        if lengths is not None:
-            valid = (t < np.asarray(lengths))[..., None]
-            new_carry = jax.tree.map(lambda n, o, v=valid: np.where(v, n, o), new_carry, carry)
-            h = np.where(valid, h, 0.0)
-        carry, hs[t] = new_carry, h
-    if T == 0:
-        return carry, np.zeros((0, *batch_shape, 0))
-    return carry, np.stack(hs)

@@ -265,6 +265,7 @@ def test_layers_and_generate_accept_it(name):
     plain = jr.stack([cell, jr.bidirectional(cell, cell)])
     _, ys = plain.apply(net_params, xs, lengths=lengths)
     assert ys.shape == (T, 3, 2 * H) and bool(jnp.all(jnp.isfinite(ys)))
+    assert bool(jnp.all(ys[2:, 1] == 0))
     equal(net.apply(net_params, xs, lengths=lengths), plain.apply(net_params, xs, lengths=lengths))
 
     table = jax.random.normal(jax.random.key(3), (6, I))
