@@ -31,8 +31,8 @@ def generate(
     first_input: Array,
     num_steps: int,
     *,
-    readout: Callable[[Array], Array],
     embed: Callable[[Array], Array],
+    readout: Callable[[Array], Array],
     key: Array | None = None,
     temperature: float | Array = 1.0,
     top_k: int | None = None,
@@ -80,9 +80,9 @@ def generate(
       first_input: the first step's input `(*batch, I)`, e.g. `embed(start_tokens)`
         or a feature vector. Fixes the batch shape and the dtype.
       num_steps: the number of tokens to produce, `L >= 0`.
-      readout: `readout(h) -> logits`, `(*batch, H)` to `(*batch, C)`.
       embed: `embed(tokens) -> x`, integer tokens `(*batch,)` to the next input,
         with the shape and dtype of `first_input`.
+      readout: `readout(h) -> logits`, `(*batch, H)` to `(*batch, C)`.
       key: a PRNG key; required unless `greedy=True` (where it is unused).
       temperature: a positive scalar (a float or a scalar array, which may be
         traced); below 1 sharpens the distribution, above 1 flattens it.
@@ -112,8 +112,8 @@ def generate(
       >>> w_out = jax.random.normal(k_out, (8, 5))        # H = 8 to C = 5
       >>> start = table[jnp.zeros((3,), jnp.int32)]       # batch of 3
       >>> carry, tokens, logits = jr.generate(
-      ...     cell, params, None, start, 6, readout=lambda h: h @ w_out,
-      ...     embed=lambda t: table[t], key=jax.random.key(1), temperature=0.8)
+      ...     cell, params, None, start, 6, embed=lambda t: table[t],
+      ...     readout=lambda h: h @ w_out, key=jax.random.key(1), temperature=0.8)
       >>> tokens.shape, logits.shape, tokens.dtype
       ((6, 3), (6, 3, 5), dtype('int32'))
     """
@@ -127,8 +127,8 @@ def generate(
     else:
         key, temperature = checks.prng_key(key), _temperature(temperature)
         top_k = None if top_k is None else checks.positive_int(top_k, "top_k")
-    checks.function(readout, "readout", "h -> logits")
     checks.function(embed, "embed", "tokens -> inputs")
+    checks.function(readout, "readout", "h -> logits")
 
     carry, first_input = _start(cell, params, carry, first_input, num_steps)
     keys = None if key is None else jax.random.split(key, num_steps)

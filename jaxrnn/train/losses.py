@@ -17,7 +17,7 @@ steps only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +28,8 @@ from jaxrnn import checks
 
 Array = jax.Array
 
-REDUCTIONS = ("mean", "sum", "mean_per_sequence", "none")
+Reduction = Literal["mean", "sum", "mean_per_sequence", "none"]
+REDUCTIONS: tuple[str, ...] = get_args(Reduction)
 """The accepted values of `reduction`."""
 
 
@@ -38,7 +39,7 @@ def sequence_softmax_cross_entropy(
     lengths: Array | None = None,
     *,
     time_axis: int = 0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> Array:
     """Softmax cross-entropy of integer labels at every valid step of padded sequences.
 
@@ -130,8 +131,8 @@ def sequence_mse(
     targets: Array,
     lengths: Array | None = None,
     *,
+    reduction: Reduction = "mean",
     time_axis: int = 0,
-    reduction: str = "mean",
 ) -> Array:
     """Mean squared error at every valid step of padded sequences.
 
@@ -155,8 +156,8 @@ def sequence_mse(
       targets: the same shape and dtype as `predictions`.
       lengths: optional integer array `(*batch,)`, the number of valid steps of
         each sequence, in `[0, T]`. `None` means every step is valid.
-      time_axis: the axis that is time; any axis but the last.
       reduction: `"mean"`, `"sum"`, `"mean_per_sequence"` or `"none"`.
+      time_axis: the axis that is time; any axis but the last.
 
     Returns:
       A scalar, or for `reduction="none"` the per-step losses `(T, *batch)`, in the
