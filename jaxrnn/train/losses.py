@@ -255,22 +255,29 @@ def _sequence_loss(
     checks.one_of(reduction, "reduction", REDUCTIONS)
     x, y = jnp.moveaxis(x, time_axis, 0), jnp.moveaxis(y, time_axis, 0)
     batch_shape, num_steps = x.shape[1:-1], x.shape[0]
-    lengths = jnp.full(batch_shape, num_steps) if lengths is None else lengths  # None: all valid
-    valid = checks.valid_steps(checks.lengths(lengths, batch_shape, num_steps, name), num_steps)
+    valid = None  # every step is valid: nothing to mask
+    if lengths is not None:
+        lengths = checks.lengths(lengths, batch_shape, num_steps, name)
+        valid = checks.valid_steps(lengths, num_steps)
 
     def unpadded(a: Array) -> Array:
         # Before any arithmetic: `where` on the loss alone would still send NaN
         # gradients back through NaN inputs.
+        if valid is None:
+            return a
         mask = valid.reshape(valid.shape + (1,) * (a.ndim - valid.ndim))
         return jnp.where(mask, a, jnp.zeros((), a.dtype))
 
     # Sums of many half-precision losses lose whole digits: compute in float32.
     compute = jnp.float32 if x.dtype.itemsize < 4 else x.dtype
-    losses = per_step(unpadded(x.astype(compute)), unpadded(y))
-    losses = jnp.where(valid, losses, jnp.zeros((), losses.dtype))
+    losses = unpadded(per_step(unpadded(x.astype(compute)), unpadded(y)))
     if reduction == "none":
         return jnp.moveaxis(losses, 0, time_axis).astype(x.dtype)
-    counts = jnp.sum(valid, axis=0, dtype=losses.dtype)  # valid steps per sequence, (*batch,)
+    counts = (  # valid steps per sequence, (*batch,)
+        jnp.full(batch_shape, num_steps, losses.dtype)
+        if valid is None
+        else jnp.sum(valid, axis=0, dtype=losses.dtype)
+    )
     if reduction == "mean_per_sequence":  # each sequence's mean, then the mean of the non-empty
         losses = jnp.sum(losses, axis=0) / jnp.maximum(counts, 1)
         counts = jnp.minimum(counts, 1)
