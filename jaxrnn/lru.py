@@ -63,7 +63,7 @@ def lru(
     `H = hidden_size` units. Initialisation follows the paper's ring
     initialisation: $|\lambda|^2$ uniform on $[r_{min}^2, r_{max}^2]$ (so
     $|\lambda| \in [r_{min}, r_{max}]$), the phase $\arg\lambda$ uniform on
-    $[0, \text{max\_phase}]$, $\gamma = \sqrt{1 - |\lambda|^2}$, $B$ complex Gaussian
+    $[0, \text{max_phase}]$, $\gamma = \sqrt{1 - |\lambda|^2}$, $B$ complex Gaussian
     with variance $1/(2I)$ per part, $C$ complex Gaussian with variance $1/N$ per
     part. The paper's $D$ is a diagonal skip connection (its inputs and outputs
     have one size); here $D$ is a dense `(input_size, hidden_size)` matrix, Gaussian
