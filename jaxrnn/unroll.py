@@ -379,11 +379,9 @@ def segment_size(num_steps: int) -> int:
     `k` steps per chunk keep `T / k` values between chunks (the carry at each chunk
     boundary, for `unroll`'s remat) plus one chunk's `k` steps of intermediates, least
     at `k = sqrt(T)`. A divisor avoids leftover steps, which cost copies of the whole
-    input and output sequences (slicing, then concatenating): the lstm_long train step
-    of `bench/run.py` (`T = 2000`) peaks at 16.8 MiB with `remat` segments of `k = 44`
-    steps and 12.5 MiB with `k = 40`. A divisor is taken when `k + T / k` stays within
-    10% of its least value `2 sqrt(T)`; else `isqrt(T)` with leftover steps (for a
-    prime `T`, say).
+    input and output sequences (slicing, then concatenating). A divisor is taken when
+    `k + T / k` stays within 10% of its least value `2 sqrt(T)`; else `isqrt(T)` with
+    leftover steps (for a prime `T`, say).
     """
     root = max(1, math.isqrt(num_steps))
     best = min(

@@ -40,15 +40,8 @@ def map_chunks(fn: Callable[..., Any], *xs: Array, chunk_size: int | None = None
     `(k, *batch, C)` of a softmax head, never exist for more than one chunk.
 
     With `jaxrnn.unroll(..., remat=True)` before it, a train step keeps neither the
-    recurrent activations nor the logits at full length. On `bench/run.py`'s
-    lstm_long (LSTM of 64 units, `T = 2000`, batch 8, a dense head and softmax
-    cross-entropy at every step) the train step's peak memory (XLA's
-    `memory_analysis`) is, in MiB:
-
-    | classes `C` | neither | `remat=True` | `remat=True` and `map_chunks` |
-    |---|---|---|---|
-    | 32 | 59.2 | 12.5 | 10.5 |
-    | 256 | 100.2 | 53.6 | 11.4 |
+    recurrent activations nor the logits at full length: see "Long sequences" on the
+    Performance page of the docs for the memory it saves.
 
     Args:
       fn: a function of `len(xs)` arrays `(k, ...)`, the same `k` steps of each
