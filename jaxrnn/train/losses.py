@@ -255,15 +255,14 @@ def _sequence_loss(
     checks.one_of(reduction, "reduction", REDUCTIONS)
     x, y = jnp.moveaxis(x, time_axis, 0), jnp.moveaxis(y, time_axis, 0)
     batch_shape, num_steps = x.shape[1:-1], x.shape[0]
-    valid = None  # every step is valid: nothing to mask
+    valid = jnp.ones((num_steps, *batch_shape), bool)  # a constant: XLA folds it away
     if lengths is not None:
-        lengths = checks.lengths(lengths, batch_shape, num_steps, name)
-        valid = checks.valid_steps(lengths, num_steps)
+        valid = checks.valid_steps(checks.lengths(lengths, batch_shape, num_steps, name), num_steps)
 
     def unpadded(a: Array) -> Array:
         # Before any arithmetic: `where` on the loss alone would still send NaN
-        # gradients back through NaN inputs.
-        if valid is None:
+        # gradients back through NaN inputs. No lengths: nothing to mask.
+        if lengths is None:
             return a
         mask = valid.reshape(valid.shape + (1,) * (a.ndim - valid.ndim))
         return jnp.where(mask, a, jnp.zeros((), a.dtype))
@@ -273,11 +272,7 @@ def _sequence_loss(
     losses = unpadded(per_step(unpadded(x.astype(compute)), unpadded(y)))
     if reduction == "none":
         return jnp.moveaxis(losses, 0, time_axis).astype(x.dtype)
-    counts = (  # valid steps per sequence, (*batch,)
-        jnp.full(batch_shape, num_steps, losses.dtype)
-        if valid is None
-        else jnp.sum(valid, axis=0, dtype=losses.dtype)
-    )
+    counts = jnp.sum(valid, axis=0, dtype=losses.dtype)  # valid steps per sequence, (*batch,)
     if reduction == "mean_per_sequence":  # each sequence's mean, then the mean of the non-empty
         losses = jnp.sum(losses, axis=0) / jnp.maximum(counts, 1)
         counts = jnp.minimum(counts, 1)
