@@ -605,8 +605,9 @@ def lstm_cell_forward(
     (`n_a + n_x` rows):
 
     $$\Gamma_f = \sigma(W_f [a^{\langle t-1 \rangle}; x^{\langle t \rangle}] + b_f), \quad
-      \Gamma_i = \sigma(W_i [\cdot] + b_i), \quad
-      \tilde c = \tanh(W_c [\cdot] + b_c), \quad
+      \Gamma_i = \sigma(W_i [\cdot] + b_i),$$
+
+    $$\tilde c = \tanh(W_c [\cdot] + b_c), \quad
       \Gamma_o = \sigma(W_o [\cdot] + b_o)$$
 
     $$c^{\langle t \rangle} = \Gamma_f \odot c^{\langle t-1 \rangle} + \Gamma_i \odot \tilde c,
@@ -716,8 +717,10 @@ def rnn_cell_backward(da_next: npt.ArrayLike, cache: tuple) -> Gradients:
     $$dz = \left(1 - (a^{\langle t \rangle})^2\right) \odot da_{next}$$
 
     $$dx^{\langle t \rangle} = W_{ax}^T dz, \quad dW_{ax} = dz\, x^{\langle t \rangle T},
-      \quad da_{prev} = W_{aa}^T dz, \quad dW_{aa} = dz\, a^{\langle t-1 \rangle T},
-      \quad db_a = \textstyle\sum_{\text{batch}} dz$$
+      \quad da_{prev} = W_{aa}^T dz,$$
+
+    $$dW_{aa} = dz\, a^{\langle t-1 \rangle T}, \quad
+      db_a = \textstyle\sum_{\text{batch}} dz$$
 
     The output layer ($W_{ya}, b_y$) is not part of it: as in the course, the
     gradient through the softmax is assumed folded into `da_next`.
