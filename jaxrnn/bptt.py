@@ -154,7 +154,9 @@ def bptt(
       >>> params = cell.init(jax.random.key(0), input_size=3)
       >>> xs = jax.random.normal(jax.random.key(1), (5, 2, 3))
       >>> def loss(params, grad):
-      ...     (h, c), hs = jr.unroll(cell, params, xs, lengths=jnp.array([5, 2]), grad=grad)
+      ...     (h, c), hs = jr.unroll(
+      ...         cell, params, xs, lengths=jnp.array([5, 2]), grad=grad
+      ...     )
       ...     return jnp.sum(hs**2) + jnp.sum(c)
       >>> by_hand = jax.grad(lambda p: loss(p, "bptt"))(params)
       >>> by_autodiff = jax.grad(lambda p: loss(p, "autodiff"))(params)

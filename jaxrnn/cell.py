@@ -82,13 +82,14 @@ class Cell(NamedTuple):
       >>> def step(params, h, x):
       ...     h = jnp.tanh(x @ params["w"] + h @ params["u"])
       ...     return h, h
+      >>> def init(key, input_size, dtype=jnp.float32):
+      ...     w = jax.random.normal(key, (input_size, 4), dtype) / input_size**0.5
+      ...     return {"w": w, "u": jnp.zeros((4, 4), dtype)}
+      >>> def zeros(batch_shape=(), dtype=jnp.float32):
+      ...     return jnp.zeros((*batch_shape, 4), dtype)
       >>> cell = jr.Cell(
-      ...     init=lambda key, input_size, dtype=jnp.float32: {
-      ...         "w": jax.random.normal(key, (input_size, 4), dtype) / input_size**0.5,
-      ...         "u": jnp.zeros((4, 4), dtype)},
-      ...     initial_carry=lambda batch_shape=(), dtype=jnp.float32: jnp.zeros(
-      ...         (*batch_shape, 4), dtype),
-      ...     step=step, hidden_size=4, name="tiny")
+      ...     init=init, initial_carry=zeros, step=step, hidden_size=4, name="tiny"
+      ... )
       >>> params = cell.init(jax.random.key(0), 3)
       >>> h, hs = jr.unroll(cell, params, jnp.ones((5, 2, 3)))
       >>> hs.shape

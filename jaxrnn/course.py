@@ -534,9 +534,11 @@ def rnn_cell_forward(
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> random = np.random.RandomState(1)  # the draws of the course's np.random.seed(1)
+      >>> # the draws of the course's np.random.seed(1)
+      >>> random = np.random.RandomState(1)
       >>> xt, a_prev = random.randn(3, 10), random.randn(5, 10)
-      >>> shapes = {"Waa": (5, 5), "Wax": (5, 3), "Wya": (2, 5), "ba": (5, 1), "by": (2, 1)}
+      >>> shapes = {"Waa": (5, 5), "Wax": (5, 3), "Wya": (2, 5)}
+      >>> shapes.update(ba=(5, 1), by=(2, 1))
       >>> parameters = {k: random.randn(*s) for k, s in shapes.items()}
       >>> a_next, yt_pred, cache = course.rnn_cell_forward(xt, a_prev, parameters)
       >>> a_next[4][:4]  # the course's expected output
@@ -576,14 +578,16 @@ def rnn_forward(
       >>> import jax, numpy as np, jaxrnn as jr
       >>> from jaxrnn import course
       >>> cell = jr.rnn(5)
-      >>> params = jax.tree.map(np.asarray, cell.init(jax.random.key(0), input_size=3))
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> params = jax.tree.map(np.asarray, params)
       >>> head = {"w_y": np.zeros((5, 2), np.float32), "b_y": np.zeros(2, np.float32)}
       >>> parameters = course.from_cell_params(params, head)  # float32, as the cell's
       >>> x, a0 = np.ones((3, 10, 4), np.float32), np.zeros((5, 10), np.float32)
       >>> a, y_pred, caches = course.rnn_forward(x, a0, parameters)
       >>> a.shape, y_pred.shape, a.dtype, len(caches[0])
       ((5, 10, 4), (2, 10, 4), dtype('float32'), 4)
-      >>> float(y_pred[0, 0, 0])  # a zero output layer gives each of the n_y classes 1 / n_y
+      >>> # a zero output layer gives each of the n_y classes 1 / n_y
+      >>> float(y_pred[0, 0, 0])
       0.5
     """
     return _forward(_RNN, x, a0, parameters)
@@ -601,8 +605,9 @@ def lstm_cell_forward(
     (`n_a + n_x` rows):
 
     $$\Gamma_f = \sigma(W_f [a^{\langle t-1 \rangle}; x^{\langle t \rangle}] + b_f), \quad
-      \Gamma_i = \sigma(W_i [\cdot] + b_i), \quad
-      \tilde c = \tanh(W_c [\cdot] + b_c), \quad
+      \Gamma_i = \sigma(W_i [\cdot] + b_i),$$
+
+    $$\tilde c = \tanh(W_c [\cdot] + b_c), \quad
       \Gamma_o = \sigma(W_o [\cdot] + b_o)$$
 
     $$c^{\langle t \rangle} = \Gamma_f \odot c^{\langle t-1 \rangle} + \Gamma_i \odot \tilde c,
@@ -637,11 +642,16 @@ def lstm_cell_forward(
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(1)
       >>> n_x, n_a, n_y, m = 3, 5, 2, 10
-      >>> shapes = {k: (n_a, n_a + n_x) if k[0] == "W" else (n_a, 1) for k in course.LSTM_KEYS}
+      >>> shapes = {
+      ...     k: (n_a, n_a + n_x) if k[0] == "W" else (n_a, 1)
+      ...     for k in course.LSTM_KEYS
+      ... }
       >>> shapes.update(Wy=(n_y, n_a), by=(n_y, 1))
       >>> parameters = {k: rng.standard_normal(s) for k, s in shapes.items()}
       >>> xt, a_prev, c_prev = (rng.standard_normal((n, m)) for n in (n_x, n_a, n_a))
-      >>> a_next, c_next, yt, cache = course.lstm_cell_forward(xt, a_prev, c_prev, parameters)
+      >>> a_next, c_next, yt, cache = course.lstm_cell_forward(
+      ...     xt, a_prev, c_prev, parameters
+      ... )
       >>> a_next.shape, c_next.shape, yt.shape, len(cache)
       ((5, 10), (5, 10), (2, 10), 10)
       >>> ft, it, cct, ot = cache[4:8]
@@ -678,13 +688,17 @@ def lstm_forward(
     Examples:
       >>> import numpy as np
       >>> from jaxrnn import course
-      >>> random = np.random.RandomState(1)  # the draws of the course's np.random.seed(1)
+      >>> # the draws of the course's np.random.seed(1)
+      >>> random = np.random.RandomState(1)
       >>> x, a0 = random.randn(3, 10, 7), random.randn(5, 10)
       >>> course_order = ["Wf", "bf", "Wi", "bi", "Wo", "bo", "Wc", "bc"]
-      >>> parameters = {k: random.randn(5, 8 if k[0] == "W" else 1) for k in course_order}
+      >>> parameters = {
+      ...     k: random.randn(5, 8 if k[0] == "W" else 1) for k in course_order
+      ... }
       >>> parameters.update(Wy=random.randn(2, 5), by=random.randn(2, 1))
       >>> a, y, c, caches = course.lstm_forward(x, a0, parameters)
-      >>> round(float(a[4, 3, 6]), 6), round(float(c[1, 2, 1]), 6)  # the course's values
+      >>> # the course's values
+      >>> round(float(a[4, 3, 6]), 6), round(float(c[1, 2, 1]), 6)
       (0.172118, -0.855545)
       >>> y.shape, len(caches[0])
       ((2, 10, 7), 7)
@@ -703,8 +717,10 @@ def rnn_cell_backward(da_next: npt.ArrayLike, cache: tuple) -> Gradients:
     $$dz = \left(1 - (a^{\langle t \rangle})^2\right) \odot da_{next}$$
 
     $$dx^{\langle t \rangle} = W_{ax}^T dz, \quad dW_{ax} = dz\, x^{\langle t \rangle T},
-      \quad da_{prev} = W_{aa}^T dz, \quad dW_{aa} = dz\, a^{\langle t-1 \rangle T},
-      \quad db_a = \textstyle\sum_{\text{batch}} dz$$
+      \quad da_{prev} = W_{aa}^T dz,$$
+
+    $$dW_{aa} = dz\, a^{\langle t-1 \rangle T}, \quad
+      db_a = \textstyle\sum_{\text{batch}} dz$$
 
     The output layer ($W_{ya}, b_y$) is not part of it: as in the course, the
     gradient through the softmax is assumed folded into `da_next`.
@@ -726,7 +742,9 @@ def rnn_cell_backward(da_next: npt.ArrayLike, cache: tuple) -> Gradients:
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(0)
       >>> sizes = [(5, 3), (5, 5), (2, 5), (5, 1), (2, 1)]  # Wax, Waa, Wya, ba, by
-      >>> parameters = {k: rng.standard_normal(s) for k, s in zip(course.RNN_KEYS, sizes)}
+      >>> parameters = {
+      ...     k: rng.standard_normal(s) for k, s in zip(course.RNN_KEYS, sizes)
+      ... }
       >>> xt, a_prev = rng.standard_normal((3, 10)), rng.standard_normal((5, 10))
       >>> a_next, _, cache = course.rnn_cell_forward(xt, a_prev, parameters)
       >>> gradients = course.rnn_cell_backward(np.ones((5, 10)), cache)
@@ -779,8 +797,10 @@ def rnn_backward(da: npt.ArrayLike, caches: tuple) -> Gradients:
       >>> a, y_pred, caches = course.rnn_forward(x, np.zeros((5, 10)), parameters)
       >>> gradients = course.rnn_backward(np.ones(a.shape), caches)  # of J = sum(a)
       >>> {k: v.shape for k, v in gradients.items()}
-      {'dx': (3, 10, 4), 'da0': (5, 10), 'dWax': (5, 3), 'dWaa': (5, 5), 'dba': (5, 1)}
-      >>> last = course.rnn_cell_backward(np.ones((5, 10)), caches[0][-1])  # nothing after it
+      {'dx': (3, 10, 4), 'da0': (5, 10), 'dWax': (5, 3), 'dWaa': (5, 5),
+       'dba': (5, 1)}
+      >>> # the last step: no step after it adds to its gradient
+      >>> last = course.rnn_cell_backward(np.ones((5, 10)), caches[0][-1])
       >>> bool(np.allclose(gradients["dx"][:, :, -1], last["dxt"]))
       True
     """
@@ -836,14 +856,20 @@ def lstm_cell_backward(da_next: npt.ArrayLike, dc_next: npt.ArrayLike, cache: tu
       >>> import numpy as np
       >>> from jaxrnn import course
       >>> rng = np.random.default_rng(3)
-      >>> gates = {w + g: rng.normal(size=(5, 8 if w == "W" else 1)) for g in "fico" for w in "Wb"}
-      >>> parameters = {**gates, "Wy": rng.normal(size=(2, 5)), "by": np.zeros((2, 1))}
+      >>> gates = {
+      ...     w + g: rng.normal(size=(5, 8 if w == "W" else 1))
+      ...     for g in "fico"
+      ...     for w in "Wb"
+      ... }
+      >>> head = {"Wy": rng.normal(size=(2, 5)), "by": np.zeros((2, 1))}
+      >>> parameters = {**gates, **head}
       >>> xt, state = rng.normal(size=(3, 10)), np.zeros((5, 10))
       >>> *_, cache = course.lstm_cell_forward(xt, state, state, parameters)
       >>> da_next, dc_next = np.zeros((5, 10)), np.ones((5, 10))  # J = sum(c_next)
       >>> gradients = course.lstm_cell_backward(da_next, dc_next, cache)
       >>> ft = cache[4]
-      >>> bool(np.allclose(gradients["dc_prev"], dc_next * ft))  # dc = dc_next, as da_next = 0
+      >>> # dc = dc_next, as da_next = 0
+      >>> bool(np.allclose(gradients["dc_prev"], dc_next * ft))
       True
       >>> gradients["dxt"].shape, gradients["dc_prev"].shape, gradients["dWf"].shape
       ((3, 10), (5, 10), (5, 8))
@@ -890,7 +916,10 @@ def lstm_backward(da: npt.ArrayLike, caches: tuple) -> Gradients:
       >>> rng = np.random.default_rng(4)
       >>> weights = {f"W{g}": rng.standard_normal((5, 8)) for g in "fico"}
       >>> biases = {f"b{g}": rng.standard_normal((5, 1)) for g in "fico"}
-      >>> head = {"Wy": rng.standard_normal((2, 5)), "by": rng.standard_normal((2, 1))}
+      >>> head = {
+      ...     "Wy": rng.standard_normal((2, 5)),
+      ...     "by": rng.standard_normal((2, 1)),
+      ... }
       >>> x, a0 = rng.standard_normal((3, 10, 7)), rng.standard_normal((5, 10))
       >>> *_, caches = course.lstm_forward(x, a0, {**weights, **biases, **head})
       >>> da = rng.standard_normal((5, 10, 4))  # 4 of the 7 steps, as in the course

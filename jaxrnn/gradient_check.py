@@ -214,7 +214,9 @@ def gradcheck(
       >>> result = gradcheck(loss, params, xs)
       >>> result.passed, [leaf.path for leaf in result.leaves]
       (True, ['b', 'w_h', 'w_x'])
-      >>> wrong = jax.tree.map(lambda g: g.at[(0,) * g.ndim].add(1e-3), jax.grad(loss)(params, xs))
+      >>> def nudge(g):  # a wrong gradient: 1e-3 more at a leaf's first entry
+      ...     return g.at[(0,) * g.ndim].add(1e-3)
+      >>> wrong = jax.tree.map(nudge, jax.grad(loss)(params, xs))
       >>> bad = gradcheck(loss, params, xs, grad=wrong)
       >>> bad.passed, bad.worst.worst_index in {(0,), (0, 0)}
       (False, True)

@@ -56,8 +56,9 @@ def dense(output_size: int, *, kernel_init: Initializer | None = None) -> Dense:
       >>> cell, head = jr.lstm(16), jr.dense(5)
       >>> params = {"cell": cell.init(jax.random.key(0), 3),
       ...           "head": head.init(jax.random.key(1), 16)}
-      >>> _, hs = jr.unroll(cell, params["cell"], jnp.ones((10, 2, 3)))   # (T, batch, H)
-      >>> logits = head.apply(params["head"], hs)                         # (T, batch, 5)
+      >>> xs = jnp.ones((10, 2, 3))
+      >>> _, hs = jr.unroll(cell, params["cell"], xs)  # (T, batch, H)
+      >>> logits = head.apply(params["head"], hs)  # (T, batch, 5)
       >>> logits.shape
       (10, 2, 5)
     """

@@ -5,8 +5,10 @@ params from an explicit key, `initial_carry` its zero state, and `apply` runs
 it over a whole sequence with the calling convention of `jaxrnn.unroll`:
 
 ```python
-carry, ys = layer.apply(params, xs, carry=None, *, lengths=None, time_axis=0, key=None,
-                        **options)    # mask, resets, unroll, remat, hoist, grad, parallel
+# options: mask, resets, unroll, remat, hoist, grad, parallel
+carry, ys = layer.apply(
+    params, xs, carry=None, *, lengths=None, time_axis=0, key=None, **options
+)
 ```
 
 Every `unroll` option in `options` reaches every cell inside the layer.
@@ -134,9 +136,10 @@ def bidirectional(fwd: Any, bwd: Any, merge: Any = "concat") -> Bidirectional:
 
     ```python
     fwd_carry, ys_f = unroll(fwd, params["fwd"], xs, carry[0], lengths=lengths)
-    bwd_carry, ys_b = unroll(bwd, params["bwd"], xs, carry[1], lengths=lengths,
-                             reverse=True)
-    ys = merge(ys_f, ys_b)                 # "concat": concatenate([ys_f, ys_b], axis=-1)
+    bwd_carry, ys_b = unroll(
+        bwd, params["bwd"], xs, carry[1], lengths=lengths, reverse=True
+    )
+    ys = merge(ys_f, ys_b)  # "concat": concatenate([ys_f, ys_b], axis=-1)
     ```
 
     The backward part reads each sequence from its own last valid step down to step
@@ -170,11 +173,11 @@ def bidirectional(fwd: Any, bwd: Any, merge: Any = "concat") -> Bidirectional:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> layer = jr.bidirectional(jr.lstm(8), jr.lstm(8))
       >>> params = layer.init(jax.random.key(0), input_size=3)
-      >>> xs = jnp.ones((5, 2, 3))                                 # (T, batch, I)
+      >>> xs = jnp.ones((5, 2, 3))  # (T, batch, I)
       >>> (fwd, bwd), ys = layer.apply(params, xs, lengths=jnp.array([5, 2]))
       >>> ys.shape, layer.output_size
       ((5, 2, 16), 16)
-      >>> bool(jnp.all(ys[2:, 1] == 0))                            # padding stays zero
+      >>> bool(jnp.all(ys[2:, 1] == 0))  # padding stays zero
       True
     """
     _check_part(fwd, "fwd", reader="merge")
@@ -288,14 +291,18 @@ def stack(
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
-      >>> net = jr.stack([jr.bidirectional(jr.gru(8), jr.gru(8)), jr.dense(16), jr.lstm(16)],
-      ...                dropout=0.2, zoneout=0.1, residual=True)
+      >>> net = jr.stack(
+      ...     [jr.bidirectional(jr.gru(8), jr.gru(8)), jr.dense(16), jr.lstm(16)],
+      ...     dropout=0.2,
+      ...     zoneout=0.1,
+      ...     residual=True,
+      ... )
       >>> params = net.init(jax.random.key(0), input_size=16)
-      >>> xs = jnp.ones((5, 2, 16))                                 # (T, batch, I)
+      >>> xs = jnp.ones((5, 2, 16))  # (T, batch, I)
       >>> carries, ys = net.apply(params, xs, key=jax.random.key(1), remat=True)
       >>> ys.shape, len(carries)
       ((5, 2, 16), 3)
-      >>> _, ys_eval = net.apply(params, xs)                          # no key: no dropout
+      >>> _, ys_eval = net.apply(params, xs)  # no key: no dropout
       >>> bool(jnp.all(ys_eval == net.apply(params, xs)[1]))
       True
 

@@ -103,7 +103,8 @@ def lru(
       >>> modulus = jnp.exp(-jnp.exp(params["nu_log"]))
       >>> bool(jnp.all((modulus >= 0.9) & (modulus <= 0.999)))
       True
-      >>> (h_re, h_im), ys = jr.unroll(cell, params, jnp.ones((50, 2, 3)), parallel=True)
+      >>> xs = jnp.ones((50, 2, 3))
+      >>> (h_re, h_im), ys = jr.unroll(cell, params, xs, parallel=True)
       >>> ys.shape, h_re.shape
       ((50, 2, 8), (2, 16))
 

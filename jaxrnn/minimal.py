@@ -91,9 +91,10 @@ def min_gru(
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> cell = jr.min_gru(hidden_size=8)
       >>> params = cell.init(jax.random.key(0), input_size=3)
-      >>> xs = jnp.ones((100, 2, 3))                       # (T, batch, I)
+      >>> xs = jnp.ones((100, 2, 3))  # (T, batch, I)
       >>> h, hs = jr.unroll(cell, params, xs, parallel=True)
-      >>> hs.shape, bool(jnp.allclose(hs, jr.unroll(cell, params, xs, parallel=False)[1]))
+      >>> _, hs_sequential = jr.unroll(cell, params, xs, parallel=False)
+      >>> hs.shape, bool(jnp.allclose(hs, hs_sequential))
       ((100, 2, 8), True)
 
     References:

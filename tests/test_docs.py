@@ -7,6 +7,9 @@
 - The python code blocks of every page under `docs/`, each page in order as one
   program. Only blocks fenced as ```python run; shell commands and signatures
   use other fences (```bash, ```text).
+- Every line of code the site shows fits its content column (`LIMIT`): the lines
+  of each fenced block under `docs/`, and the `>>>` examples and fenced blocks of
+  the docstrings that the API pages render.
 
 Everything runs under the suite's strict dtype and rank promotion (conftest.py),
 so an example that only works thanks to silent promotion fails here.
@@ -14,10 +17,14 @@ so an example that only works thanks to silent promotion fails here.
 
 from __future__ import annotations
 
+import ast
 import doctest
 import importlib
+import importlib.util
+import inspect
 import pkgutil
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -140,3 +147,101 @@ def test_api_index_lists_every_public_name():
         "docs/api/jaxrnn.md must list exactly jaxrnn.__all__: "
         f"missing {sorted(public - listed)}, extra {sorted(listed - public)}"
     )
+
+
+# Characters of monospace that a code block of the site's content column shows
+# without scrolling sideways (mkdocs-material, browser window 1280 to 1920 px wide).
+LIMIT = 80
+FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})")
+
+
+def code_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(index, line as displayed) of each code line of a Markdown text or docstring.
+
+    Code is what a fenced block holds, measured from the fence's indentation, and a
+    `>>>` example up to the next blank line, measured from the `>>>`.
+    """
+    fence: tuple[str, str] | None = None
+    prompt: int | None = None
+    for index, line in enumerate(text.splitlines()):
+        stripped = line.strip()
+        if fence is not None:
+            indent, marks = fence
+            if stripped.startswith(marks) and set(stripped) == {marks[0]}:
+                fence = None
+            else:
+                yield index, line[len(indent) :] if line.startswith(indent) else stripped
+        elif match := FENCE.match(line):
+            fence = match.group(1), match.group(2)
+        elif prompt is not None and stripped:
+            yield index, line[prompt:]
+        elif stripped.startswith(">>>"):
+            prompt = len(line) - len(line.lstrip())
+            yield index, line[prompt:]
+        else:
+            prompt = None
+
+
+def too_long(lines: Iterator[tuple[int, str]], where: str, first_line: int) -> list[str]:
+    return [
+        f"{where}:{first_line + index}: {len(line)} characters"
+        for index, line in lines
+        if len(line) > LIMIT
+    ]
+
+
+MARKDOWN = sorted(DOCS.rglob("*.md"))
+
+
+@pytest.mark.parametrize(
+    "page", MARKDOWN, ids=[path.relative_to(DOCS).as_posix() for path in MARKDOWN]
+)
+def test_doc_code_lines_fit_the_column(page: Path):
+    text = page.read_text(encoding="utf-8")
+    offenders = too_long(code_lines(text), page.relative_to(ROOT).as_posix(), 1)
+    assert not offenders, f"code lines longer than {LIMIT} characters:\n" + "\n".join(offenders)
+
+
+def shown_docstrings(tree: ast.Module) -> Iterator[ast.Constant]:
+    """The docstrings the API pages render: of the module, of its public classes,
+    functions and methods, and of the attributes documented by a string below them."""
+
+    def is_string(node: ast.AST) -> bool:
+        return (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        )
+
+    def visit(node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+        if node.body and is_string(node.body[0]):
+            yield node.body[0].value
+        for previous, child in zip([None, *node.body[:-1]], node.body, strict=True):
+            if isinstance(child, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                if not child.name.startswith("_"):
+                    yield from visit(child)
+            elif (
+                isinstance(node, (ast.Module, ast.ClassDef))
+                and isinstance(previous, (ast.Assign, ast.AnnAssign))
+                and is_string(child)
+            ):
+                yield child.value
+
+    yield from visit(tree)
+
+
+MODULES = public_modules()
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_code_lines_fit_the_column(name: str):
+    path = Path(importlib.util.find_spec(name).origin)
+    where = path.relative_to(ROOT).as_posix()
+    offenders = []
+    for docstring in shown_docstrings(ast.parse(path.read_text(encoding="utf-8"))):
+        # As displayed: inspect.cleandoc drops the leading blank lines and the indentation.
+        raw = docstring.value.expandtabs().splitlines()
+        blank = next((i for i, line in enumerate(raw) if line.strip()), 0)
+        lines = code_lines(inspect.cleandoc(docstring.value))
+        offenders += too_long(lines, where, docstring.lineno + blank)
+    assert not offenders, f"code lines longer than {LIMIT} characters:\n" + "\n".join(offenders)

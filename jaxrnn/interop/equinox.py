@@ -88,7 +88,8 @@ def from_equinox(cell: Cell, eqx_cell: Any, *, dtype: Any = None) -> Params:
 
     Examples:
       >>> import jax, equinox as eqx, jaxrnn as jr
-      >>> eqx_cell = eqx.nn.GRUCell(input_size=3, hidden_size=4, key=jax.random.key(0))
+      >>> key = jax.random.key(0)
+      >>> eqx_cell = eqx.nn.GRUCell(input_size=3, hidden_size=4, key=key)
       >>> params = jr.interop.from_equinox(jr.gru(4), eqx_cell)
       >>> {k: v.shape for k, v in params.items()}
       {'w_x': (3, 12), 'w_h': (4, 12), 'b': (12,), 'b_hn': (4,)}

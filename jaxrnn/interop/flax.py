@@ -171,7 +171,8 @@ def from_flax(cell: Cell, flax_params: Mapping[str, Any], *, dtype: Any = None) 
       ...     if bias:
       ...         layer["bias"] = rng.standard_normal(H, dtype=np.float32)
       ...     return layer
-      >>> flax_params = {                  # flax.linen.GRUCell(features=H), variables["params"]
+      >>> # flax.linen.GRUCell(features=H): its variables["params"]
+      >>> flax_params = {
       ...     "ir": dense(I, True), "iz": dense(I, True), "in": dense(I, True),
       ...     "hr": dense(H, False), "hz": dense(H, False), "hn": dense(H, True),
       ... }
@@ -258,14 +259,16 @@ def to_flax(cell: Cell, params: Params, kind: str | None = None) -> dict[str, di
       >>> import jax, jaxrnn as jr
       >>> cell = jr.lstm(hidden_size=4)
       >>> params = cell.init(jax.random.key(0), input_size=3)
-      >>> flax_params = jr.interop.to_flax(cell, params)  # for flax.linen.LSTMCell(features=4)
+      >>> # for flax.linen.LSTMCell(features=4)
+      >>> flax_params = jr.interop.to_flax(cell, params)
       >>> sorted(flax_params)
       ['hf', 'hg', 'hi', 'ho', 'if', 'ig', 'ii', 'io']
       >>> {k: v.shape for k, v in flax_params["hf"].items()}
       {'kernel': (4, 4), 'bias': (4,)}
       >>> bool((flax_params["if"]["kernel"] == params["w_x"][:, 4:8]).all())
       True
-      >>> back = jr.interop.from_flax(cell, {"params": flax_params})  # the cell's variables
+      >>> variables = {"params": flax_params}  # the Flax cell's variables
+      >>> back = jr.interop.from_flax(cell, variables)
       >>> all(bool((back[k] == params[k]).all()) for k in params)
       True
     """

@@ -231,7 +231,8 @@ def from_torch(
       >>> import numpy as np, jaxrnn as jr
       >>> H, I = 4, 3
       >>> rng = np.random.default_rng(0)
-      >>> state_dict = {                       # torch.nn.LSTM(I, H).state_dict(), as NumPy
+      >>> # torch.nn.LSTM(I, H).state_dict(), as NumPy arrays
+      >>> state_dict = {
       ...     "weight_ih_l0": rng.standard_normal((4 * H, I), dtype=np.float32),
       ...     "weight_hh_l0": rng.standard_normal((4 * H, H), dtype=np.float32),
       ...     "bias_ih_l0": rng.standard_normal(4 * H, dtype=np.float32),
@@ -242,7 +243,7 @@ def from_torch(
       {'b': (16,), 'w_h': (4, 16), 'w_x': (3, 16)}
       >>> bool(np.all(params["w_x"] == state_dict["weight_ih_l0"].T))
       True
-      >>> net = jr.stack([jr.lstm(H)])            # a whole torch.nn.LSTM(I, H, num_layers=1)
+      >>> net = jr.stack([jr.lstm(H)])  # a torch.nn.LSTM(I, H, num_layers=1)
       >>> sorted(jr.interop.from_torch(net, state_dict)["layers"][0])
       ['b', 'w_h', 'w_x']
     """
@@ -350,12 +351,15 @@ def to_torch(
       >>> params = cell.init(jax.random.key(0), input_size=3)
       >>> state = jr.interop.to_torch(cell, params, suffix="_l0")
       >>> {k: v.shape for k, v in state.items()}
-      {'weight_ih_l0': (12, 3), 'weight_hh_l0': (12, 4), 'bias_ih_l0': (12,), 'bias_hh_l0': (12,)}
+      {'weight_ih_l0': (12, 3), 'weight_hh_l0': (12, 4), 'bias_ih_l0': (12,),
+       'bias_hh_l0': (12,)}
       >>> back = jr.interop.from_torch(cell, state)
       >>> all(bool(np.array_equal(back[k], params[k])) for k in params)
       True
-      >>> net = jr.stack([jr.bidirectional(cell, cell)] * 2)  # nn.GRU(3, 4, 2, bidirectional=True)
-      >>> state = jr.interop.to_torch(net, net.init(jax.random.key(0), input_size=3))
+      >>> # torch.nn.GRU(3, 4, num_layers=2, bidirectional=True)
+      >>> net = jr.stack([jr.bidirectional(cell, cell)] * 2)
+      >>> net_params = net.init(jax.random.key(0), input_size=3)
+      >>> state = jr.interop.to_torch(net, net_params)
       >>> state["weight_ih_l1_reverse"].shape
       (12, 8)
     """
@@ -426,7 +430,8 @@ def carry_from_torch(layer_or_cell: Cell | Bidirectional | Stack, h_n: Any, c_n:
     Examples:
       >>> import numpy as np, jaxrnn as jr
       >>> net = jr.stack([jr.bidirectional(jr.gru(4), jr.gru(4))] * 2)
-      >>> h_n = np.arange(2 * 2 * 3 * 4, dtype=np.float32).reshape(4, 3, 4)  # (L*D, N, H)
+      >>> h_n = np.arange(2 * 2 * 3 * 4, dtype=np.float32)
+      >>> h_n = h_n.reshape(4, 3, 4)  # (L*D, N, H)
       >>> carries = jr.interop.carry_from_torch(net, h_n)
       >>> len(carries), carries[1][0].shape                        # layer 1, forward
       (2, (3, 4))

@@ -177,7 +177,8 @@ def save(
     Examples:
       >>> import tempfile, pathlib, jax, jax.numpy as jnp
       >>> from jaxrnn import checkpoint
-      >>> tree = {"w": jnp.arange(6.0).reshape(2, 3), "step": 3, "key": jax.random.key(0)}
+      >>> w = jnp.arange(6.0).reshape(2, 3)
+      >>> tree = {"w": w, "step": 3, "key": jax.random.key(0)}
       >>> path = pathlib.Path(tempfile.mkdtemp()) / "ckpt.npz"
       >>> checkpoint.save(path, tree, metadata={"loss": 0.25}).name
       'ckpt.npz'
@@ -360,11 +361,13 @@ def load(path: str | os.PathLike, like: PyTree | None = None) -> PyTree:
       >>> from jaxrnn import checkpoint
       >>> params = jr.lstm(4).init(jax.random.key(0), input_size=3)
       >>> opt_state = optax.adam(1e-3).init(params)
-      >>> path = checkpoint.save(pathlib.Path(tempfile.mkdtemp()) / "c.npz", (params, opt_state))
+      >>> path = pathlib.Path(tempfile.mkdtemp()) / "c.npz"
+      >>> path = checkpoint.save(path, (params, opt_state))
       >>> params2, opt_state2 = checkpoint.load(path, like=(params, opt_state))
       >>> type(opt_state2[0]).__name__, bool((params2["w_h"] == params["w_h"]).all())
       ('ScaleByAdamState', True)
-      >>> raw_params, raw_opt_state = checkpoint.load(path)  # no template: lists, dicts, NumPy
+      >>> # no template: lists, dicts and NumPy arrays
+      >>> raw_params, raw_opt_state = checkpoint.load(path)
       >>> adam_state = raw_opt_state[0]
       >>> sorted(adam_state), type(raw_params.get("w_x")).__name__
       (['count', 'mu', 'nu'], 'ndarray')
@@ -417,7 +420,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
       >>> import tempfile, pathlib, numpy as np
       >>> from jaxrnn import checkpoint
       >>> path = pathlib.Path(tempfile.mkdtemp()) / "c.npz"
-      >>> _ = checkpoint.save(path, {"w": np.zeros(3)}, metadata={"lr": 1e-3, "sizes": (4, 8)})
+      >>> metadata = {"lr": 1e-3, "sizes": (4, 8)}
+      >>> _ = checkpoint.save(path, {"w": np.zeros(3)}, metadata=metadata)
       >>> checkpoint.read_metadata(path)
       {'lr': 0.001, 'sizes': [4, 8]}
     """
@@ -485,7 +489,8 @@ def save_step(
       >>> from jaxrnn import checkpoint
       >>> directory = tempfile.mkdtemp()
       >>> for step in (10, 20, 30):
-      ...     path = checkpoint.save_step(directory, step, {"w": np.full(2, step)}, keep=2)
+      ...     tree = {"w": np.full(2, step)}
+      ...     path = checkpoint.save_step(directory, step, tree, keep=2)
       >>> sorted(p.name for p in path.parent.iterdir())
       ['ckpt_00000020.npz', 'ckpt_00000030.npz']
     """

@@ -68,7 +68,9 @@ def map_chunks(fn: Callable[..., Any], *xs: Array, chunk_size: int | None = None
       >>> xs, labels = jnp.ones((100, 4, 8)), jnp.zeros((100, 4), jnp.int32)
       >>> def step_losses(hs, labels):  # (k, 4, 16), (k, 4) -> (k, 4)
       ...     logits = head.apply(head_params, hs)
-      ...     return jr.sequence_softmax_cross_entropy(logits, labels, reduction="none")
+      ...     return jr.sequence_softmax_cross_entropy(
+      ...         logits, labels, reduction="none"
+      ...     )
       >>> _, hs = jr.unroll(cell, params, xs, remat=True)
       >>> jr.map_chunks(step_losses, hs, labels).shape
       (100, 4)

@@ -152,8 +152,8 @@ def make_train_step(
       ...     _, hs = jr.unroll(cell, params, xs)
       ...     return jnp.mean(hs**2)
       >>> optimizer = optax.sgd(0.1)
-      >>> state = jr.train.init_state(
-      ...     cell.init(jax.random.key(0), input_size=3), optimizer, jax.random.key(1))
+      >>> params = cell.init(jax.random.key(0), input_size=3)
+      >>> state = jr.train.init_state(params, optimizer, jax.random.key(1))
       >>> step = jr.train.make_train_step(loss_fn, optimizer)
       >>> xs = jnp.ones((5, 2, 3))  # (T, batch, features)
       >>> state, first = step(state, xs)
@@ -161,7 +161,9 @@ def make_train_step(
       >>> int(state.step), bool(second < first)
       (2, True)
       >>> mesh = jax.sharding.Mesh(jax.devices(), ("batch",))
-      >>> sharded = jr.train.make_train_step(loss_fn, optimizer, mesh=mesh, batch_axis=1)
+      >>> sharded = jr.train.make_train_step(
+      ...     loss_fn, optimizer, mesh=mesh, batch_axis=1
+      ... )
       >>> state, loss = sharded(state, jnp.ones((5, 2 * len(jax.devices()), 3)))
       >>> state.params["w_h"].sharding.is_fully_replicated
       True
@@ -328,8 +330,14 @@ def restore(path: str | os.PathLike, like: TrainState) -> Restored | None:
       >>> def loss_fn(params, xs, key):
       ...     return jnp.mean(jr.unroll(cell, params, xs)[1] ** 2)
       >>> step_fn = jr.train.make_train_step(loss_fn, optimizer)
-      >>> _ = jr.train.fit(fresh_state(), step_fn, lambda step: jnp.ones((3, 2)),
-      ...                  steps=5, checkpoint_dir=directory, progress=False)  # doctest: +ELLIPSIS
+      >>> _ = jr.train.fit(
+      ...     fresh_state(),
+      ...     step_fn,
+      ...     lambda step: jnp.ones((3, 2)),
+      ...     steps=5,
+      ...     checkpoint_dir=directory,
+      ...     progress=False,
+      ... )  # doctest: +ELLIPSIS
       step 1/5  train loss ...
       step 5/5  train loss ...
       >>> restored = jr.train.restore(directory, like=fresh_state())
@@ -442,20 +450,37 @@ def fit(
       >>> def loss_fn(params, xs, key):
       ...     return jnp.mean(jr.unroll(cell, params, xs)[1] ** 2)
       >>> optimizer = optax.adam(1e-2)
-      >>> state = jr.train.init_state(
-      ...     cell.init(jax.random.key(1), input_size=3), optimizer, jax.random.key(2))
-      >>> step_fn, directory = jr.train.make_train_step(loss_fn, optimizer), tempfile.mkdtemp()
+      >>> params = cell.init(jax.random.key(1), input_size=3)
+      >>> state = jr.train.init_state(params, optimizer, jax.random.key(2))
+      >>> step_fn = jr.train.make_train_step(loss_fn, optimizer)
+      >>> directory = tempfile.mkdtemp()
       >>> result = jr.train.fit(
-      ...     state, step_fn, lambda step: xs, steps=20, log_every=10, progress=False,
-      ...     checkpoint_dir=directory, config={"hidden": 8})  # doctest: +ELLIPSIS
+      ...     state,
+      ...     step_fn,
+      ...     lambda step: xs,
+      ...     steps=20,
+      ...     log_every=10,
+      ...     progress=False,
+      ...     checkpoint_dir=directory,
+      ...     config={"hidden": 8},
+      ... )  # doctest: +ELLIPSIS
       step  1/20  train loss 0.3...
       step 10/20  train loss 0.2...
       step 20/20  train loss 0.1...
-      >>> int(result.state.step), result.losses.shape, bool(result.losses[-1] < result.losses[0])
+      >>> losses = result.losses
+      >>> int(result.state.step), losses.shape, bool(losses[-1] < losses[0])
       (20, (20,), True)
       >>> more = jr.train.fit(
-      ...     state, step_fn, lambda step: xs, steps=30, log_every=10, progress=False,
-      ...     checkpoint_dir=directory, config={"hidden": 8}, resume=True)  # doctest: +ELLIPSIS
+      ...     state,
+      ...     step_fn,
+      ...     lambda step: xs,
+      ...     steps=30,
+      ...     log_every=10,
+      ...     progress=False,
+      ...     checkpoint_dir=directory,
+      ...     config={"hidden": 8},
+      ...     resume=True,
+      ... )  # doctest: +ELLIPSIS
       resuming from .../ckpt_00000020.npz (step 20)
       step 21/30  train loss 0.1...
       step 30/30  train loss 0.1...
