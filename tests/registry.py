@@ -1,5 +1,6 @@
-"""One registry of every cell the battery checks: the built-ins and two cells written
-here the documented way (a nonlinear one with nested params, a linear one).
+"""One registry of every cell the battery checks: the built-ins and three cells written
+here the documented way (the 13-line Elman RNN of docs/cells.md, a nonlinear one with
+nested params, a linear one).
 
 Each entry is a constructor of a cell with hidden size `H` and a float64 NumPy step
 written from the equations. Adding a cell here gives it every check of
@@ -22,6 +23,31 @@ import jaxrnn as jr
 class Entry(NamedTuple):
     make: Callable[[int], jr.Cell]
     numpy_step: Callable
+
+
+def elman(hidden_size):
+    """h' = tanh(x @ w_x + h @ w_h): the first cell of "Writing your own cell", as it stands."""
+
+    def init(key, input_size, dtype=jnp.float32):
+        k_x, k_h = jax.random.split(key)
+        normal = jax.nn.initializers.lecun_normal()
+        w_x = normal(k_x, (input_size, hidden_size), dtype)
+        w_h = normal(k_h, (hidden_size, hidden_size), dtype)
+        return {"w_x": w_x, "w_h": w_h}
+
+    def step(params, h, x):
+        h = jnp.tanh(x @ params["w_x"] + h @ params["w_h"])
+        return h, h
+
+    def zeros(batch_shape=(), dtype=jnp.float32):
+        return jnp.zeros((*batch_shape, hidden_size), dtype)
+
+    return jr.Cell(init, zeros, step, hidden_size, name="elman")
+
+
+def elman_numpy(p, h, x):
+    h = np.tanh(x @ p["w_x"] + h @ p["w_h"])
+    return h, h
 
 
 def layer_norm_lstm(hidden_size: int) -> jr.Cell:
@@ -104,6 +130,7 @@ def leaky_numpy(p, h, x):
 CELLS: dict[str, Entry] = {
     **{name: Entry(*entry) for name, entry in reference.CELLS.items()},
     **{name: Entry(*entry) for name, entry in reference_parallel.CELLS.items()},
+    "elman": Entry(elman, elman_numpy),
     "layer_norm_lstm": Entry(layer_norm_lstm, layer_norm_lstm_numpy),
     "leaky": Entry(leaky, leaky_numpy),
 }

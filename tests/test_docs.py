@@ -245,3 +245,20 @@ def test_docstring_code_lines_fit_the_column(name: str):
         lines = code_lines(inspect.cleandoc(docstring.value))
         offenders += too_long(lines, where, docstring.lineno + blank)
     assert not offenders, f"code lines longer than {LIMIT} characters:\n" + "\n".join(offenders)
+
+
+def program_lines(source: str) -> list[str]:
+    """The lines of `source` that are code: no blanks, comments or docstring lines."""
+    lines = [line.rstrip() for line in source.splitlines()]
+    return [line for line in lines if line.strip() and not line.strip().startswith(('"""', "#"))]
+
+
+def test_the_small_cell_of_the_cells_page_is_in_the_battery_and_13_lines():
+    import registry
+
+    page = (DOCS / "cells.md").read_text()
+    shown = re.search(r"^(def elman\(hidden_size\):\n.*?)^```", page, re.DOTALL | re.MULTILINE)
+    assert shown is not None, "docs/cells.md no longer shows def elman"
+    tested = program_lines(inspect.getsource(registry.elman))
+    assert program_lines(shown.group(1)) == tested
+    assert len(tested) == 13  # the page says "Thirteen lines of code"
