@@ -246,7 +246,7 @@ def print_workload(result: dict[str, Any], modes: list[str], peak: float, flops:
         print(f"{mode}, best jaxrnn: {ours['name']}\n")
         print(
             "| implementation | median ms | min ms | GFLOP/s | % of peak | compile s "
-            "| best jaxrnn / this | max rel. diff | page faults |"
+            "| jaxrnn / this | rel. diff | page faults |"
         )
         print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
