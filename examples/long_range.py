@@ -107,6 +107,22 @@ def make_cell(name: str, hidden_size: int) -> jr.Cell:
     return CELLS[name](hidden_size)
 
 
+def decimal_log_ticks(axis) -> None:
+    """Label a log-scaled matplotlib `axis` 0.01, 0.1 (not 10⁻²), and 0.02, 0.05 between
+    its decades when it spans fewer than three."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(y: float, _: int | None = None) -> str:
+        return np.format_float_positional(y, precision=3, fractional=False, trim="-")
+
+    def minor(y: float, _: int | None) -> str:
+        low, high = axis.get_view_interval()
+        return label(y) if high < 1000 * low and f"{y:.0e}"[0] in "25" else ""
+
+    axis.set_major_formatter(FuncFormatter(label))
+    axis.set_minor_formatter(FuncFormatter(minor))
+
+
 def positive_int(text: str) -> int:
     if int(text) <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
@@ -129,6 +145,7 @@ parser.add_argument("--log-every", type=positive_int, default=100, help="log and
 parser.add_argument("--out", type=Path, metavar="DIR", help="write checkpoints, metrics, a plot")
 parser.add_argument("--resume", action="store_true", help="continue every cell's run in --out")
 MODEL_OPTIONS = ("length", "batch_size", "test_size", "hidden", "lr", "seed")
+NOTHING_SAVED = "nothing was saved: with --out DIR a run keeps checkpoints that --resume continues"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -144,6 +161,10 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.cells:
         cell, cell_start = make_cell(name, args.hidden), time.perf_counter()
         params = init_params(init_key, name, cell, args.length)
+        linear = isinstance(cell.step, jr.LinearStep)  # h = a * h + b, a and b from the input
+        scan = "parallel" if linear and jr.default_parallel() else "sequential"
+        kind = "linear" if linear else "nonlinear"
+        print(f"== {name}: {kind} recurrence, {scan} scan on {jax.default_backend()} ==")
         try:
             result = jr.train.fit(
                 jr.train.init_state(params, optimizer, train_key),
@@ -159,12 +180,16 @@ def main(argv: list[str] | None = None) -> dict:
                 config={option: getattr(args, option) for option in MODEL_OPTIONS},
                 description=name,
             )
-        except ValueError as e:  # --out holds another run, or one past --steps
-            parser.error(str(e))
-        except jr.train.TrainingInterrupted as e:
+        except jr.train.ResumeError as e:  # refused before the first step: --out, --resume, --steps
+            below = f"--steps {args.steps} is below {e.step}, the step of the checkpoint in --out"
+            parser.error(below if e.step else str(e))
+        except jr.train.NonFiniteLossError as e:
+            print(f"\nerror: {name}: {e}", file=sys.stderr)
+            sys.exit(1)
+        except jr.train.TrainingInterrupted as e:  # Ctrl-C; fit saved a checkpoint if it had --out
             again = argv if "--resume" in argv else [*argv, "--resume"]
-            command = shlex.join(["python", sys.argv[0], *again])
-            print(f"\n{e}\nresume with: {command}", file=sys.stderr)
+            hint = f"resume with: {shlex.join(['python', sys.argv[0], *again])}"
+            print(f"\n{e}\n{hint if e.checkpoint else NOTHING_SAVED}", file=sys.stderr)
             sys.exit(130)
         final = evaluate(result.state.params, cell, test_batch)
         results[name] = {
@@ -196,7 +221,9 @@ def main(argv: list[str] | None = None) -> dict:
             ax.plot(*zip(*tested, strict=True), f"C{index}o-", label=f"{name}, held out")
         ax.axhline(r["baseline_mse"], color="gray", ls="--", label="predicting 1")
         ax.set(xlabel="step", ylabel="mean squared error", yscale="log")
-        ax.set(title=f"Adding problem over T = {args.length} steps, hidden size {args.hidden}")
+        cells = " and ".join(results)
+        ax.set(title=f"Adding problem over T = {args.length} steps: {cells}, hidden {args.hidden}")
+        decimal_log_ticks(ax.yaxis)
         ax.legend()
         ax.figure.savefig(args.out / "loss.png")
     print(f"wall time {summary['wall_time_s']:.0f} s")
