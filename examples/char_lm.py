@@ -151,7 +151,7 @@ parser.add_argument("--checkpoint-every", type=positive_int, default=250, help="
 parser.add_argument("--resume", action="store_true", help="continue the run in --out")
 parser.add_argument("--data-parallel", action="store_true", help="split batches over devices")
 MODEL_OPTIONS = ("data", "seq_len", "batch_size", "hidden", "embed", "lr", "clip", "seed")
-NOTHING_SAVED = "nothing was saved: with --out DIR a run keeps checkpoints that --resume continues"
+NOTHING_SAVED = "nothing was saved (--out DIR keeps checkpoints that --resume continues)"
 
 
 def main(argv: list[str] | None = None) -> dict:

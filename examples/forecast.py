@@ -164,7 +164,7 @@ parser.add_argument("--log-every", type=positive_int, default=100, help="log and
 parser.add_argument("--out", type=Path, help="write checkpoints, metrics.json and forecast.png")
 parser.add_argument("--resume", action="store_true", help="continue the run in --out")
 MODEL_OPTIONS = ("data", "test_size", "seq_len", "batch_size", "cell", "hidden", "lr", "seed")
-NOTHING_SAVED = "nothing was saved: with --out DIR a run keeps checkpoints that --resume continues"
+NOTHING_SAVED = "nothing was saved (--out DIR keeps checkpoints that --resume continues)"
 
 
 def main(argv: list[str] | None = None) -> dict:

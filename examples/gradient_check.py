@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"== lstm_backward without the da_prev term (a deliberate mistake)\n{wrong}\n")
     worst = wrong.worst
     print(
-        f"The checker points at {worst.path}{list(worst.worst_index)}: the hand-written "
+        f"The checker points at {worst.path}{list(worst.worst_index)}:\n  the hand-written "
         f"gradient says {worst.analytic:.6g}, finite differences say {worst.numeric:.6g}."
     )
     ok &= right.passed and not wrong.passed

@@ -163,7 +163,7 @@ parser.add_argument("--examples", type=positive_int, default=8, help="translatio
 parser.add_argument("--out", type=Path, help="write checkpoints, metrics.json and a plot")
 parser.add_argument("--resume", action="store_true", help="continue the run in --out")
 MODEL_OPTIONS = ("train_size", "test_size", "batch_size", "hidden", "lr", "seed")
-NOTHING_SAVED = "nothing was saved: with --out DIR a run keeps checkpoints that --resume continues"
+NOTHING_SAVED = "nothing was saved (--out DIR keeps checkpoints that --resume continues)"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
     examples = rows[: args.examples]  # the first held-out dates, then up to as many mistakes
     for e in examples + wrong[: args.examples]:
         mark = "" if e["prediction"] == e["target"] else "  <- wrong"
-        print(f"  {e['source']!r:>36} -> {e['prediction']}  (true: {e['target']}){mark}")
+        print(f"  {e['source']!r:>34} -> {e['prediction']}  (true: {e['target']}){mark}")
     metrics = {"steps": int(result.state.step), "train_loss": result.history[-1]["train_loss"]}
     metrics.update(test_accuracy=accuracy, examples=examples, resumed_from_step=result.resumed_from)
     metrics.update(checkpoint=result.checkpoint, history=result.history, config=vars(args))

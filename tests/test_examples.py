@@ -438,7 +438,7 @@ def test_ctrl_c_says_how_to_resume_only_when_it_saved(name, saved, monkeypatch, 
         assert re.search(r"resume with: python \S+ .*--out o --resume$", err.strip())
     else:
         assert "resume with" not in err
-        assert "nothing was saved: with --out DIR a run keeps checkpoints" in err
+        assert "nothing was saved (--out DIR keeps checkpoints" in err
 
 
 def _run_script(args, env=None, **kwargs):
@@ -452,13 +452,11 @@ def _run_script(args, env=None, **kwargs):
     )
 
 
-@pytest.mark.slow
-def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
+def _interrupt_when_training(args) -> tuple[int, str]:
+    """Run char_lm.py with `args`, send SIGINT once it logs a step; its status and stderr."""
     import signal
     import time
 
-    out = tmp_path / "run"
-    args = [*SHORT, "--steps", "100000", "--log-every", "5", "--out", str(out)]
     process = subprocess.Popen(
         [sys.executable, "-u", str(CHAR_LM), *args],
         stdout=subprocess.PIPE,
@@ -474,7 +472,15 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
         _, err = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 130, err
+    return process.returncode, err
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = [*SHORT, "--steps", "100000", "--log-every", "5", "--out", str(out)]
+    code, err = _interrupt_when_training(args)
+    assert code == 130, err
     match = re.search(r"interrupted after step (\d+); saved '([^']+)'", err)
     assert match, err
     # The command that resumes: this one, quoted for the shell, with --resume.
@@ -488,27 +494,11 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_without_out_says_nothing_was_saved(tmp_path):
-    import signal
-
-    args = [*SHORT, "--steps", "100000", "--log-every", "5"]
-    process = subprocess.Popen(
-        [sys.executable, "-u", str(CHAR_LM), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        for line in process.stdout:  # wait until training runs
-            if line.startswith("step "):
-                break
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == 130, err
+def test_ctrl_c_without_out_says_nothing_was_saved():
+    code, err = _interrupt_when_training([*SHORT, "--steps", "100000", "--log-every", "5"])
+    assert code == 130, err
     assert re.search(r"interrupted after step \d+ \(no checkpoint_dir\)", err), err
-    assert "nothing was saved: with --out DIR a run keeps checkpoints" in err
+    assert "nothing was saved (--out DIR keeps checkpoints" in err
     assert "resume with" not in err and "Traceback" not in err
 
 
