@@ -14,7 +14,7 @@ a prediction within 0.04 of the target counts as correct. The learning rate stay
 `--out DIR` the run keeps checkpoints (`--resume` goes on bit for bit) and writes
 DIR/metrics.json and DIR/loss_curve.png.
 
-    python examples/classify.py                     # about 30 s on two CPU cores
+    python examples/classify.py                     # 17 to 23 s on two CPU cores
     python examples/classify.py --cell gru --max-len 80 --steps 3000 --out runs/adding
     python examples/classify.py --cell gru --max-len 80 --steps 6000 --out runs/adding --resume
 """

@@ -7,7 +7,7 @@ It forecasts the held-out months one step ahead and, with `jr.rollout` feeding e
 prediction back, all at once from the end of training, against the last value and the
 seasonal naive forecast. `--out DIR` keeps checkpoints, metrics.json and forecast.png.
 
-    python examples/forecast.py --out runs/co2      # about 10 s on two CPU cores
+    python examples/forecast.py --out runs/co2      # 5 to 13 s on two CPU cores
     python examples/forecast.py --steps 2000 --out runs/co2 --resume
     python examples/forecast.py --data my_series.csv --season 7 --test-size 28
 """

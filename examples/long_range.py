@@ -14,7 +14,7 @@ keeps about 1 - 1/T of it per step. With --out DIR each cell keeps its checkpoin
 DIR/checkpoints/CELL (--resume goes on with every cell, bit for bit), and DIR/metrics.json
 and DIR/loss.png are written at the end.
 
-    python examples/long_range.py           # 2.5-4 minutes on two CPU cores
+    python examples/long_range.py           # 97 to 164 s on two CPU cores
     python examples/long_range.py --cells min_gru --steps 400 --out runs/long_range
 """
 
