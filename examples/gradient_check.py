@@ -14,7 +14,8 @@ Three checks, each printed as a table with one row per parameter:
 
 Everything runs in float64 inside `gradcheck`, and the run is seeded by `--seed`.
 With `--out DIR` the relative differences of every check, per parameter, are also
-written to DIR/metrics.json. It takes a few seconds on CPU:
+written to DIR/metrics.json and drawn in DIR/relative_errors.png. It takes a few
+seconds on CPU:
 
     python examples/gradient_check.py
     python examples/gradient_check.py --seed 3 --hidden-size 6 --out runs/gradcheck
@@ -40,15 +41,9 @@ LSTM_GATES = ("Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo")
 
 
 def sequence_loss(cell: jr.Cell) -> Callable[..., jax.Array]:
-    """Mean per-step softmax cross-entropy of a dense head on top of `cell`.
-
-    Args:
-      cell: the recurrent cell.
-
-    Returns:
-      `loss(params, xs, targets)` with params `{"cell": ..., "head": {"w": (H, V),
-      "b": (V,)}}`, inputs `xs (T, batch, I)` and integer targets `(T, batch)`.
-    """
+    """`loss(params, xs, targets)`: the mean per-step softmax cross-entropy of a dense head
+    on `cell`, with params `{"cell", "head": {"w": (H, V), "b": (V,)}}`, inputs `xs (T, batch,
+    I)` and integer targets `(T, batch)`."""
 
     def loss(params: dict[str, Any], xs: jax.Array, targets: jax.Array) -> jax.Array:
         _, hs = jr.unroll(cell, params["cell"], xs)
@@ -61,16 +56,7 @@ def sequence_loss(cell: jr.Cell) -> Callable[..., jax.Array]:
 
 
 def check_cell(cell: jr.Cell, key: jax.Array, steps: int) -> GradcheckResult:
-    """`gradcheck` of `sequence_loss(cell)` at random params and data.
-
-    Args:
-      cell: the recurrent cell.
-      key: a PRNG key for params and data.
-      steps: the sequence length T.
-
-    Returns:
-      The `GradcheckResult`.
-    """
+    """`gradcheck` of `sequence_loss(cell)` at params and data drawn from `key`, `steps` long."""
     input_size, classes, batch = 3, 4, 2
     k_cell, k_head, k_x, k_y = jax.random.split(key, 4)
     params = {
@@ -87,14 +73,7 @@ def check_cell(cell: jr.Cell, key: jax.Array, steps: int) -> GradcheckResult:
 
 def lstm_backward_dropping_recurrence(da: np.ndarray, caches: tuple) -> dict[str, np.ndarray]:
     """A wrong `lstm_backward`: each step sees `da[:, :, t]` but not `da_prev` from step t + 1.
-
-    Args:
-      da: upstream gradients of the hidden states, `(n_a, m, T_x)`.
-      caches: what `course.lstm_forward` returned.
-
-    Returns:
-      The course's gradient dict, with the recurrent term missing.
-    """
+    `da (n_a, m, T_x)` and `caches` are as for `course.lstm_backward`."""
     steps, _ = caches
     n_a, m, T_x = da.shape
     dc_prevt = np.zeros((n_a, m))
@@ -182,6 +161,27 @@ def result_metrics(result: GradcheckResult) -> dict[str, Any]:
     }
 
 
+def plot_errors(checks: dict[str, GradcheckResult], path: Path) -> None:
+    """A dot per check and parameter at its relative error: green passed, red failed."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    rows = [(f"{name}  {leaf.path}", leaf) for name, r in checks.items() for leaf in r.leaves]
+    ax = Figure(figsize=(7, 1.4 + 0.2 * len(rows)), layout="tight").subplots()
+    errors = [leaf.relative_error for _, leaf in rows]
+    ax.scatter(errors, range(len(rows)), c=["C2" if leaf.passed else "C3" for _, leaf in rows])
+    threshold = next(iter(checks.values())).threshold
+    ax.axvline(threshold, color="gray", ls="--", label=f"threshold {threshold:g}")
+    ax.set(xscale="log", xlabel="relative error of the gradient vs finite differences")
+    ax.set(title="Gradient checks: green passed, red failed")
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize="small")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0e}"))  # 1e-08, not 10⁻⁸
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.invert_yaxis()
+    ax.legend(fontsize="small")
+    ax.figure.savefig(path)
+
+
 def positive_int(text: str) -> int:
     if int(text) <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
@@ -195,13 +195,13 @@ parser = argparse.ArgumentParser(
     "LSTM backward, against central finite differences; then show the checker catching a "
     "backward with one term dropped.",
     epilog="With --out DIR it writes DIR/metrics.json: each check's verdict and relative "
-    "differences, per parameter with its worst element. It trains nothing, so it has no "
-    "checkpoints and no --resume.",
+    "differences, per parameter with its worst element, and DIR/relative_errors.png. It "
+    "trains nothing, so it has no checkpoints and no --resume.",
 )
 parser.add_argument("--seed", type=int, default=0, help="seed of the params and data")
 parser.add_argument("--hidden-size", type=positive_int, default=5, help="of the cells")
 parser.add_argument("--steps", type=positive_int, default=6, help="sequence length T")
-parser.add_argument("--out", type=Path, metavar="DIR", help="write metrics.json here")
+parser.add_argument("--out", type=Path, metavar="DIR", help="write metrics.json and a plot here")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,20 +227,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"== lstm_backward without the da_prev term (a deliberate mistake)\n{wrong}\n")
     worst = wrong.worst
     print(
-        f"The checker points at {worst.path}{list(worst.worst_index)}: the hand-written "
+        f"The checker points at {worst.path}{list(worst.worst_index)}:\n  the hand-written "
         f"gradient says {worst.analytic:.6g}, finite differences say {worst.numeric:.6g}."
     )
     ok &= right.passed and not wrong.passed
     if args.out is not None:
         checks.update(course_lstm_backward=right, lstm_backward_dropping_recurrence=wrong)
-        metrics = {
-            "ok": ok,
-            "checks": {name: result_metrics(result) for name, result in checks.items()},
-            "config": vars(args),
-        }
+        results = {name: result_metrics(result) for name, result in checks.items()}
+        metrics = {"ok": ok, "checks": results, "config": vars(args)}
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-        print(f"wrote {args.out / 'metrics.json'}")
+        shown = {"jr.rnn": checks["rnn"], "jr.lstm": checks["lstm"], "course": right}
+        plot_errors({**shown, "no da_prev": wrong}, args.out / "relative_errors.png")
+        print(f"wrote {args.out / 'metrics.json'} and {args.out / 'relative_errors.png'}")
     return 0 if ok else 1
 
 

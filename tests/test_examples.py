@@ -348,18 +348,97 @@ def test_resume_with_fewer_steps_than_done_says_so(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         char_lm.main([*SHORT, "--steps", "2", "--out", out, "--resume"])
     assert info.value.code == 2
-    assert "steps=2 is below the step the state is at, 4" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("usage: char_lm.py")
+    assert "error: --steps 2 is below 4, the step of the checkpoint in --out" in err
 
 
-def test_a_diverging_run_stops_naming_the_step(tmp_path):
+def test_a_diverging_run_stops_naming_the_step(tmp_path, capsys):
     out = tmp_path / "run"
-    with pytest.raises(jr.train.NonFiniteLossError, match=r"became nan at step \d+") as info:
+    with pytest.raises(SystemExit) as info:
         char_lm.main([*SHORT, "--lr", "1e38", "--checkpoint-every", "1", "--out", str(out)])
-    # Every checkpoint on disk is from before that step, and loads.
+    assert info.value.code == 1
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    step = int(re.fullmatch(r"error: the training loss became nan at step (\d+); .*", message)[1])
+    # Every checkpoint on disk is from before that step, and loads; the message names the last.
     saved = sorted((out / "checkpoints").iterdir())
-    assert saved and saved[-1].name == f"ckpt_{info.value.step - 1:08d}.npz"
-    assert info.value.checkpoint == saved[-1] and str(saved[-1]) in str(info.value)
+    assert saved and saved[-1].name == f"ckpt_{step - 1:08d}.npz"
+    assert f"{str(saved[-1])!r} holds the last state saved" in message
     jr.checkpoint.load(saved[-1])
+
+
+# What every training example makes of what `fit` raises, with a stand-in for `fit`.
+FEW = {
+    "char_lm": [],
+    "classify": ["--test-size", "8"],
+    "long_range": ["--length", "10", "--test-size", "4"],
+    "forecast": [],
+    "seq2seq_dates": ["--train-size", "40", "--test-size", "8"],
+}
+
+
+def _main_with_fit_raising(monkeypatch, name, error, argv):
+    def fit(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(jr.train, "fit", fit)
+    module = char_lm if name == "char_lm" else _load_script(EXAMPLES / f"{name}.py")
+    with pytest.raises(SystemExit) as info:
+        module.main([*FEW[name], *argv])
+    return info.value.code
+
+
+@pytest.mark.parametrize("name", FEW)
+def test_steps_below_the_checkpoint_is_a_usage_error_naming_both(name, monkeypatch, capsys):
+    error = jr.train.ResumeError("steps=3 is below the step the state is at, 8", 8)
+    code = _main_with_fit_raising(monkeypatch, name, error, ["--steps", "3", "--out", "o"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"usage: {name}.py")
+    assert "error: --steps 3 is below 8, the step of the checkpoint in --out" in err
+
+
+@pytest.mark.parametrize("name", FEW)
+def test_other_refusals_are_usage_errors_with_fits_message(name, monkeypatch, capsys):
+    error = jr.train.ResumeError("checkpoint_dir 'o' holds a run; resume=True resumes it")
+    assert _main_with_fit_raising(monkeypatch, name, error, []) == 2
+    assert (
+        "error: checkpoint_dir 'o' holds a run; resume=True resumes it" in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("name", FEW)
+def test_a_value_error_during_training_is_not_a_usage_error(name, monkeypatch):
+    with pytest.raises(ValueError, match="raised by evaluate"):
+        _main_with_fit_raising(monkeypatch, name, ValueError("raised by evaluate"), [])
+
+
+@pytest.mark.parametrize("name", FEW)
+def test_a_non_finite_loss_is_one_line_and_status_1(name, monkeypatch, capsys):
+    error = jr.train.NonFiniteLossError(7, math.nan, None)
+    assert _main_with_fit_raising(monkeypatch, name, error, []) == 1
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .endswith("the training loss became nan at step 7")
+    )
+
+
+@pytest.mark.parametrize("name", FEW)
+@pytest.mark.parametrize("saved", [True, False], ids=["out", "no-out"])
+def test_ctrl_c_says_how_to_resume_only_when_it_saved(name, saved, monkeypatch, capsys):
+    where = "; saved 'o/ckpt_00000003.npz'" if saved else " (no checkpoint_dir)"
+    path = Path("o/ckpt_00000003.npz") if saved else None
+    error = jr.train.TrainingInterrupted(f"interrupted after step 3{where}", None, path)
+    argv = ["--out", "o"] if saved else []
+    assert _main_with_fit_raising(monkeypatch, name, error, argv) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted after step 3{where}" in err
+    if saved:
+        assert re.search(r"resume with: python \S+ .*--out o --resume$", err.strip())
+    else:
+        assert "resume with" not in err
+        assert "nothing was saved (--out DIR keeps checkpoints" in err
 
 
 def _run_script(args, env=None, **kwargs):
@@ -373,13 +452,11 @@ def _run_script(args, env=None, **kwargs):
     )
 
 
-@pytest.mark.slow
-def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
+def _interrupt_when_training(args) -> tuple[int, str]:
+    """Run char_lm.py with `args`, send SIGINT once it logs a step; its status and stderr."""
     import signal
     import time
 
-    out = tmp_path / "run"
-    args = [*SHORT, "--steps", "100000", "--log-every", "5", "--out", str(out)]
     process = subprocess.Popen(
         [sys.executable, "-u", str(CHAR_LM), *args],
         stdout=subprocess.PIPE,
@@ -395,7 +472,15 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
         _, err = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 130, err
+    return process.returncode, err
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = [*SHORT, "--steps", "100000", "--log-every", "5", "--out", str(out)]
+    code, err = _interrupt_when_training(args)
+    assert code == 130, err
     match = re.search(r"interrupted after step (\d+); saved '([^']+)'", err)
     assert match, err
     # The command that resumes: this one, quoted for the shell, with --resume.
@@ -406,6 +491,15 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"(step {step})" in resumed.stdout
     assert json.loads((out / "metrics.json").read_text())["steps"] == step + 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_without_out_says_nothing_was_saved():
+    code, err = _interrupt_when_training([*SHORT, "--steps", "100000", "--log-every", "5"])
+    assert code == 130, err
+    assert re.search(r"interrupted after step \d+ \(no checkpoint_dir\)", err), err
+    assert "nothing was saved (--out DIR keeps checkpoints" in err
+    assert "resume with" not in err and "Traceback" not in err
 
 
 @pytest.mark.slow
@@ -426,4 +520,4 @@ def test_data_parallel_on_8_simulated_devices_equals_one_device(tmp_path):
     assert metrics["sharded"]["val_loss"] == pytest.approx(metrics["single"]["val_loss"], rel=1e-5)
     odd = _run_script([*SHORT, "--data-parallel", "--batch-size", "12"], env=env)
     assert odd.returncode == 2
-    assert "has shape (17, 12); its axis batch_axis=1 must split evenly across the 8" in odd.stderr
+    assert "error: --batch-size 12 does not split across 8 devices" in odd.stderr

@@ -101,6 +101,10 @@ def test_dates_tiny_run_learns_and_writes_outputs(dates_run):
         assert re.fullmatch(r"[0-9-]{10}", example["prediction"])
         assert example["target"] == _parse_human_date(example["source"]).isoformat()
     _check_outputs(metrics, out, ["train_loss", "test_accuracy"])
+    # Held-out exact match at every log entry but the first, as the plot draws it.
+    assert [h["step"] for h in history if "test_accuracy" in h] == [10, 20, 30, 40]
+    png = (out / "training.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
 
 
 @pytest.mark.parametrize("script", [CLASSIFY, DATES], ids=["classify", "seq2seq_dates"])

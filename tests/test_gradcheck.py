@@ -249,6 +249,7 @@ def test_gradient_check_example_runs(capsys, tmp_path):
     # metrics.json holds the numbers the tables print, per check and per leaf.
     saved = json.loads((out_dir / "metrics.json").read_text())
     assert saved["ok"] is True
+    assert (out_dir / "relative_errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert saved["config"]["seed"] == 1 and saved["config"]["out"] == str(out_dir)
     checks = saved["checks"]
     assert list(checks) == [

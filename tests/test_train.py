@@ -149,11 +149,12 @@ def test_resume_of_an_empty_folder_starts_fresh_and_says_so(tmp_path, capsys):
 def test_a_folder_that_holds_a_run_is_never_mixed_with_a_new_one(tmp_path):
     train.fit(fresh_state(), STEP, batches, steps=2, checkpoint_dir=tmp_path, progress=False)
     with pytest.raises(
-        ValueError, match=r"checkpoint_dir '.*' holds a run; resume=True resumes it"
-    ):
+        train.ResumeError, match=r"checkpoint_dir '.*' holds a run; resume=True resumes it"
+    ) as info:
         train.fit(fresh_state(), STEP, batches, steps=4, checkpoint_dir=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt_00000002.npz"]  # untouched
-    with pytest.raises(ValueError, match="resume=True needs the checkpoint_dir"):
+    assert info.value.step is None
+    with pytest.raises(train.ResumeError, match="resume=True needs the checkpoint_dir"):
         train.fit(fresh_state(), STEP, batches, steps=4, resume=True, progress=False)
     with pytest.raises(TypeError, match="resume must be a bool"):
         train.fit(fresh_state(), STEP, batches, steps=4, checkpoint_dir=tmp_path, resume="yes")
@@ -167,7 +168,7 @@ def test_resume_refuses_another_config_naming_the_keys(tmp_path):
     )  # fmt: skip
     other = {**config, "hidden": 8, "lr": 0.02}
     with pytest.raises(
-        ValueError,
+        train.ResumeError,
         match=r"ckpt_00000002\.npz was made with another config: "
         r"hidden 6 \(now 8\), lr 0\.01 \(now 0\.02\)$",
     ):
@@ -336,8 +337,11 @@ def test_fit_returns_at_once_when_the_state_is_already_there(tmp_path):
     result = train.fit(fresh_state(), STEP, batches, steps=3, **kwargs)
     assert int(result.state.step) == 3 and result.losses.shape == (3,)
     assert result.resumed_from == 3 and result.checkpoint == tmp_path / "ckpt_00000003.npz"
-    with pytest.raises(ValueError, match=r"steps=2 is below the step the state is at, 3"):
+    with pytest.raises(
+        train.ResumeError, match=r"steps=2 is below the step the state is at, 3"
+    ) as info:
         train.fit(fresh_state(), STEP, batches, steps=2, **kwargs)
+    assert info.value.step == 3 and isinstance(info.value, ValueError)
 
 
 def test_stop_training_from_evaluate_saves_and_returns(tmp_path, capsys):

@@ -24,6 +24,7 @@ __all__ = [
     "FitResult",
     "NonFiniteLossError",
     "Restored",
+    "ResumeError",
     "StopTraining",
     "TrainState",
     "TrainingInterrupted",
@@ -219,6 +220,25 @@ class NonFiniteLossError(FloatingPointError):
         saved = f"; {str(checkpoint)!r} holds the last state saved" if checkpoint else ""
         super().__init__(f"the training loss became {loss} at step {step}{saved}")
         self.step, self.loss, self.checkpoint = step, float(loss), checkpoint
+
+
+class ResumeError(ValueError):
+    """`fit` refused to start: its `resume`, `config` or `steps` do not go with the run on disk.
+
+    Raised before the first step, so nothing was trained or saved: `resume` without
+    a `checkpoint_dir`; a `checkpoint_dir` that holds a run without `resume`; a
+    checkpoint to resume that was saved with another `config`; or `steps` below the
+    step the state (or the checkpoint resumed) is at. A script can report it as a
+    usage error while a `ValueError` raised during training (say by `evaluate`)
+    stays an error. It is a `ValueError`.
+
+    Attributes:
+      step: the step the run is at when `steps` is below it, else None.
+    """
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -432,11 +452,12 @@ def fit(
     Raises:
       NonFiniteLossError: a loss was NaN or infinite.
       TrainingInterrupted: Ctrl-C (a `KeyboardInterrupt`).
-      ValueError: `steps` is below the step of `state` or of the restored
-        checkpoint; `resume` without `checkpoint_dir`; `checkpoint_dir` holds
-        a run and `resume` is false; the restored checkpoint's config differs
-        from `config` (the message names the differing keys) or does not fit
-        `state` (see `restore`).
+      ResumeError: before the first step, a `ValueError`: `steps` is below the
+        step of `state` or of the restored checkpoint (its `step` attribute);
+        `resume` without `checkpoint_dir`; `checkpoint_dir` holds a run and
+        `resume` is false; the restored checkpoint's config differs from
+        `config` (the message names the differing keys).
+      ValueError: the restored checkpoint does not fit `state` (see `restore`).
       ValueError: `steps`, `log_every`, `eval_every`, `checkpoint_every` or
         `keep` is not a positive int, or `eval_every` is not a multiple of
         `log_every`.
@@ -501,9 +522,9 @@ def fit(
         raise TypeError(f"config must be JSON-serialisable: {e}") from None
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
     if checks.boolean(resume, "resume") and directory is None:
-        raise ValueError("resume=True needs the checkpoint_dir of the run to resume")
+        raise ResumeError("resume=True needs the checkpoint_dir of the run to resume")
     if directory is not None and not resume and any(directory.glob(f"{_PREFIX}_*.npz")):
-        raise ValueError(f"checkpoint_dir {str(directory)!r} holds a run; resume=True resumes it")
+        raise ResumeError(f"checkpoint_dir {str(directory)!r} holds a run; resume=True resumes it")
     newest = checkpoint.latest(directory, prefix=_PREFIX) if resume else None
     history, losses, last, resumed_from = [], [], None, None
     if newest is not None:  # the config first: another model would fail to load with less clue
@@ -511,7 +532,7 @@ def fit(
         differ = [k for k in sorted(config.keys() | saved.keys()) if config.get(k) != saved.get(k)]
         if differ:
             changes = ", ".join(f"{k} {saved.get(k)!r} (now {config.get(k)!r})" for k in differ)
-            raise ValueError(f"{newest} was made with another config: {changes}")
+            raise ResumeError(f"{newest} was made with another config: {changes}")
         restored = restore(newest, like=state)
         state, history, losses = restored.state, restored.history, restored.losses.tolist()
         last, resumed_from = newest, int(state.step)
@@ -520,7 +541,7 @@ def fit(
         print(f"no checkpoint in {str(directory)!r}: starting from step 0", flush=True)
     start = int(state.step)
     if start > steps:
-        raise ValueError(f"steps={steps} is below the step the state is at, {start}")
+        raise ResumeError(f"steps={steps} is below the step the state is at, {start}", start)
     pending: list[Array] = []  # device losses not yet copied to the host
 
     def flush(done: int) -> None:
