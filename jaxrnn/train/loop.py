@@ -474,16 +474,12 @@ def fit(
       >>> params = cell.init(jax.random.key(1), input_size=3)
       >>> state = jr.train.init_state(params, optimizer, jax.random.key(2))
       >>> step_fn = jr.train.make_train_step(loss_fn, optimizer)
-      >>> directory = tempfile.mkdtemp()
+      >>> def batches(step):
+      ...     return xs
+      >>> run = dict(log_every=10, progress=False, config={"hidden": 8})
+      >>> run["checkpoint_dir"] = tempfile.mkdtemp()
       >>> result = jr.train.fit(
-      ...     state,
-      ...     step_fn,
-      ...     lambda step: xs,
-      ...     steps=20,
-      ...     log_every=10,
-      ...     progress=False,
-      ...     checkpoint_dir=directory,
-      ...     config={"hidden": 8},
+      ...     state, step_fn, batches, steps=20, **run
       ... )  # doctest: +ELLIPSIS
       step  1/20  train loss 0.3...
       step 10/20  train loss 0.2...
@@ -492,15 +488,7 @@ def fit(
       >>> int(result.state.step), losses.shape, bool(losses[-1] < losses[0])
       (20, (20,), True)
       >>> more = jr.train.fit(
-      ...     state,
-      ...     step_fn,
-      ...     lambda step: xs,
-      ...     steps=30,
-      ...     log_every=10,
-      ...     progress=False,
-      ...     checkpoint_dir=directory,
-      ...     config={"hidden": 8},
-      ...     resume=True,
+      ...     state, step_fn, batches, steps=30, resume=True, **run
       ... )  # doctest: +ELLIPSIS
       resuming from .../ckpt_00000020.npz (step 20)
       step 21/30  train loss 0.1...
