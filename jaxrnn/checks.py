@@ -405,13 +405,16 @@ def time_dim(time_axis: Any, ndim: int, name: str, last: bool = False) -> int:
     return int(time_axis) % ndim
 
 
+def sequences(x: Any, name: str, layout: str = "(T, *batch, input_size)") -> jax.Array:
+    """`x` as a floating array of sequences; `layout` names its axes for the message."""
+    if (x := float_array(x, name)).ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dims, {layout}; got shape {x.shape}")
+    return x
+
+
 def time_major(xs: Any, time_axis: Any) -> tuple[jax.Array, int]:
     """Checked `xs` with time moved to axis 0, and `time_axis` as a non-negative int."""
-    xs = float_array(xs, "xs")
-    if xs.ndim < 2:
-        raise ValueError(
-            f"xs must have at least 2 dims (T, *batch, input_size); got shape {shape_str(xs.shape)}"
-        )
+    xs = sequences(xs, "xs")
     axis = time_dim(time_axis, xs.ndim, "xs")
     return jnp.moveaxis(xs, axis, 0), axis
 

@@ -101,7 +101,7 @@ def sequence_softmax_cross_entropy(
       ... )[:, 1]
       Array([1.0986123, 1.0986123, 0.       , 0.       ], dtype=float32)
     """
-    logits = _sequences(logits, "logits", "C")
+    logits = checks.sequences(logits, "logits", "(T, *batch, C)")
     labels = checks.integer_array(labels, "labels", "class ids")
     if labels.shape != logits.shape[:-1]:
         raise ValueError(
@@ -176,7 +176,7 @@ def sequence_mse(
       >>> float(jr.sequence_mse(predictions, targets, jnp.array([3, 2])))
       1.0
     """
-    predictions = _sequences(predictions, "predictions", "F")
+    predictions = checks.sequences(predictions, "predictions", "(T, *batch, F)")
     targets = checks.float_array(targets, "targets")
     checks.like(targets, "targets", predictions, "predictions", "is compared with predictions")
 
@@ -228,22 +228,13 @@ def last_valid(hs: Array, lengths: Array, *, time_axis: int = 0) -> Array:
       >>> jr.last_valid(hs, jnp.array([1, 0]))[:, 0]      # length 0 gives zeros
       Array([0., 0.], dtype=float32)
     """
-    hs = _sequences(hs, "hs", "H")
+    hs = checks.sequences(hs, "hs", "(T, *batch, H)")
     hs = jnp.moveaxis(hs, checks.time_dim(time_axis, hs.ndim, "hs"), 0)
     num_steps = hs.shape[0]
     lengths = jnp.clip(checks.lengths(lengths, hs.shape[1:-1], num_steps, "hs"), 0, num_steps)
     # Step lengths - 1: valid, but not for a sequence one step shorter (none for length 0).
     last = checks.valid_steps(lengths, num_steps) & ~checks.valid_steps(lengths - 1, num_steps)
     return jnp.sum(jnp.where(last[..., None], hs, jnp.zeros((), hs.dtype)), axis=0)
-
-
-def _sequences(x: Any, name: str, last: str) -> Array:
-    """`x` as a floating array `(T, *batch, last)` (time on `time_axis`)."""
-    x = checks.float_array(x, name)
-    if x.ndim < 2:
-        layout = f"(T, *batch, {last}) with time on time_axis"
-        raise ValueError(f"{name} must have at least 2 dims, {layout}; got shape {x.shape}")
-    return x
 
 
 def _sequence_loss(
