@@ -69,9 +69,11 @@ def test_chunks_see_consecutive_steps():
 
 def test_keeps_the_logits_a_chunk_at_a_time():
     """bench/run.py's lstm_long with 256 classes: the logits no longer dominate the step."""
-    # The logits (2000, 8, 256) alone are 16 MiB; measured 53.6 -> 11.4 MiB.
+    # Measured 38.2 -> 11.2 MiB: the chunked step keeps less than the logits alone.
+    logits_bytes = 2000 * 8 * 256 * 4
     chunked = train_step_peak_bytes(remat=True, chunked=True, classes=256)
-    assert 4 * chunked < train_step_peak_bytes(remat=True, classes=256)
+    assert chunked < logits_bytes
+    assert 3 * chunked < train_step_peak_bytes(remat=True, classes=256)
 
 
 @pytest.mark.parametrize(

@@ -569,6 +569,6 @@ def test_to_torch_validates_params():
 
 @pytest.mark.parametrize("module", [interop.torch, interop.flax, interop.equinox])
 def test_docstring_examples_run(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
