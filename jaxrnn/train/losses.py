@@ -32,6 +32,8 @@ Reduction = Literal["mean", "sum", "mean_per_sequence", "none"]
 REDUCTIONS: tuple[str, ...] = get_args(Reduction)
 """The accepted values of `reduction`."""
 
+_ON_TIME_AXIS = "with time on time_axis"  # how the messages say where time is
+
 
 def sequence_softmax_cross_entropy(
     logits: Array,
@@ -101,7 +103,7 @@ def sequence_softmax_cross_entropy(
       ... )[:, 1]
       Array([1.0986123, 1.0986123, 0.       , 0.       ], dtype=float32)
     """
-    logits = checks.sequences(logits, "logits", "(T, *batch, C)")
+    logits = checks.sequences(logits, "logits", f"(T, *batch, C) {_ON_TIME_AXIS}")
     labels = checks.integer_array(labels, "labels", "class ids")
     if labels.shape != logits.shape[:-1]:
         raise ValueError(
@@ -176,7 +178,7 @@ def sequence_mse(
       >>> float(jr.sequence_mse(predictions, targets, jnp.array([3, 2])))
       1.0
     """
-    predictions = checks.sequences(predictions, "predictions", "(T, *batch, F)")
+    predictions = checks.sequences(predictions, "predictions", f"(T, *batch, F) {_ON_TIME_AXIS}")
     targets = checks.float_array(targets, "targets")
     checks.like(targets, "targets", predictions, "predictions", "is compared with predictions")
 
@@ -228,7 +230,7 @@ def last_valid(hs: Array, lengths: Array, *, time_axis: int = 0) -> Array:
       >>> jr.last_valid(hs, jnp.array([1, 0]))[:, 0]      # length 0 gives zeros
       Array([0., 0.], dtype=float32)
     """
-    hs = checks.sequences(hs, "hs", "(T, *batch, H)")
+    hs = checks.sequences(hs, "hs", f"(T, *batch, H) {_ON_TIME_AXIS}")
     hs = jnp.moveaxis(hs, checks.time_dim(time_axis, hs.ndim, "hs"), 0)
     num_steps = hs.shape[0]
     lengths = jnp.clip(checks.lengths(lengths, hs.shape[1:-1], num_steps, "hs"), 0, num_steps)
